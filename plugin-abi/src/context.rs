@@ -1,0 +1,160 @@
+//! The handle every event receives: what the host provides to an addon (its log, for now).
+//!
+//! Each addon gets its own [`Context`], valid for as long as the host runs, so that host
+//! services know which addon is calling.
+
+use std::{
+    ffi::c_void,
+    fmt,
+    sync::atomic::{AtomicU8, Ordering},
+};
+
+use abi_stable::{std_types::RStr, StableAbi};
+
+use crate::ffi::HostRef;
+
+/// Severity of a log line, most severe first.
+#[repr(u8)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Level {
+    /// Something failed.
+    Error = 1,
+    /// Something looks wrong but processing goes on.
+    Warn = 2,
+    /// Normal output (shown by default).
+    Info = 3,
+    /// Detail for debugging (shown with `-v`).
+    Debug = 4,
+}
+
+impl Level {
+    /// Lower-case name: `error`, `warn`, `info`, `debug`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Error => "error",
+            Level::Warn => "warn",
+            Level::Info => "info",
+            Level::Debug => "debug",
+        }
+    }
+
+    /// The level with the given numeric value, if any.
+    pub fn from_u8(value: u8) -> Option<Level> {
+        Some(match value {
+            1 => Level::Error,
+            2 => Level::Warn,
+            3 => Level::Info,
+            4 => Level::Debug,
+            _ => return None,
+        })
+    }
+}
+
+/// The host, as seen by one addon. Every event receives one.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct Context {
+    host: HostRef,
+    /// The host's own per-addon data; only the host's functions interpret it.
+    host_data: *const c_void,
+    /// The most verbose level the host currently prints (see [`Level`] values).
+    max_level: &'static AtomicU8,
+}
+
+// SAFETY: `host_data` is only passed back to the host's functions, which the host implements
+// to be callable from any thread; the other fields are `Sync` themselves.
+unsafe impl Sync for Context {}
+// SAFETY: as for `Sync`; a context is never mutated after creation.
+unsafe impl Send for Context {}
+
+impl Context {
+    /// Builds a context (done by the host, or by [`crate::testing`] in tests).
+    ///
+    /// # Safety
+    ///
+    /// Every function in `host` must accept this context (and its `host_data`) from any
+    /// thread, for as long as the context is used.
+    pub const unsafe fn new(
+        host: HostRef,
+        host_data: *const c_void,
+        max_level: &'static AtomicU8,
+    ) -> Self {
+        Context {
+            host,
+            host_data,
+            max_level,
+        }
+    }
+
+    /// The host's per-addon data (for the host's implementation of its functions).
+    pub fn host_data(&self) -> *const c_void {
+        self.host_data
+    }
+
+    /// Whether a line at `level` would be printed; check this before formatting.
+    #[inline]
+    pub fn log_enabled(&self, level: Level) -> bool {
+        level as u8 <= self.max_level.load(Ordering::Relaxed)
+    }
+
+    /// Writes `message` to the host's log at `level`, attributed to this addon.
+    pub fn log(&self, level: Level, message: &str) {
+        if self.log_enabled(level) {
+            (self.host.log())(self, level, RStr::from_str(message));
+        }
+    }
+
+    /// Formats and logs, skipping the formatting when `level` is not printed (what the
+    /// [`info!`](crate::info) family of macros call).
+    pub fn log_fmt(&self, level: Level, args: fmt::Arguments<'_>) {
+        if self.log_enabled(level) {
+            match args.as_str() {
+                Some(text) => self.log(level, text),
+                None => self.log(level, &args.to_string()),
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field(
+                "max_level",
+                &Level::from_u8(self.max_level.load(Ordering::Relaxed)),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Logs at [`Level::Error`] through a [`Context`]: `error!(ctx, "failed: {e}")`.
+#[macro_export]
+macro_rules! error {
+    ($ctx:expr, $($arg:tt)+) => {
+        $crate::Context::log_fmt($ctx, $crate::Level::Error, ::core::format_args!($($arg)+))
+    };
+}
+
+/// Logs at [`Level::Warn`] through a [`Context`]: `warn!(ctx, "odd header {name}")`.
+#[macro_export]
+macro_rules! warn {
+    ($ctx:expr, $($arg:tt)+) => {
+        $crate::Context::log_fmt($ctx, $crate::Level::Warn, ::core::format_args!($($arg)+))
+    };
+}
+
+/// Logs at [`Level::Info`] through a [`Context`]: `info!(ctx, "We've seen {n} flows")`.
+#[macro_export]
+macro_rules! info {
+    ($ctx:expr, $($arg:tt)+) => {
+        $crate::Context::log_fmt($ctx, $crate::Level::Info, ::core::format_args!($($arg)+))
+    };
+}
+
+/// Logs at [`Level::Debug`] through a [`Context`]: `debug!(ctx, "{:?}", flow.request)`.
+#[macro_export]
+macro_rules! debug {
+    ($ctx:expr, $($arg:tt)+) => {
+        $crate::Context::log_fmt($ctx, $crate::Level::Debug, ::core::format_args!($($arg)+))
+    };
+}

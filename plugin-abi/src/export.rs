@@ -1,0 +1,156 @@
+//! `export_plugin!`: the one macro a plugin crate calls to become loadable.
+
+/// Exports this crate's addons to the Interpose host.
+///
+/// Call it once, at the crate root, in one of two forms:
+///
+/// - `export_plugin!(addons = [Counter::default(), Blocker::new()]);` exports a list of
+///   values implementing [`Addon`](crate::Addon), called in this order (mitmproxy's
+///   `addons = [...]`).
+/// - `export_plugin!(functions = [request, response]);` exports the crate's free functions of
+///   those names as one addon named after the crate (mitmproxy's abbreviated style). Each
+///   function takes the event's arguments without `&self`, e.g.
+///   `fn request(ctx: &Context, flow: &mut HttpFlow)`.
+///
+/// The macro writes the library's entry symbol (`__interpose_plugin_entry__<crate name>`,
+/// unique per crate so plugins can also be linked into one binary), a `pub fn
+/// interpose_plugin()` returning the plugin module, and every `extern "C"` shim, each of
+/// which catches panics. Build the crate with `crate-type = ["cdylib"]` (add `"rlib"` to also
+/// link it into a binary or test it as a library).
+#[macro_export]
+macro_rules! export_plugin {
+    (addons = [$($addon:expr),* $(,)?] $(,)?) => {
+        $crate::__export_plugin_entry! {
+            $crate::ffi::guard_new_addons(|| {
+                let mut addons = $crate::abi_stable::std_types::RVec::new();
+                $( addons.push($crate::ffi::RawAddon::new($addon)); )*
+                addons
+            })
+        }
+    };
+    (functions = [$($event:ident),+ $(,)?] $(,)?) => {
+        /// The addon made of this plugin's free functions.
+        #[doc(hidden)]
+        pub struct InterposeFunctions;
+
+        impl $crate::Addon for InterposeFunctions {
+            const EVENTS: $crate::EventSet =
+                $crate::EventSet::NONE $(.with_name(::core::stringify!($event)))+;
+
+            fn name(&self) -> ::std::string::String {
+                ::std::string::String::from(::core::env!("CARGO_PKG_NAME"))
+            }
+
+            $( $crate::__function_event!($event $event); )+
+        }
+
+        $crate::export_plugin!(addons = [InterposeFunctions]);
+    };
+}
+
+/// One `Addon` method forwarding to the free function of the same name.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __function_event {
+    (load $f:ident) => { fn load(&self, ctx: &$crate::Context) { $f(ctx) } };
+    (running $f:ident) => { fn running(&self, ctx: &$crate::Context) { $f(ctx) } };
+    (done $f:ident) => { fn done(&self, ctx: &$crate::Context) { $f(ctx) } };
+    (client_connected $f:ident) => {
+        fn client_connected(&self, ctx: &$crate::Context, client: &mut $crate::Client) {
+            $f(ctx, client)
+        }
+    };
+    (client_disconnected $f:ident) => {
+        fn client_disconnected(&self, ctx: &$crate::Context, client: &$crate::Client) {
+            $f(ctx, client)
+        }
+    };
+    (server_connect $f:ident) => {
+        fn server_connect(
+            &self,
+            ctx: &$crate::Context,
+            data: &mut $crate::ServerConnectionHookData<'_>,
+        ) {
+            $f(ctx, data)
+        }
+    };
+    (server_connected $f:ident) => {
+        fn server_connected(&self, ctx: &$crate::Context, data: &$crate::ServerConnectionHookData<'_>) {
+            $f(ctx, data)
+        }
+    };
+    (server_disconnected $f:ident) => {
+        fn server_disconnected(&self, ctx: &$crate::Context, data: &$crate::ServerConnectionHookData<'_>) {
+            $f(ctx, data)
+        }
+    };
+    (server_connect_error $f:ident) => {
+        fn server_connect_error(&self, ctx: &$crate::Context, data: &$crate::ServerConnectionHookData<'_>) {
+            $f(ctx, data)
+        }
+    };
+    (requestheaders $f:ident) => { $crate::__function_event!(@http requestheaders $f); };
+    (request $f:ident) => { $crate::__function_event!(@http request $f); };
+    (responseheaders $f:ident) => { $crate::__function_event!(@http responseheaders $f); };
+    (response $f:ident) => { $crate::__function_event!(@http response $f); };
+    (error $f:ident) => { $crate::__function_event!(@http error $f); };
+    (@http $event:ident $f:ident) => {
+        fn $event(&self, ctx: &$crate::Context, flow: &mut $crate::HttpFlow) {
+            $f(ctx, flow)
+        }
+    };
+    ($other:ident $f:ident) => {
+        ::core::compile_error!(::core::concat!(
+            "`", ::core::stringify!($other), "` is not an Interpose event"
+        ));
+    };
+}
+
+/// The entry symbol and root module shared by both forms of `export_plugin!`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_plugin_entry {
+    ($new_addons:expr) => {
+        /// This plugin's root module; the host links it in directly when the plugin is a
+        /// built-in.
+        #[doc(hidden)]
+        pub fn interpose_plugin() -> $crate::ffi::PluginModuleRef {
+            extern "C" fn new_addons() -> $crate::ffi::NewAddonsResult {
+                $new_addons
+            }
+            static MODULE: $crate::ffi::StaticPluginModule =
+                $crate::ffi::StaticPluginModule::new($crate::ffi::PluginModule {
+                    name: $crate::abi_stable::std_types::RStr::from_str(::core::env!(
+                        "CARGO_PKG_NAME"
+                    )),
+                    version: $crate::abi_stable::std_types::RStr::from_str(::core::env!(
+                        "CARGO_PKG_VERSION"
+                    )),
+                    new_addons,
+                });
+            $crate::ffi::PluginModuleRef::from_static(&MODULE)
+        }
+
+        const _: () = {
+            extern "C" fn constructor() -> $crate::ffi::RootModuleResult {
+                $crate::ffi::__call_root_module_loader(interpose_plugin)
+            }
+
+            /// The library's entry: abi_stable's header with this crate's ABI version and
+            /// the layout of the plugin module, checked by the host before use.
+            #[export_name = ::core::concat!(
+                                "__interpose_plugin_entry__",
+                                ::core::env!("CARGO_CRATE_NAME")
+                            )]
+            pub static INTERPOSE_PLUGIN_ENTRY: $crate::ffi::LibHeader =
+                // SAFETY: `constructor` returns the `PluginModuleRef` of this very plugin,
+                // which is the module type the header is declared for.
+                unsafe {
+                    $crate::ffi::LibHeader::from_constructor::<$crate::ffi::PluginModuleRef>(
+                        constructor,
+                        $crate::ffi::CheckTypeLayout::Yes,
+                    )
+                };
+        };
+    };
+}

@@ -1,0 +1,568 @@
+//! HTTP flows: one request, its response or error, and what addons attach to them
+//! (mitmproxy's `HTTPFlow`, `Request`, `Response`).
+
+use std::fmt;
+
+use abi_stable::{
+    std_types::{RArc, ROption, RString, RVec},
+    StableAbi,
+};
+
+use crate::{body::Body, connection::Client, connection::Server, headers::Headers, time::now};
+
+/// A 128-bit unique id, shown in the UUID text form mitmproxy uses for flows and connections.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Uuid(pub [u8; 16]);
+
+impl fmt::Display for Uuid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, byte) in self.0.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                f.write_str("-")?;
+            }
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Uuid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The HTTP version of a message.
+#[repr(u8)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HttpVersion {
+    /// HTTP/0.9
+    Http09,
+    /// HTTP/1.0
+    Http10,
+    /// HTTP/1.1
+    Http11,
+    /// HTTP/2
+    Http2,
+    /// HTTP/3
+    Http3,
+}
+
+impl HttpVersion {
+    /// The version as mitmproxy writes it: `HTTP/1.1`, `HTTP/2.0`, `HTTP/3`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpVersion::Http09 => "HTTP/0.9",
+            HttpVersion::Http10 => "HTTP/1.0",
+            HttpVersion::Http11 => "HTTP/1.1",
+            HttpVersion::Http2 => "HTTP/2.0",
+            HttpVersion::Http3 => "HTTP/3",
+        }
+    }
+}
+
+impl fmt::Display for HttpVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a flow failed: a protocol error, an unreachable server, or a kill.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct FlowError {
+    /// What went wrong, for people.
+    pub msg: RString,
+    /// When it happened.
+    pub timestamp: f64,
+}
+
+impl FlowError {
+    /// The message of a killed flow (mitmproxy's `Error.KILLED_MESSAGE`).
+    pub const KILLED_MESSAGE: &'static str = "Connection killed.";
+
+    /// An error that happens now.
+    pub fn new(msg: impl Into<RString>) -> Self {
+        FlowError {
+            msg: msg.into(),
+            timestamp: now(),
+        }
+    }
+}
+
+/// Free-form key/value data that addons attach to a flow (mitmproxy's `flow.metadata`).
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, Default, PartialEq)]
+pub struct Metadata {
+    entries: RVec<MetadataEntry>,
+}
+
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+struct MetadataEntry {
+    key: RString,
+    value: RString,
+}
+
+impl Metadata {
+    /// The value stored under `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|e| e.key == key)
+            .map(|e| e.value.as_str())
+    }
+
+    /// Stores `value` under `key`, replacing any previous value.
+    pub fn insert(&mut self, key: &str, value: impl Into<RString>) {
+        let value = value.into();
+        match self.entries.iter_mut().find(|e| e.key == key) {
+            Some(entry) => entry.value = value,
+            None => self.entries.push(MetadataEntry {
+                key: key.into(),
+                value,
+            }),
+        }
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn remove(&mut self, key: &str) -> Option<RString> {
+        let index = self.entries.iter().position(|e| e.key == key)?;
+        Some(self.entries.remove(index).value)
+    }
+
+    /// All entries in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.as_str()))
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there is no entry.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// Which half of a flow was replayed.
+#[repr(u8)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplaySide {
+    /// The request was replayed to the server (client replay).
+    Request,
+    /// The response was replayed from a saved flow (server replay).
+    Response,
+}
+
+/// An HTTP request (mitmproxy's `Request`).
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct Request {
+    /// Upper-case method: `GET`, `POST`, ...
+    pub method: RString,
+    /// `http` or `https`.
+    pub scheme: RString,
+    /// The authority of an absolute-form or CONNECT request line (or HTTP/2 `:authority`);
+    /// empty for origin-form requests.
+    pub authority: RString,
+    /// The server the request goes to. Changing it (with `port` and `scheme`) in
+    /// `requestheaders` or `request` sends the request elsewhere; the `Host` header is separate.
+    pub host: RString,
+    /// The server port.
+    pub port: u16,
+    /// Path and query, e.g. `/search?q=1`.
+    pub path: RString,
+    /// HTTP version.
+    pub http_version: HttpVersion,
+    /// Header fields.
+    pub headers: Headers,
+    /// The body (empty until the `request` event; the proxy sets `Content-Length` when
+    /// sending).
+    pub content: Body,
+    /// Trailer fields, if the message had any.
+    pub trailers: ROption<Headers>,
+    /// When the first byte of the request arrived.
+    pub timestamp_start: f64,
+    /// When the last byte of the request arrived.
+    pub timestamp_end: ROption<f64>,
+}
+
+fn default_port(scheme: &str) -> u16 {
+    if scheme.eq_ignore_ascii_case("https") {
+        443
+    } else {
+        80
+    }
+}
+
+impl Request {
+    /// Builds a request for `url` (`scheme://host[:port][/path]`), stamped with the current
+    /// time, with a `Host` header and, for a non-empty body, a `Content-Length` header.
+    pub fn make(method: &str, url: &str, content: impl Into<Body>) -> Result<Request, String> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| format!("not an absolute URL: {url:?}"))?;
+        if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+            return Err(format!("unsupported scheme in {url:?}"));
+        }
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (host, port) = split_authority(authority, default_port(scheme))
+            .ok_or_else(|| format!("invalid host or port in {url:?}"))?;
+        let content = content.into();
+        let mut headers = Headers::new();
+        headers.append("Host", authority);
+        if !content.is_empty() {
+            headers.append("Content-Length", content.len().to_string());
+        }
+        let path = if path.starts_with('?') {
+            format!("/{path}")
+        } else {
+            path.to_string()
+        };
+        let now = now();
+        Ok(Request {
+            method: method.to_ascii_uppercase().into(),
+            scheme: scheme.to_ascii_lowercase().into(),
+            authority: RString::new(),
+            host: host.into(),
+            port,
+            path: path.into(),
+            http_version: HttpVersion::Http11,
+            headers,
+            content,
+            trailers: ROption::RNone,
+            timestamp_start: now,
+            timestamp_end: ROption::RSome(now),
+        })
+    }
+
+    /// The full URL: scheme, host, port (when not the scheme's default) and path.
+    pub fn url(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.to_string()
+        };
+        if self.port == default_port(&self.scheme) {
+            format!("{}://{}{}", self.scheme, host, self.path)
+        } else {
+            format!("{}://{}:{}{}", self.scheme, host, self.port, self.path)
+        }
+    }
+
+    /// The `Host` header (HTTP/1) or the authority (HTTP/2 and 3), if any.
+    pub fn host_header(&self) -> Option<&str> {
+        match self.http_version {
+            HttpVersion::Http2 | HttpVersion::Http3 if !self.authority.is_empty() => {
+                Some(self.authority.as_str())
+            }
+            _ => self.headers.get("host"),
+        }
+    }
+
+    /// The host from the `Host` header if there is one, else [`Request::host`].
+    pub fn pretty_host(&self) -> &str {
+        self.host_header()
+            .and_then(|h| split_authority(h, self.port).map(|(host, _)| host))
+            .unwrap_or(&self.host)
+    }
+}
+
+/// Splits `host[:port]` (IPv6 in brackets) into host and port.
+pub(crate) fn split_authority(authority: &str, default_port: u16) -> Option<(&str, u16)> {
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        return match after.strip_prefix(':') {
+            Some(port) => Some((host, port.parse().ok()?)),
+            None if after.is_empty() => Some((host, default_port)),
+            None => None,
+        };
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => {
+            (!host.is_empty()).then_some(())?;
+            Some((host, port.parse().ok()?))
+        }
+        Some(_) => None,
+        None if authority.is_empty() => None,
+        None => Some((authority, default_port)),
+    }
+}
+
+/// An HTTP response (mitmproxy's `Response`).
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct Response {
+    /// HTTP version.
+    pub http_version: HttpVersion,
+    /// Status code, e.g. 200.
+    pub status_code: u16,
+    /// Reason phrase, e.g. `OK` (empty for HTTP/2).
+    pub reason: RString,
+    /// Header fields.
+    pub headers: Headers,
+    /// The body (empty until the `response` event; the proxy sets `Content-Length` when
+    /// sending).
+    pub content: Body,
+    /// Trailer fields, if the message had any.
+    pub trailers: ROption<Headers>,
+    /// When the first byte of the response arrived.
+    pub timestamp_start: f64,
+    /// When the last byte of the response arrived.
+    pub timestamp_end: ROption<f64>,
+}
+
+impl Response {
+    /// Builds an HTTP/1.1 response with the standard reason phrase, the given headers and a
+    /// `Content-Length`, stamped with the current time (mitmproxy's `Response.make`).
+    ///
+    /// Setting one on the flow in `requestheaders` or `request` answers the client without
+    /// contacting the server.
+    pub fn make(status_code: u16, content: impl Into<Body>, headers: &[(&str, &str)]) -> Self {
+        let content = content.into();
+        let mut all: Headers = headers.iter().copied().collect();
+        if !all.contains("content-length") {
+            all.append("content-length", content.len().to_string());
+        }
+        let now = now();
+        Response {
+            http_version: HttpVersion::Http11,
+            status_code,
+            reason: reason_phrase(status_code).into(),
+            headers: all,
+            content,
+            trailers: ROption::RNone,
+            timestamp_start: now,
+            timestamp_end: ROption::RSome(now),
+        }
+    }
+}
+
+/// The standard reason phrase of a status code (`""` for unknown codes).
+pub fn reason_phrase(status_code: u16) -> &'static str {
+    match status_code {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        418 => "I'm a teapot",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+/// The kind of a WebSocket message.
+#[repr(u8)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebSocketMessageType {
+    /// A text frame (opcode 1).
+    Text = 1,
+    /// A binary frame (opcode 2).
+    Binary = 2,
+}
+
+/// One WebSocket message (mitmproxy's `WebSocketMessage`).
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq)]
+pub struct WebSocketMessage {
+    /// Text or binary.
+    pub type_: WebSocketMessageType,
+    /// Whether the client sent it.
+    pub from_client: bool,
+    /// The payload.
+    pub content: Body,
+    /// When it was received.
+    pub timestamp: f64,
+    /// Whether an addon dropped it (it is not forwarded).
+    pub dropped: bool,
+    /// Whether it was injected by the proxy rather than sent by a peer.
+    pub injected: bool,
+}
+
+/// The WebSocket conversation of an upgraded flow (mitmproxy's `WebSocketData`).
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, Default, PartialEq)]
+pub struct WebSocketData {
+    /// Every message so far; the newest is last.
+    pub messages: RVec<WebSocketMessage>,
+    /// Whether the client closed the connection (`None` while open).
+    pub closed_by_client: ROption<bool>,
+    /// The close code.
+    pub close_code: ROption<u16>,
+    /// The close reason.
+    pub close_reason: ROption<RString>,
+    /// When the connection closed.
+    pub timestamp_end: ROption<f64>,
+}
+
+/// One HTTP exchange as it passes through the proxy (mitmproxy's `HTTPFlow`).
+///
+/// Addons control a flow by changing it: edit the request or response, set
+/// [`HttpFlow::response`] in `requestheaders`/`request` to answer without contacting the
+/// server, or call [`HttpFlow::kill`] to drop it.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug)]
+pub struct HttpFlow {
+    /// Unique id of the flow.
+    pub id: Uuid,
+    /// The client connection the request came in on.
+    pub client_conn: RArc<Client>,
+    /// The server connection the request went out on (`None` until one is assigned).
+    pub server_conn: ROption<RArc<Server>>,
+    /// The request.
+    pub request: Request,
+    /// The response, once there is one (or once an addon set one).
+    pub response: ROption<Response>,
+    /// Why the flow failed, if it did.
+    pub error: ROption<FlowError>,
+    /// The WebSocket conversation, when the flow was upgraded to one.
+    pub websocket: ROption<WebSocketData>,
+    /// Whether the flow is paused, waiting to be resumed.
+    pub intercepted: bool,
+    /// Whether and which side of this flow was replayed.
+    pub is_replay: ROption<ReplaySide>,
+    /// Whether the flow still belongs to an open connection.
+    pub live: bool,
+    /// A user mark: empty, a character, or an emoji name such as `:grapes:`.
+    pub marked: RString,
+    /// A user comment.
+    pub comment: RString,
+    /// Data addons attach to the flow.
+    pub metadata: Metadata,
+    /// When the flow was created.
+    pub timestamp_created: f64,
+}
+
+impl HttpFlow {
+    /// A live flow for `request`, received from `client_conn`.
+    pub fn new(id: Uuid, client_conn: RArc<Client>, request: Request) -> Self {
+        HttpFlow {
+            id,
+            client_conn,
+            server_conn: ROption::RNone,
+            timestamp_created: request.timestamp_start,
+            request,
+            response: ROption::RNone,
+            error: ROption::RNone,
+            websocket: ROption::RNone,
+            intercepted: false,
+            is_replay: ROption::RNone,
+            live: true,
+            marked: RString::new(),
+            comment: RString::new(),
+            metadata: Metadata::default(),
+        }
+    }
+
+    /// Kills the flow: the proxy drops it and closes the client connection (mitmproxy's
+    /// `flow.kill()`). Does nothing if the flow is not live or already killed.
+    pub fn kill(&mut self) {
+        if self.killable() {
+            self.error = ROption::RSome(FlowError::new(FlowError::KILLED_MESSAGE));
+            self.intercepted = false;
+            self.live = false;
+        }
+    }
+
+    /// Whether [`HttpFlow::kill`] would have an effect.
+    pub fn killable(&self) -> bool {
+        self.live && !self.killed()
+    }
+
+    /// Whether the flow was killed.
+    pub fn killed(&self) -> bool {
+        matches!(&self.error, ROption::RSome(e) if e.msg == FlowError::KILLED_MESSAGE)
+    }
+
+    /// When the flow's request started (mitmproxy's `flow.timestamp_start`).
+    pub fn timestamp_start(&self) -> f64 {
+        self.request.timestamp_start
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_text_form() {
+        let id = Uuid([
+            0xbe, 0x3b, 0x09, 0x36, 0xe8, 0xb1, 0x4a, 0x7a, 0xb5, 0xcc, 0xda, 0xeb, 0x2e, 0x45,
+            0xb5, 0x8d,
+        ]);
+        assert_eq!(id.to_string(), "be3b0936-e8b1-4a7a-b5cc-daeb2e45b58d");
+    }
+
+    #[test]
+    fn make_request_parses_url() {
+        let r = Request::make("get", "http://example.com:8080/a?b=1", "").unwrap();
+        assert_eq!(
+            (r.method.as_str(), r.host.as_str(), r.port, r.path.as_str()),
+            ("GET", "example.com", 8080, "/a?b=1")
+        );
+        assert_eq!(r.url(), "http://example.com:8080/a?b=1");
+        assert_eq!(r.headers.get("host"), Some("example.com:8080"));
+        let r = Request::make("GET", "https://[::1]", "x").unwrap();
+        assert_eq!((r.host.as_str(), r.port), ("::1", 443));
+        assert_eq!(r.url(), "https://[::1]/");
+        assert_eq!(r.headers.get("content-length"), Some("1"));
+        assert!(Request::make("GET", "example.com/", "").is_err());
+        assert!(Request::make("GET", "http://host:notaport/", "").is_err());
+    }
+
+    #[test]
+    fn make_response_sets_reason_and_length() {
+        let r = Response::make(403, "no", &[("content-type", "text/plain")]);
+        assert_eq!(r.reason, "Forbidden");
+        assert_eq!(r.headers.get("content-length"), Some("2"));
+        assert_eq!(r.headers.get("content-type"), Some("text/plain"));
+    }
+
+    #[test]
+    fn split_authority_cases() {
+        assert_eq!(split_authority("a:1", 80), Some(("a", 1)));
+        assert_eq!(split_authority("a", 80), Some(("a", 80)));
+        assert_eq!(split_authority("[::1]:2", 80), Some(("::1", 2)));
+        assert_eq!(split_authority("::1", 80), None);
+        assert_eq!(split_authority(":1", 80), None);
+        assert_eq!(split_authority("", 80), None);
+    }
+}

@@ -1,0 +1,90 @@
+//! The plugin ABI of Interpose: everything an addon author depends on.
+//!
+//! An Interpose plugin is a Rust `cdylib` that exports a list of *addons*. Each addon is a type
+//! implementing [`Addon`]: one method per mitmproxy event (`request`, `response`, ...), each a
+//! no-op unless you override it. The host loads the library, checks that it was built against a
+//! compatible version of this crate (version number and type layout, through `abi_stable`), and
+//! calls the events you implemented, concurrently from all of its worker threads.
+//!
+//! ```
+//! use interpose_plugin_abi::prelude::*;
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//!
+//! #[derive(Default)]
+//! struct Counter {
+//!     num: AtomicU64,
+//! }
+//!
+//! #[addon]
+//! impl Addon for Counter {
+//!     fn request(&self, ctx: &Context, _flow: &mut HttpFlow) {
+//!         let n = self.num.fetch_add(1, Ordering::Relaxed) + 1;
+//!         info!(ctx, "We've seen {n} flows");
+//!     }
+//! }
+//!
+//! export_plugin!(addons = [Counter::default()]);
+//! # fn main() {}
+//! ```
+//!
+//! A plugin made only of free functions (mitmproxy's "abbreviated" style):
+//!
+//! ```
+//! use interpose_plugin_abi::prelude::*;
+//!
+//! fn request(_ctx: &Context, flow: &mut HttpFlow) {
+//!     flow.request.headers.insert("myheader", "value");
+//! }
+//!
+//! export_plugin!(functions = [request]);
+//! # fn main() {}
+//! ```
+//!
+//! The flow types ([`HttpFlow`], [`Request`], [`Response`], [`Headers`], [`Body`], [`Client`],
+//! [`Server`]) are `#[repr(C)]` and shared with the host as they are: no conversion happens
+//! between addons. The function pointers, erased pointers and the entry symbol live in the
+//! fenced [`ffi`] module, which authors never need to touch.
+#![deny(missing_docs)]
+
+pub mod addon;
+pub mod body;
+pub mod connection;
+pub mod context;
+mod export;
+pub mod ffi;
+pub mod flow;
+pub mod headers;
+pub mod testing;
+mod time;
+
+#[doc(hidden)]
+pub use abi_stable;
+pub use addon::{Addon, Event, EventSet};
+pub use body::Body;
+pub use connection::{
+    Address, Client, Connection, Server, ServerConnectionHookData, SocketAddress, TransportProtocol,
+};
+pub use context::{Context, Level};
+pub use flow::{
+    FlowError, HttpFlow, HttpVersion, Metadata, ReplaySide, Request, Response, Uuid, WebSocketData,
+    WebSocketMessage, WebSocketMessageType,
+};
+pub use headers::Headers;
+pub use interpose_plugin_abi_macros::addon;
+pub use time::now;
+
+/// The version of this crate, which is the version of the plugin ABI.
+///
+/// A plugin is loaded when its major version (for `0.x`: its minor version) matches the host's
+/// and the layout of every type it exchanges with the host is compatible. Additions that keep
+/// old plugins working (new events appended to the event table) bump the patch version;
+/// anything else bumps the minor version.
+pub const ABI_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What an addon author usually needs: `use interpose_plugin_abi::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        addon, debug, error, export_plugin, info, warn, Addon, Body, Client, Context, HttpFlow,
+        Level, Request, Response, Server, ServerConnectionHookData,
+    };
+}

@@ -1,0 +1,138 @@
+//! Testing addons without a proxy (mitmproxy's `taddons.context`): a [`TestContext`] that
+//! records what addons log, and ready-made flows.
+//!
+//! ```
+//! use interpose_plugin_abi::{prelude::*, testing::{self, TestContext}};
+//!
+//! struct Hello;
+//!
+//! #[addon]
+//! impl Addon for Hello {
+//!     fn request(&self, ctx: &Context, flow: &mut HttpFlow) {
+//!         info!(ctx, "hello {}", flow.request.host);
+//!     }
+//! }
+//!
+//! let tctx = TestContext::new();
+//! let mut flow = testing::flow();
+//! Hello.request(tctx.ctx(), &mut flow);
+//! assert_eq!(tctx.messages(), ["hello example.com"]);
+//! ```
+
+use std::{
+    ffi::c_void,
+    sync::{atomic::AtomicU8, Mutex},
+};
+
+use abi_stable::{
+    prefix_type::WithMetadata,
+    std_types::{RArc, RStr},
+};
+
+use crate::{
+    connection::{Client, Connection, SocketAddress},
+    context::{Context, Level},
+    ffi::{HostRef, HostVTable},
+    flow::{HttpFlow, Request, Response, Uuid},
+};
+
+struct Recorder {
+    lines: Mutex<Vec<(Level, String)>>,
+}
+
+extern "C" fn record_log(ctx: &Context, level: Level, message: RStr<'_>) {
+    // SAFETY: every context using this host table was made by `TestContext::new`, whose
+    // `host_data` points to the `Recorder` it owns for at least as long as the context.
+    let recorder = unsafe { &*(ctx.host_data() as *const Recorder) };
+    if let Ok(mut lines) = recorder.lines.lock() {
+        lines.push((level, message.to_string()));
+    }
+}
+
+static TEST_HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable { log: record_log });
+static ALL_LEVELS: AtomicU8 = AtomicU8::new(Level::Debug as u8);
+
+/// A host stand-in for tests: hands out a [`Context`] and records every line logged through
+/// it, at every level.
+pub struct TestContext {
+    // Declared first so it is dropped before the recorder it points to.
+    ctx: Context,
+    recorder: Box<Recorder>,
+}
+
+impl TestContext {
+    /// A fresh context with an empty log.
+    pub fn new() -> Self {
+        let recorder = Box::new(Recorder {
+            lines: Mutex::new(Vec::new()),
+        });
+        let host_data = &*recorder as *const Recorder as *const c_void;
+        // SAFETY: `record_log` accepts this context from any thread while `recorder` lives,
+        // and `recorder` lives as long as `ctx` (both are owned by the returned value).
+        let ctx = unsafe {
+            Context::new(
+                HostRef(TEST_HOST.static_as_prefix()),
+                host_data,
+                &ALL_LEVELS,
+            )
+        };
+        TestContext { ctx, recorder }
+    }
+
+    /// The context to pass to addon events.
+    pub fn ctx(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// Every line logged so far, with its level.
+    pub fn logs(&self) -> Vec<(Level, String)> {
+        self.recorder
+            .lines
+            .lock()
+            .map(|lines| lines.clone())
+            .unwrap_or_default()
+    }
+
+    /// The text of every line logged so far.
+    pub fn messages(&self) -> Vec<String> {
+        self.logs().into_iter().map(|(_, text)| text).collect()
+    }
+}
+
+impl Default for TestContext {
+    fn default() -> Self {
+        TestContext::new()
+    }
+}
+
+/// A client connected from 127.0.0.1:22 in regular mode.
+pub fn client() -> Client {
+    let mut conn = Connection::new(Uuid([1; 16]));
+    conn.peername = SocketAddress::from(std::net::SocketAddr::from(([127, 0, 0, 1], 22)));
+    conn.sockname = SocketAddress::from(std::net::SocketAddr::from(([127, 0, 0, 1], 8080)));
+    conn.timestamp_start = abi_stable::std_types::ROption::RSome(crate::now());
+    Client {
+        conn,
+        mitmcert: abi_stable::std_types::ROption::RNone,
+        proxy_mode: RStr::from_str("regular"),
+    }
+}
+
+/// A live flow with a `GET http://example.com/path` request and no response yet
+/// (mitmproxy's `tflow()`).
+pub fn flow() -> HttpFlow {
+    let request =
+        Request::make("GET", "http://example.com/path", "").expect("a valid built-in URL");
+    HttpFlow::new(Uuid([2; 16]), RArc::new(client()), request)
+}
+
+/// Like [`flow`], with a `200 OK` response whose body is `message`.
+pub fn flow_with_response() -> HttpFlow {
+    let mut flow = flow();
+    flow.response = abi_stable::std_types::ROption::RSome(Response::make(
+        200,
+        "message",
+        &[("content-type", "text/plain")],
+    ));
+    flow
+}
