@@ -1,1 +1,13 @@
-//! placeholder
+//! Interpose's engine: the proxy, the plugin loader and the addon manager behind the
+//! `interpose` binary.
+
+pub mod addons;
+pub mod app;
+pub mod cli;
+pub mod flow;
+pub mod logging;
+pub mod plugin;
+pub mod proxy;
+
+pub use app::{run, Config, RunError};
+pub use cli::Cli;

@@ -117,6 +117,12 @@ impl Body {
         (this.ptr, this.len, this.owner, this.release)
     }
 
+    /// What keeps the bytes alive, as given to [`Body::from_raw_parts`] (only meaningful to
+    /// the library that made the body).
+    pub fn owner(&self) -> *mut c_void {
+        self.owner
+    }
+
     /// The function that will release this body's memory (lets the host recognise its own).
     pub fn release_fn(&self) -> Option<ReleaseFn> {
         self.release

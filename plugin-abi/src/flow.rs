@@ -277,8 +277,8 @@ impl Request {
     }
 }
 
-/// Splits `host[:port]` (IPv6 in brackets) into host and port.
-pub(crate) fn split_authority(authority: &str, default_port: u16) -> Option<(&str, u16)> {
+/// Splits an authority, `host[:port]` with IPv6 addresses in brackets, into host and port.
+pub fn split_authority(authority: &str, default_port: u16) -> Option<(&str, u16)> {
     if let Some(rest) = authority.strip_prefix('[') {
         let (host, after) = rest.split_once(']')?;
         return match after.strip_prefix(':') {

@@ -1,0 +1,160 @@
+//! Proxy modes as mitmproxy spells them: `regular` and `reverse:URL`.
+
+use std::{fmt, str::FromStr};
+
+use interpose_plugin_abi::flow::split_authority;
+
+/// How the proxy learns where a request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// An explicit HTTP proxy: clients send absolute-form requests (`GET http://host/path`).
+    Regular,
+    /// A reverse proxy in front of one server: clients talk to the proxy as if it were that
+    /// server.
+    Reverse(ReverseTarget),
+}
+
+/// The server behind a reverse proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReverseTarget {
+    /// `http` (TLS to upstream servers arrives with TLS support).
+    pub scheme: &'static str,
+    /// Host name or IP address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl ReverseTarget {
+    /// `host:port` as it goes in a `Host` header.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl Mode {
+    /// The mode's spec string, as `Client::proxy_mode` and logs show it.
+    pub fn spec(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mode::Regular => f.write_str("regular"),
+            Mode::Reverse(target) => {
+                write!(f, "reverse:{}://{}", target.scheme, target.authority())
+            }
+        }
+    }
+}
+
+/// A `--mode` value Interpose cannot run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModeError(String);
+
+impl fmt::Display for ModeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ModeError {}
+
+impl FromStr for Mode {
+    type Err = ModeError;
+
+    fn from_str(spec: &str) -> Result<Mode, ModeError> {
+        let (name, data) = match spec.split_once(':') {
+            Some((name, data)) => (name, Some(data)),
+            None => (spec, None),
+        };
+        match (name, data) {
+            ("regular", None) => Ok(Mode::Regular),
+            ("reverse", Some(url)) => parse_reverse(url).map(Mode::Reverse),
+            ("reverse", None) => Err(ModeError(
+                "reverse mode needs a target: --mode reverse:http://host:port".into(),
+            )),
+            ("upstream" | "socks5" | "transparent" | "wireguard" | "local" | "tun" | "dns", _) => {
+                Err(ModeError(format!("mode {name:?} is not supported yet")))
+            }
+            _ => Err(ModeError(format!(
+                "unknown mode {spec:?} (expected `regular` or `reverse:URL`)"
+            ))),
+        }
+    }
+}
+
+fn parse_reverse(url: &str) -> Result<ReverseTarget, ModeError> {
+    // mitmproxy's default scheme for reverse targets is https.
+    let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "http" => "http",
+        "https" => {
+            return Err(ModeError(format!(
+                "reverse target {url:?}: TLS to upstream servers is not supported yet; \
+                 use an http:// target"
+            )))
+        }
+        other => {
+            return Err(ModeError(format!(
+                "reverse target {url:?}: unsupported scheme {other:?}"
+            )))
+        }
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains('/') {
+        return Err(ModeError(format!(
+            "reverse target {url:?} must not have a path"
+        )));
+    }
+    let (host, port) = split_authority(authority, 80)
+        .ok_or_else(|| ModeError(format!("reverse target {url:?}: invalid host or port")))?;
+    Ok(ReverseTarget {
+        scheme,
+        host: host.to_string(),
+        port,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_modes() {
+        assert_eq!("regular".parse::<Mode>(), Ok(Mode::Regular));
+        let reverse: Mode = "reverse:http://127.0.0.1:9000".parse().unwrap();
+        assert_eq!(
+            reverse,
+            Mode::Reverse(ReverseTarget {
+                scheme: "http",
+                host: "127.0.0.1".into(),
+                port: 9000
+            })
+        );
+        assert_eq!(reverse.spec(), "reverse:http://127.0.0.1:9000");
+        let default_port: Mode = "reverse:http://example.com/".parse().unwrap();
+        assert_eq!(default_port.spec(), "reverse:http://example.com:80");
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_run() {
+        for bad in [
+            "reverse",
+            "reverse:https://example.com",
+            "reverse:example.com",
+            "reverse:http://example.com/path",
+            "reverse:http://example.com:port",
+            "upstream:http://proxy:8080",
+            "bogus",
+        ] {
+            assert!(bad.parse::<Mode>().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! Counts flows and logs the running total for every request (mitmproxy's "anatomy" addon).
+//!
+//! Build with `cargo build --release -p counter`, then load `target/release/libcounter.so`
+//! with `interpose --plugin target/release/libcounter.so`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use interpose_plugin_abi::prelude::*;
+
+/// Counts the requests it has seen.
+#[derive(Default)]
+pub struct Counter {
+    num: AtomicU64,
+}
+
+#[addon]
+impl Addon for Counter {
+    fn request(&self, ctx: &Context, _flow: &mut HttpFlow) {
+        // Called from many threads at once: the count is an atomic.
+        let n = self.num.fetch_add(1, Ordering::Relaxed) + 1;
+        info!(ctx, "We've seen {n} flows");
+    }
+}
+
+export_plugin!(addons = [Counter::default()]);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use interpose_plugin_abi::testing::{self, TestContext};
+
+    #[test]
+    fn counts_every_request() {
+        let tctx = TestContext::new();
+        let counter = Counter::default();
+        for _ in 0..2 {
+            counter.request(tctx.ctx(), &mut testing::flow());
+        }
+        assert_eq!(
+            tctx.messages(),
+            ["We've seen 1 flows", "We've seen 2 flows"]
+        );
+    }
+}
