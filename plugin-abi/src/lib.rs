@@ -82,9 +82,17 @@ pub use time::now;
 pub const ABI_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What an addon author usually needs: `use interpose_plugin_abi::prelude::*;`.
+///
+/// Optional fields of the flow types are `abi_stable`'s `ROption` (`RSome(x)` / `RNone`;
+/// `.into_option()` and `Option::into()` convert), and strings are `RString`, so both come
+/// with the prelude.
 pub mod prelude {
     pub use crate::{
         addon, debug, error, export_plugin, info, warn, Addon, Body, Client, Context, HttpFlow,
         Level, Request, Response, Server, ServerConnectionHookData,
+    };
+    pub use abi_stable::std_types::{
+        ROption::{self, RNone, RSome},
+        RString,
     };
 }

@@ -93,7 +93,7 @@ pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, LoadError> {
                 tracing::debug!("layout report for {}:\n{report}", path_buf.display());
                 LoadError::Layout {
                     path: path_buf.clone(),
-                    detail: summarize(&report),
+                    detail: layout_errors(&report).unwrap_or_else(|| summarize(&report)),
                 }
             }
             other => init_error(&path_buf, "its module failed to initialize", &other),
@@ -147,6 +147,31 @@ fn summarize(report: &str) -> String {
         line = line.chars().take(MAX_CHARS).collect::<String>() + "...";
     }
     line
+}
+
+/// The `Error:` entries of abi_stable's layout report, as `kind (expected X, found Y)`.
+fn layout_errors(report: &str) -> Option<String> {
+    let lines: Vec<&str> = report.lines().map(str::trim).collect();
+    let value_after = |from: usize, label: &str| {
+        let at = from + lines[from..].iter().position(|l| *l == label)?;
+        lines[at + 1..].iter().find(|l| !l.is_empty()).copied()
+    };
+    let errors: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let kind = line.strip_prefix("Error:")?;
+            Some(
+                match (value_after(i, "Expected:"), value_after(i, "Found:")) {
+                    (Some(expected), Some(found)) => {
+                        format!("{kind} (expected {expected}, found {found})")
+                    }
+                    _ => kind.to_string(),
+                },
+            )
+        })
+        .collect();
+    (!errors.is_empty()).then(|| summarize(&errors.join("; ")))
 }
 
 /// Whether `bytes` start like an ELF, Mach-O or PE file.
@@ -224,6 +249,17 @@ mod tests {
         );
         assert!(is_shared_library(&file));
         assert!(!is_shared_library(b"#!/bin/sh\n"));
+    }
+
+    #[test]
+    fn layout_report_errors_are_extracted() {
+        let report = "Compared <this>:\n  --- Type Layout ---\n\nError:mismatched package\n\
+                      Expected:\n    interpose-plugin-abi\nFound:\n    other\n\n";
+        assert_eq!(
+            layout_errors(report).as_deref(),
+            Some("mismatched package (expected interpose-plugin-abi, found other)")
+        );
+        assert_eq!(layout_errors("no errors here"), None);
     }
 
     #[test]

@@ -14,12 +14,11 @@ impl Addon for BlockPath {
         let path = flow.request.path.split('?').next().unwrap_or_default();
         if path == self.path {
             info!(ctx, "blocked {}", flow.request.url());
-            flow.response = Some(Response::make(
+            flow.response = RSome(Response::make(
                 403,
                 "Blocked by Interpose\n",
                 &[("content-type", "text/plain")],
-            ))
-            .into();
+            ));
         }
     }
 }

@@ -1,0 +1,167 @@
+//! Events: their order, and how addons steer flows (short-circuit, kill), survive panics and
+//! learn about failures.
+
+use crate::harness::{
+    bad_upstream, closed_port, plugin, send, BadUpstream, Connection, Proxy, Upstream,
+};
+
+/// The index of the first log line containing `needle`.
+fn first(log: &[String], needle: &str) -> usize {
+    log.iter()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{}", log.join("\n")))
+}
+
+#[test]
+fn events_arrive_in_mitmproxy_order_and_done_fires_once_at_shutdown() {
+    let upstream = Upstream::start();
+    let mut proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .plugin(&plugin("event-log"))
+        .start();
+    assert_eq!(send(proxy.addr, "GET", "/order", b"").unwrap().status, 200);
+    proxy.wait_for_log("event client_disconnected");
+    let status = proxy.terminate();
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+
+    let log = proxy.log();
+    let order = [
+        "event load",
+        "event running",
+        "event client_connected",
+        "event requestheaders /order status=-",
+        "event request /order status=-",
+        "event server_connect",
+        "event server_connected",
+        "event responseheaders /order status=200",
+        "event response /order status=200",
+        "event done",
+    ];
+    let positions: Vec<usize> = order.iter().map(|e| first(&log, e)).collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "events out of order:\n{}",
+        log.join("\n")
+    );
+    let done = first(&log, "event done");
+    assert!(first(&log, "event server_disconnected") < done);
+    assert!(first(&log, "event client_disconnected") < done);
+    assert_eq!(proxy.lines_with("event done").len(), 1);
+    assert!(proxy.lines_with("event error").is_empty());
+}
+
+#[test]
+fn a_response_set_in_request_short_circuits_the_upstream() {
+    let upstream = Upstream::start();
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .plugin(&plugin("block-path"))
+        .plugin(&plugin("event-log"))
+        .start();
+    let reply = send(proxy.addr, "GET", "/blocked", b"").unwrap();
+    assert_eq!(reply.status, 403);
+    assert_eq!(reply.text(), "Blocked by Interpose\n");
+    assert!(upstream.seen().is_empty(), "the upstream was not contacted");
+    assert!(proxy.lines_with("event server_connect").is_empty());
+    // Addons still see the response events of an answered flow.
+    proxy.wait_for_log("event responseheaders /blocked status=403");
+    proxy.wait_for_log("event response /blocked status=403");
+
+    let reply = send(proxy.addr, "GET", "/open", b"").unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(upstream.seen().len(), 1);
+}
+
+#[test]
+fn killed_flows_are_dropped_and_the_proxy_goes_on() {
+    let upstream = Upstream::start();
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .plugin(&plugin("event-log"))
+        .start();
+
+    let killed = send(proxy.addr, "GET", "/kill-at-request", b"");
+    assert!(killed.is_err(), "no response for a killed flow: {killed:?}");
+    proxy.wait_for_log("event error /kill-at-request status=- error=Connection killed.");
+    assert!(upstream.seen().is_empty());
+
+    // Killed after the response arrived: the server saw it, the client gets nothing, and
+    // there is no error event (mitmproxy's rule: `response` or `error`, never both).
+    let killed = send(proxy.addr, "GET", "/kill-at-response", b"");
+    assert!(killed.is_err(), "{killed:?}");
+    assert_eq!(upstream.seen().len(), 1);
+    assert!(proxy.lines_with("event error /kill-at-response").is_empty());
+
+    assert_eq!(send(proxy.addr, "GET", "/alive", b"").unwrap().status, 200);
+}
+
+#[test]
+fn a_panicking_addon_is_reported_and_flows_go_on() {
+    let upstream = Upstream::start();
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .plugin(&plugin("panic-request"))
+        .plugin(&plugin("counter"))
+        .start();
+    let mut client = Connection::open(proxy.addr);
+    for path in ["/p1", "/p2"] {
+        let reply = client.send("GET", path, &[], b"").unwrap();
+        assert_eq!(reply.status, 200);
+    }
+    let reports = proxy.wait_for_count("panicked in request", 2);
+    assert!(
+        reports[0].contains("addon 'panicky'") && reports[0].contains("fixture panic for /p1"),
+        "{reports:?}"
+    );
+    assert!(reports[0].contains("plugin panic-request"), "{reports:?}");
+    // The next addon still ran, and the flow went on as the panicking addon left it.
+    proxy.wait_for_log("We've seen 2 flows");
+    assert_eq!(upstream.seen()[1].header("x-before-panic"), Some("1"));
+}
+
+#[test]
+fn upstream_failures_become_502_and_error_events() {
+    let upstream = Upstream::start();
+    let proxy = Proxy::builder().plugin(&plugin("event-log")).start();
+
+    let refused = closed_port();
+    let reply = send(proxy.addr, "GET", &format!("http://{refused}/r"), b"").unwrap();
+    assert_eq!(reply.status, 502);
+    assert!(
+        reply
+            .text()
+            .contains(&format!("Cannot connect to {refused}")),
+        "{}",
+        reply.text()
+    );
+    proxy.wait_for_log("event server_connect_error");
+    proxy.wait_for_log("event error /r status=- error=Cannot connect to");
+
+    let hangup = bad_upstream(BadUpstream::Hangup);
+    let reply = send(proxy.addr, "GET", &format!("http://{hangup}/h"), b"").unwrap();
+    assert_eq!(reply.status, 502);
+    assert!(
+        reply.text().contains(&format!("server {hangup} failed"))
+            && reply.text().contains("closed before a complete response"),
+        "{}",
+        reply.text()
+    );
+    proxy.wait_for_log("event error /h");
+
+    let garbage = bad_upstream(BadUpstream::Garbage);
+    let reply = send(proxy.addr, "GET", &format!("http://{garbage}/g"), b"").unwrap();
+    assert_eq!(reply.status, 502);
+    assert!(
+        reply.text().contains("invalid HTTP response"),
+        "{}",
+        reply.text()
+    );
+    proxy.wait_for_log("event error /g");
+
+    assert!(
+        proxy.lines_with("event response /").is_empty(),
+        "no response events"
+    );
+    let fine = format!("http://{}/after", upstream.addr);
+    assert_eq!(send(proxy.addr, "GET", &fine, b"").unwrap().status, 200);
+}

@@ -1,0 +1,42 @@
+//! What the end-to-end tests drive: real plugin builds, the real `interpose` binary, an
+//! upstream server recording what reaches it, and real HTTP clients.
+
+mod build;
+mod client;
+mod proxy;
+mod upstream;
+
+pub use build::plugin;
+pub use client::{raw_exchange, send, Connection};
+pub use proxy::Proxy;
+pub use upstream::{bad_upstream, closed_port, BadUpstream, Upstream};
+
+use std::sync::OnceLock;
+
+use tokio::runtime::Runtime;
+
+/// The runtime the tests' servers and clients run on.
+pub fn rt() -> &'static Runtime {
+    static RT: OnceLock<Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("test runtime")
+    })
+}
+
+/// A fresh empty folder under the system temp dir.
+pub fn temp_dir(label: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "interpose-e2e-{}-{}-{label}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}

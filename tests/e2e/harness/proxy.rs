@@ -1,0 +1,191 @@
+//! The real `interpose` binary, started on a free port, with its log captured.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{Arc, Condvar, Mutex},
+    time::{Duration, Instant},
+};
+
+/// How long to wait for a log line or for the process to exit.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Builds the command line of a proxy run.
+pub struct ProxyBuilder {
+    args: Vec<String>,
+    plugins_dir: Option<PathBuf>,
+}
+
+impl ProxyBuilder {
+    /// Adds command-line arguments.
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, args: I) -> Self {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_string()));
+        self
+    }
+
+    /// Runs in reverse mode in front of `upstream`.
+    pub fn reverse(self, upstream: SocketAddr) -> Self {
+        self.args(["--mode".to_string(), format!("reverse:http://{upstream}")])
+    }
+
+    /// Loads the plugin at `path` with `--plugin`.
+    pub fn plugin(self, path: &Path) -> Self {
+        self.args(["--plugin".to_string(), path.display().to_string()])
+    }
+
+    /// Uses `dir` as the plugins folder (the default is a fresh empty one, so that the
+    /// machine's `~/.interpose/plugins` never leaks into a test).
+    pub fn plugins_dir(mut self, dir: &Path) -> Self {
+        self.plugins_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Starts the proxy and waits until it listens.
+    pub fn start(self) -> Proxy {
+        let plugins_dir = self
+            .plugins_dir
+            .unwrap_or_else(|| super::temp_dir("no-plugins"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_interpose"))
+            .args(["-p", "0", "--plugins-dir"])
+            .arg(&plugins_dir)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start interpose");
+        let log = Arc::new(Log::default());
+        for stream in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    log.push(line);
+                }
+            });
+        }
+        let mut proxy = Proxy {
+            child,
+            log,
+            addr: "0.0.0.0:0".parse().unwrap(),
+        };
+        let line = proxy.wait_for_log("listening at ");
+        let addr = line
+            .rsplit("listening at ")
+            .next()
+            .and_then(|rest| rest.trim_end_matches('.').parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        proxy.addr = addr;
+        proxy
+    }
+}
+
+#[derive(Default)]
+struct Log {
+    lines: Mutex<Vec<String>>,
+    grew: Condvar,
+}
+
+impl Log {
+    fn push(&self, line: String) {
+        self.lines.lock().unwrap().push(line);
+        self.grew.notify_all();
+    }
+}
+
+/// A running `interpose` process.
+pub struct Proxy {
+    child: Child,
+    log: Arc<Log>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl Proxy {
+    /// A proxy with no plugins and default settings.
+    pub fn builder() -> ProxyBuilder {
+        ProxyBuilder {
+            args: Vec::new(),
+            plugins_dir: None,
+        }
+    }
+
+    /// Every log line so far (stdout and stderr).
+    pub fn log(&self) -> Vec<String> {
+        self.log.lines.lock().unwrap().clone()
+    }
+
+    /// The log so far, for failure messages.
+    pub fn dump(&self) -> String {
+        self.log().join("\n")
+    }
+
+    /// Lines containing `needle`.
+    pub fn lines_with(&self, needle: &str) -> Vec<String> {
+        self.log()
+            .into_iter()
+            .filter(|l| l.contains(needle))
+            .collect()
+    }
+
+    /// Waits for a line containing `needle` and returns it.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        self.wait_for_count(needle, 1).pop().expect("one line")
+    }
+
+    /// Waits until `count` lines contain `needle`; returns them.
+    pub fn wait_for_count(&self, needle: &str, count: usize) -> Vec<String> {
+        let deadline = Instant::now() + WAIT;
+        let mut lines = self.log.lines.lock().unwrap();
+        loop {
+            let found: Vec<String> = lines
+                .iter()
+                .filter(|l| l.contains(needle))
+                .cloned()
+                .collect();
+            if found.len() >= count {
+                return found;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let all = lines.join("\n");
+                panic!("waited {WAIT:?} for {count} log lines with {needle:?}; log:\n{all}");
+            }
+            lines = self.log.grew.wait_timeout(lines, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id() as i32;
+        // SAFETY: plain FFI call with a pid we own and a valid signal number.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                // Let the reader threads drain the pipes.
+                std::thread::sleep(Duration::from_millis(100));
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "interpose did not exit within {WAIT:?} of SIGTERM; log:\n{}",
+                self.dump()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,15 @@
+//! End-to-end tests: the real `interpose` binary, plugins built with `cargo build -p`, an
+//! upstream server started by the test, and real HTTP clients (hyper's client, curl, raw
+//! sockets for malformed input). Every proxy listens on a free port.
+//!
+//! Contents:
+//! - [`forwarding`]: reverse and regular mode, headers and bodies, keep-alive and upstream
+//!   connection reuse, requests the proxy refuses.
+//! - [`plugins`]: loading from `--plugin` and the plugins folder, addon order, broken plugins.
+//! - [`events`]: event order, short-circuit, kill, panicking addons, upstream failures,
+//!   shutdown.
+
+mod events;
+mod forwarding;
+mod harness;
+mod plugins;
