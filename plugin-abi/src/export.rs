@@ -139,9 +139,9 @@ macro_rules! __export_plugin_entry {
             /// The library's entry: abi_stable's header with this crate's ABI version and
             /// the layout of the plugin module, checked by the host before use.
             #[export_name = ::core::concat!(
-                                                "__interpose_plugin_entry__",
-                                                ::core::env!("CARGO_CRATE_NAME")
-                                            )]
+                                                                "__interpose_plugin_entry__",
+                                                                ::core::env!("CARGO_CRATE_NAME")
+                                                            )]
             pub static INTERPOSE_PLUGIN_ENTRY: $crate::ffi::LibHeader =
                 // SAFETY: `constructor` returns the `PluginModuleRef` of this very plugin,
                 // which is the module type the header is declared for.

@@ -8,8 +8,10 @@
 //! - [`plugins`]: loading from `--plugin` and the plugins folder, addon order, broken plugins.
 //! - [`events`]: event order, short-circuit, kill, panicking addons, upstream failures,
 //!   shutdown.
+//! - [`readme`]: the README's addon, built outside the workspace and loaded.
 
 mod events;
 mod forwarding;
 mod harness;
 mod plugins;
+mod readme;

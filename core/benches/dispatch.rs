@@ -1,0 +1,81 @@
+//! Cost of dispatching one flow's HTTP events (`requestheaders`, `request`, `responseheaders`,
+//! `response`) through the [`AddonManager`] to 1, 10 and 50 no-op addons. Throughput counts
+//! handler calls, so time per call is 1 / the reported elem/s.
+//!
+//! `all_events/N`: every addon implements all five HTTP events (4 × N calls per flow).
+//! `request_only/N`: every addon implements only `request` (N calls per flow); the other
+//! three events find no handlers, so the time per call matches `all_events` if they are free.
+//!
+//! Addons are built with `RawAddon::new`, which gives them the same `extern "C"` shims and
+//! event table as addons from a loaded plugin library, so this is the production call path.
+//!
+//! Run: `cargo bench -p interpose --bench dispatch -- --warm-up-time 1 --measurement-time 3`
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use interpose::addons::{AddonManager, HttpEvent};
+use interpose_plugin_abi::{addon, ffi::RawAddon, testing, Addon, Context, HttpFlow};
+
+/// The events of a flow that gets a response, in the order the proxy sends them.
+const FLOW_EVENTS: [HttpEvent; 4] = [
+    HttpEvent::RequestHeaders,
+    HttpEvent::Request,
+    HttpEvent::ResponseHeaders,
+    HttpEvent::Response,
+];
+
+const ADDON_COUNTS: [usize; 3] = [1, 10, 50];
+
+/// Implements every HTTP event, doing nothing.
+struct AllEvents;
+
+#[addon]
+impl Addon for AllEvents {
+    fn requestheaders(&self, _ctx: &Context, _flow: &mut HttpFlow) {}
+    fn request(&self, _ctx: &Context, _flow: &mut HttpFlow) {}
+    fn responseheaders(&self, _ctx: &Context, _flow: &mut HttpFlow) {}
+    fn response(&self, _ctx: &Context, _flow: &mut HttpFlow) {}
+    fn error(&self, _ctx: &Context, _flow: &mut HttpFlow) {}
+}
+
+/// Implements only `request`, doing nothing.
+struct RequestOnly;
+
+#[addon]
+impl Addon for RequestOnly {
+    fn request(&self, _ctx: &Context, _flow: &mut HttpFlow) {}
+}
+
+fn manager_of(count: usize, make: impl Fn() -> RawAddon) -> AddonManager {
+    AddonManager::new((0..count).map(|_| ("bench".to_string(), make())))
+}
+
+fn run_flow(manager: &AddonManager, flow: &mut HttpFlow) {
+    for event in FLOW_EVENTS {
+        manager.http(black_box(event), black_box(&mut *flow));
+    }
+}
+
+fn bench_dispatch(c: &mut Criterion) {
+    let mut group = c.benchmark_group("dispatch");
+    let variants: [(&str, fn() -> RawAddon, usize); 2] = [
+        ("all_events", || RawAddon::new(AllEvents), FLOW_EVENTS.len()),
+        ("request_only", || RawAddon::new(RequestOnly), 1),
+    ];
+    for (name, make, calls_per_addon) in variants {
+        for count in ADDON_COUNTS {
+            let manager = manager_of(count, make);
+            let mut flow = testing::flow();
+            let calls = count * calls_per_addon;
+            group.throughput(Throughput::Elements(calls as u64));
+            group.bench_function(BenchmarkId::new(name, count), |b| {
+                b.iter(|| run_flow(black_box(&manager), &mut flow))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_dispatch);
+criterion_main!(benches);
