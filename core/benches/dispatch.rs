@@ -13,7 +13,10 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{
+    criterion_group, criterion_main, measurement::WallTime, BenchmarkGroup, BenchmarkId, Criterion,
+    Throughput,
+};
 use interpose::addons::{AddonManager, HttpEvent};
 use interpose_plugin_abi::{addon, ffi::RawAddon, testing, Addon, Context, HttpFlow};
 
@@ -47,33 +50,35 @@ impl Addon for RequestOnly {
     fn request(&self, _ctx: &Context, _flow: &mut HttpFlow) {}
 }
 
-fn manager_of(count: usize, make: impl Fn() -> RawAddon) -> AddonManager {
-    AddonManager::new((0..count).map(|_| ("bench".to_string(), make())))
-}
-
 fn run_flow(manager: &AddonManager, flow: &mut HttpFlow) {
     for event in FLOW_EVENTS {
         manager.http(black_box(event), black_box(&mut *flow));
     }
 }
 
+/// Benchmarks `name/N` for each addon count N, with `calls_per_addon` handler calls per flow.
+fn bench_addons(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    calls_per_addon: usize,
+    make: impl Fn() -> RawAddon,
+) {
+    for count in ADDON_COUNTS {
+        let manager = AddonManager::new((0..count).map(|_| ("bench".to_string(), make())));
+        let mut flow = testing::flow();
+        group.throughput(Throughput::Elements((count * calls_per_addon) as u64));
+        group.bench_function(BenchmarkId::new(name, count), |b| {
+            b.iter(|| run_flow(black_box(&manager), &mut flow))
+        });
+    }
+}
+
 fn bench_dispatch(c: &mut Criterion) {
     let mut group = c.benchmark_group("dispatch");
-    let variants: [(&str, fn() -> RawAddon, usize); 2] = [
-        ("all_events", || RawAddon::new(AllEvents), FLOW_EVENTS.len()),
-        ("request_only", || RawAddon::new(RequestOnly), 1),
-    ];
-    for (name, make, calls_per_addon) in variants {
-        for count in ADDON_COUNTS {
-            let manager = manager_of(count, make);
-            let mut flow = testing::flow();
-            let calls = count * calls_per_addon;
-            group.throughput(Throughput::Elements(calls as u64));
-            group.bench_function(BenchmarkId::new(name, count), |b| {
-                b.iter(|| run_flow(black_box(&manager), &mut flow))
-            });
-        }
-    }
+    bench_addons(&mut group, "all_events", FLOW_EVENTS.len(), || {
+        RawAddon::new(AllEvents)
+    });
+    bench_addons(&mut group, "request_only", 1, || RawAddon::new(RequestOnly));
     group.finish();
 }
 

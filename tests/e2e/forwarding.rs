@@ -153,3 +153,27 @@ fn connect_is_refused_until_tls_support_lands() {
     );
     assert!(answer.starts_with("HTTP/1.1 501"), "{answer:?}");
 }
+
+#[test]
+fn the_built_in_disable_h2c_strips_cleartext_http2_upgrades() {
+    let upstream = Upstream::start();
+    let proxy = Proxy::builder().reverse(upstream.addr).start();
+    let mut client = Connection::open(proxy.addr);
+    let reply = client
+        .send(
+            "GET",
+            "/upgrade-me",
+            &[
+                ("connection", "Upgrade, HTTP2-Settings"),
+                ("upgrade", "h2c"),
+                ("http2-settings", "AAMAAABkAARAAAAAAAIAAAAA"),
+            ],
+            b"",
+        )
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    let seen = &upstream.seen()[0];
+    assert_eq!(seen.header("http2-settings"), None);
+    assert_eq!(seen.header("upgrade"), None);
+    proxy.wait_for_log("disable_h2c: HTTP/2 cleartext connections");
+}
