@@ -28,6 +28,8 @@ pub struct Config {
     pub plugins_dir: Option<PathBuf>,
     /// Plugins named on the command line, loaded after the folder's.
     pub plugins: Vec<PathBuf>,
+    /// Worker threads; `None` for one per CPU core.
+    pub threads: Option<usize>,
 }
 
 /// Why the proxy stopped with an error.
@@ -55,10 +57,11 @@ pub fn run(config: Config) -> Result<(), RunError> {
     logging::init(config.log_level);
     let addons = Arc::new(load_addons(&config));
     addons.lifecycle(LifecycleEvent::Load);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(RunError::Runtime)?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = config.threads {
+        runtime.worker_threads(threads);
+    }
+    let runtime = runtime.enable_all().build().map_err(RunError::Runtime)?;
     let proxy = ProxyConfig {
         listen_host: config.listen_host,
         listen_port: config.listen_port,

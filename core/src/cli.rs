@@ -42,6 +42,10 @@ pub struct Cli {
     #[arg(long = "plugins-dir", value_name = "DIR")]
     pub plugins_dir: Option<PathBuf>,
 
+    /// Worker threads serving connections [default: one per CPU core].
+    #[arg(long = "threads", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+
     /// Quiet: print errors only.
     #[arg(short = 'q', long = "quiet", conflicts_with = "verbose")]
     pub quiet: bool,
@@ -68,6 +72,7 @@ impl Cli {
             log_level,
             plugins_dir: self.plugins_dir.or_else(default_plugins_dir),
             plugins: self.plugins,
+            threads: self.threads.map(usize::from),
         }
     }
 }
@@ -89,6 +94,8 @@ mod tests {
             "a.so",
             "--plugin",
             "b.so",
+            "--threads",
+            "2",
         ])
         .unwrap();
         let config = cli.into_config();
@@ -100,6 +107,7 @@ mod tests {
             [PathBuf::from("a.so"), PathBuf::from("b.so")]
         );
         assert_eq!(config.mode.spec(), "reverse:http://127.0.0.1:9000");
+        assert_eq!(config.threads, Some(2));
     }
 
     #[test]
@@ -111,7 +119,9 @@ mod tests {
         );
         assert_eq!(config.mode, Mode::Regular);
         assert_eq!(config.log_level, Level::Info);
+        assert_eq!(config.threads, None);
         assert!(Cli::try_parse_from(["interpose", "-q", "-v"]).is_err());
+        assert!(Cli::try_parse_from(["interpose", "--threads", "0"]).is_err());
         let err = Cli::try_parse_from(["interpose", "--mode", "reverse:https://x"]).unwrap_err();
         assert!(err.to_string().contains("not supported yet"), "{err}");
     }
