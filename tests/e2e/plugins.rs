@@ -116,3 +116,37 @@ fn a_plugin_named_twice_loads_once() {
     proxy.wait_for_log("is already loaded");
     assert_eq!(proxy.lines_with("Loaded plugin counter").len(), 1);
 }
+
+#[test]
+fn concurrent_keep_alive_load_through_both_example_plugins() {
+    const CLIENTS: usize = 8;
+    const REQUESTS: usize = 50;
+    let upstream = Upstream::start();
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .plugin(&plugin("add-header"))
+        .plugin(&plugin("counter"))
+        .start();
+    let addr = proxy.addr;
+    let workers: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut client = crate::harness::Connection::open(addr);
+                for r in 0..REQUESTS {
+                    let path = format!("/load/{c}/{r}");
+                    let reply = client.send("GET", &path, &[], b"").unwrap();
+                    assert_eq!(reply.status, 200);
+                    assert_eq!(reply.text(), format!("upstream saw GET {path}"));
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().expect("client thread");
+    }
+    let total = CLIENTS * REQUESTS;
+    proxy.wait_for_log(&format!("We've seen {total} flows"));
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), total);
+    assert!(seen.iter().all(|s| s.header("myheader") == Some("value")));
+}

@@ -29,10 +29,7 @@ pub struct Reply {
 impl Reply {
     /// The first value of header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        super::find_header(&self.headers, name)
     }
 
     /// The body as text.
@@ -95,16 +92,7 @@ impl Connection {
                 let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
                 Ok(Reply {
                     status: parts.status.as_u16(),
-                    headers: parts
-                        .headers
-                        .iter()
-                        .map(|(n, v)| {
-                            (
-                                n.as_str().to_string(),
-                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                            )
-                        })
-                        .collect(),
+                    headers: super::header_pairs(&parts.headers),
                     body: body.to_vec(),
                 })
             };

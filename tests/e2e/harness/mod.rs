@@ -27,6 +27,25 @@ pub fn rt() -> &'static Runtime {
     })
 }
 
+/// Header fields as `(lower-case name, value)` text pairs, in order.
+pub fn header_pairs(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(n, v)| {
+            let value = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            (n.as_str().to_string(), value)
+        })
+        .collect()
+}
+
+/// The first value of header `name` (any case) among `pairs`.
+pub fn find_header<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
 /// A fresh empty folder under the system temp dir.
 pub fn temp_dir(label: &str) -> std::path::PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};

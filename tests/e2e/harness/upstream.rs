@@ -36,10 +36,7 @@ pub struct Seen {
 impl Seen {
     /// The first value of header `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        super::find_header(&self.headers, name)
     }
 }
 
@@ -106,16 +103,7 @@ async fn answer(
     record.lock().unwrap().push(Seen {
         method: parts.method.to_string(),
         path,
-        headers: parts
-            .headers
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
+        headers: super::header_pairs(&parts.headers),
         body: body.to_vec(),
         peer,
     });
