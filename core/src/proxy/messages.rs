@@ -123,7 +123,7 @@ pub fn request_from_parts(
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let mut headers = headers_from_hyper(&parts.headers);
     if let Mode::Reverse(target) = mode {
-        headers.insert("host", target.authority());
+        headers.insert("host", &target.authority);
     }
     Ok(Request {
         method: parts.method.as_str().into(),

@@ -23,15 +23,23 @@ pub struct ReverseTarget {
     pub host: String,
     /// Port.
     pub port: u16,
+    /// `host:port` as it goes in a `Host` header (IPv6 in brackets).
+    pub authority: String,
 }
 
 impl ReverseTarget {
-    /// `host:port` as it goes in a `Host` header.
-    pub fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
+    /// The target `scheme://host:port`.
+    pub fn new(scheme: &'static str, host: &str, port: u16) -> Self {
+        let authority = if host.contains(':') {
+            format!("[{host}]:{port}")
         } else {
-            format!("{}:{}", self.host, self.port)
+            format!("{host}:{port}")
+        };
+        ReverseTarget {
+            scheme,
+            host: host.to_string(),
+            port,
+            authority,
         }
     }
 }
@@ -48,7 +56,7 @@ impl fmt::Display for Mode {
         match self {
             Mode::Regular => f.write_str("regular"),
             Mode::Reverse(target) => {
-                write!(f, "reverse:{}://{}", target.scheme, target.authority())
+                write!(f, "reverse:{}://{}", target.scheme, target.authority)
             }
         }
     }
@@ -115,11 +123,7 @@ fn parse_reverse(url: &str) -> Result<ReverseTarget, ModeError> {
     }
     let (host, port) = split_authority(authority, 80)
         .ok_or_else(|| ModeError(format!("reverse target {url:?}: invalid host or port")))?;
-    Ok(ReverseTarget {
-        scheme,
-        host: host.to_string(),
-        port,
-    })
+    Ok(ReverseTarget::new(scheme, host, port))
 }
 
 #[cfg(test)]
@@ -132,11 +136,7 @@ mod tests {
         let reverse: Mode = "reverse:http://127.0.0.1:9000".parse().unwrap();
         assert_eq!(
             reverse,
-            Mode::Reverse(ReverseTarget {
-                scheme: "http",
-                host: "127.0.0.1".into(),
-                port: 9000
-            })
+            Mode::Reverse(ReverseTarget::new("http", "127.0.0.1", 9000))
         );
         assert_eq!(reverse.spec(), "reverse:http://127.0.0.1:9000");
         let default_port: Mode = "reverse:http://example.com/".parse().unwrap();

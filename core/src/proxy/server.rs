@@ -78,7 +78,7 @@ pub async fn serve(
         Mode::Reverse(target) => tracing::info!(
             "Reverse proxy to {}://{} listening at {local}.",
             target.scheme,
-            target.authority()
+            target.authority
         ),
     }
 

@@ -2,7 +2,7 @@
 //! keeping idle HTTP/1.1 connections for reuse by any later flow to the same server.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     fmt, io,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -149,7 +149,8 @@ impl Lease {
 
 /// Opens server connections and pools idle ones.
 pub struct Upstream {
-    idle: Mutex<HashMap<PoolKey, Vec<IdleConnection>>>,
+    /// Per server, idle connections oldest first.
+    idle: Mutex<HashMap<PoolKey, VecDeque<IdleConnection>>>,
     addons: Arc<AddonManager>,
     ids: Arc<IdGenerator>,
     connections: Tracker,
@@ -225,11 +226,16 @@ impl Upstream {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.entry(lease.key).or_default();
         let now = Instant::now();
-        list.retain(|c| now.duration_since(c.since) < IDLE_TIMEOUT && !c.sender.is_closed());
-        if list.len() >= MAX_IDLE_PER_SERVER {
-            list.remove(0);
+        // Oldest first: expired connections are at the front. Closed ones elsewhere are
+        // dropped when checkout reaches them.
+        while list
+            .front()
+            .is_some_and(|c| now.duration_since(c.since) >= IDLE_TIMEOUT || c.sender.is_closed())
+            || list.len() >= MAX_IDLE_PER_SERVER
+        {
+            list.pop_front();
         }
-        list.push(IdleConnection {
+        list.push_back(IdleConnection {
             sender: lease.sender,
             server: lease.server,
             since: now,
@@ -241,7 +247,7 @@ impl Upstream {
         loop {
             let candidate = {
                 let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-                idle.get_mut(key)?.pop()?
+                idle.get_mut(key)?.pop_back()?
             };
             if candidate.sender.is_closed() || candidate.since.elapsed() >= IDLE_TIMEOUT {
                 continue;
