@@ -165,3 +165,25 @@ fn upstream_failures_become_502_and_error_events() {
     let fine = format!("http://{}/after", upstream.addr);
     assert_eq!(send(proxy.addr, "GET", &fine, b"").unwrap().status, 200);
 }
+
+#[test]
+fn a_client_leaving_mid_flow_gives_the_flow_an_error() {
+    let slow = bad_upstream(BadUpstream::Slow);
+    let proxy = Proxy::builder()
+        .reverse(slow)
+        .plugin(&plugin("event-log"))
+        .start();
+    let mut client = std::net::TcpStream::connect(proxy.addr).unwrap();
+    std::io::Write::write_all(&mut client, b"GET /leaving HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    proxy.wait_for_log("event server_connected");
+    drop(client);
+    proxy.wait_for_log("event error /leaving status=- error=Client disconnected.");
+    proxy.wait_for_log("event client_disconnected");
+    let log = proxy.log();
+    assert!(
+        first(&log, "event error /leaving") < first(&log, "event client_disconnected"),
+        "the flow's error comes before the disconnect:\n{}",
+        log.join("\n")
+    );
+    assert!(proxy.lines_with("event response /leaving").is_empty());
+}

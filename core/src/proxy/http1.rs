@@ -57,16 +57,20 @@ pub async fn serve_client(
         let (shared, client) = (Arc::clone(&shared), client.clone());
         service_fn(move |request| handle(Arc::clone(&shared), client.clone(), request))
     };
-    let connection = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        _ = stop.changed() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
+    let result = {
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(connection);
+        tokio::select! {
+            result = connection.as_mut() => result,
+            _ = stop.changed() => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
         }
+        // The connection, and with it a flow still in flight, is dropped here: that flow's
+        // `error` event comes before `client_disconnected`.
     };
     if let Err(e) = result {
         tracing::debug!("[{peer}] client connection ended: {e}");

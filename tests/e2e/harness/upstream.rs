@@ -127,9 +127,11 @@ pub enum BadUpstream {
     Hangup,
     /// Answers with bytes that are not HTTP.
     Garbage,
+    /// Answers correctly, but only after three seconds.
+    Slow,
 }
 
-/// A server that reads each request and then misbehaves.
+/// A server that reads each request and then misbehaves (one connection at a time).
 pub fn bad_upstream(kind: BadUpstream) -> SocketAddr {
     let listener = StdListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -139,8 +141,15 @@ pub fn bad_upstream(kind: BadUpstream) -> SocketAddr {
             let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
             let mut buf = [0u8; 4096];
             let _ = stream.read(&mut buf);
-            if let BadUpstream::Garbage = kind {
-                let _ = stream.write_all(b"THIS IS NOT HTTP\r\n\r\n");
+            match kind {
+                BadUpstream::Hangup => {}
+                BadUpstream::Garbage => {
+                    let _ = stream.write_all(b"THIS IS NOT HTTP\r\n\r\n");
+                }
+                BadUpstream::Slow => {
+                    thread::sleep(Duration::from_secs(3));
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow");
+                }
             }
             drop(stream);
         }
