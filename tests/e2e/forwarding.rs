@@ -177,3 +177,18 @@ fn the_built_in_disable_h2c_strips_cleartext_http2_upgrades() {
     assert_eq!(seen.header("upgrade"), None);
     proxy.wait_for_log("disable_h2c: HTTP/2 cleartext connections");
 }
+
+#[test]
+fn a_request_addressed_to_the_proxy_itself_is_refused_instead_of_looping() {
+    let proxy = Proxy::builder().start();
+    let url = format!("http://{}/loop", proxy.addr);
+    let reply = send(proxy.addr, "GET", &url, b"").unwrap();
+    assert_eq!(reply.status, 502);
+    assert!(
+        reply.text().contains("this proxy itself"),
+        "{}",
+        reply.text()
+    );
+    let url = format!("http://localhost:{}/loop", proxy.addr.port());
+    assert_eq!(send(proxy.addr, "GET", &url, b"").unwrap().status, 502);
+}

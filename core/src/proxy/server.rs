@@ -84,7 +84,7 @@ pub async fn serve(
 
     let ids = Arc::new(IdGenerator::new());
     let shared = Arc::new(Shared {
-        upstream: Upstream::new(Arc::clone(&addons), Arc::clone(&ids)),
+        upstream: Upstream::new(Arc::clone(&addons), Arc::clone(&ids), local),
         mode_spec: Box::leak(config.mode.spec().into_boxed_str()),
         mode: config.mode,
         addons: Arc::clone(&addons),

@@ -4,6 +4,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     fmt, io,
+    net::SocketAddr,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -56,6 +57,11 @@ pub enum UpstreamError {
         /// The server.
         address: String,
     },
+    /// The server is this proxy: forwarding would loop until the proxy runs out of sockets.
+    Loop {
+        /// The server.
+        address: String,
+    },
     /// The server closed or reset the connection, or answered with something that is not
     /// HTTP.
     Exchange {
@@ -83,6 +89,11 @@ impl fmt::Display for UpstreamError {
                 f,
                 "Cannot connect to {address}: timed out after {}s",
                 CONNECT_TIMEOUT.as_secs()
+            ),
+            UpstreamError::Loop { address } => write!(
+                f,
+                "refusing to forward to {address}: that is this proxy itself (the request \
+                 would loop)"
             ),
             UpstreamError::Exchange { address, detail } => {
                 write!(f, "server {address} failed: {detail}")
@@ -154,17 +165,29 @@ pub struct Upstream {
     addons: Arc<AddonManager>,
     ids: Arc<IdGenerator>,
     connections: Tracker,
+    /// The proxy's own listening address, never to be connected to.
+    listening: SocketAddr,
 }
 
 impl Upstream {
-    /// A pool with no connections yet.
-    pub fn new(addons: Arc<AddonManager>, ids: Arc<IdGenerator>) -> Self {
+    /// A pool with no connections yet, for the proxy listening at `listening`.
+    pub fn new(addons: Arc<AddonManager>, ids: Arc<IdGenerator>, listening: SocketAddr) -> Self {
         Upstream {
             idle: Mutex::new(HashMap::new()),
             addons,
             ids,
             connections: Tracker::default(),
+            listening,
         }
+    }
+
+    /// Whether a connection from `local` to `peer` reached this proxy's own listener.
+    fn is_self(&self, local: SocketAddr, peer: SocketAddr) -> bool {
+        let own = self.listening;
+        peer.port() == own.port()
+            && (peer.ip() == own.ip()
+                || (own.ip().is_unspecified()
+                    && (peer.ip().is_loopback() || peer.ip() == local.ip())))
     }
 
     /// Server connections still open (pooled or in use).
@@ -305,11 +328,14 @@ impl Upstream {
                 }
             };
         let _ = stream.set_nodelay(true);
-        if let Ok(peer) = stream.peer_addr() {
-            server.peername = peer.into();
-        }
-        if let Ok(local) = stream.local_addr() {
+        if let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) {
             server.sockname = local.into();
+            server.peername = peer.into();
+            if self.is_self(local, peer) {
+                let error = UpstreamError::Loop { address };
+                self.fail_connect(client, &mut server, &error);
+                return Err(error);
+            }
         }
         server.timestamp_tcp_setup = ROption::RSome(now());
         tracing::debug!("server connect {address}");
