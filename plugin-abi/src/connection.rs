@@ -106,10 +106,22 @@ pub struct Address {
 
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
+        HostPort(&self.host, self.port).fmt(f)
+    }
+}
+
+/// Displays a host and port as `host:port`, with an IPv6 address in brackets (`[::1]:80`),
+/// as they go in a `Host` header or a log line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostPort<'a>(pub &'a str, pub u16);
+
+impl fmt::Display for HostPort<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let HostPort(host, port) = *self;
+        if host.contains(':') {
+            write!(f, "[{host}]:{port}")
         } else {
-            write!(f, "{}:{}", self.host, self.port)
+            write!(f, "{host}:{port}")
         }
     }
 }

@@ -62,7 +62,8 @@ pub use abi_stable;
 pub use addon::{Addon, Event, EventSet};
 pub use body::Body;
 pub use connection::{
-    Address, Client, Connection, Server, ServerConnectionHookData, SocketAddress, TransportProtocol,
+    Address, Client, Connection, HostPort, Server, ServerConnectionHookData, SocketAddress,
+    TransportProtocol,
 };
 pub use context::{Context, Level};
 pub use flow::{

@@ -8,7 +8,7 @@ use http_body_util::Full;
 use hyper::ext::ReasonPhrase;
 use interpose_plugin_abi::{
     flow::{reason_phrase, split_authority},
-    Body, HttpVersion, Request, Response,
+    Body, HostPort, HttpVersion, Request, Response,
 };
 
 use super::mode::Mode;
@@ -163,11 +163,7 @@ pub fn request_to_hyper(request: &Request) -> Result<hyper::Request<ProxyBody>, 
     headers_to_hyper(&request.headers, false, headers)
         .map_err(|e| invalid(&format!("header ({e})")))?;
     if !headers.contains_key(header::HOST) {
-        let host = if request.host.contains(':') {
-            format!("[{}]:{}", request.host, request.port)
-        } else {
-            format!("{}:{}", request.host, request.port)
-        };
+        let host = HostPort(&request.host, request.port).to_string();
         let value = HeaderValue::try_from(host).map_err(|_| invalid("host"))?;
         headers.insert(header::HOST, value);
     }

@@ -2,7 +2,7 @@
 
 use std::{fmt, str::FromStr};
 
-use interpose_plugin_abi::flow::split_authority;
+use interpose_plugin_abi::{flow::split_authority, HostPort};
 
 /// How the proxy learns where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,16 +30,11 @@ pub struct ReverseTarget {
 impl ReverseTarget {
     /// The target `scheme://host:port`.
     pub fn new(scheme: &'static str, host: &str, port: u16) -> Self {
-        let authority = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
         ReverseTarget {
             scheme,
             host: host.to_string(),
             port,
-            authority,
+            authority: HostPort(host, port).to_string(),
         }
     }
 }

@@ -14,7 +14,9 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{body::Incoming, client::conn::http1::SendRequest};
 use hyper_util::rt::TokioIo;
-use interpose_plugin_abi::{now, Address, Client, Connection, Server, ServerConnectionHookData};
+use interpose_plugin_abi::{
+    now, Address, Client, Connection, HostPort, Server, ServerConnectionHookData,
+};
 use tokio::net::TcpStream;
 
 use super::tracker::Tracker;
@@ -130,11 +132,7 @@ struct PoolKey {
 
 impl fmt::Display for PoolKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        Address {
-            host: self.host.as_ref().into(),
-            port: self.port,
-        }
-        .fmt(f)
+        HostPort(&self.host, self.port).fmt(f)
     }
 }
 
