@@ -21,7 +21,7 @@ use super::{
     Shared,
 };
 use crate::{
-    addons::{AddonManager, ClientEvent, HttpEvent},
+    addons::{ClientEvent, HttpEvent},
     flow::{body_from_bytes, headers_from_hyper},
 };
 
@@ -110,28 +110,24 @@ async fn handle(
     };
     drop(parts);
     let mut live = LiveFlow {
-        addons: &shared.addons,
+        shared: &shared,
         flow: HttpFlow::new(shared.ids.next_id(), client, request),
         finished: false,
     };
-    live.run(&shared, body).await
+    live.run(body).await
 }
 
 /// A flow in progress. If it is dropped before it finished (the client went away), the
 /// addons still get its `error` event.
 struct LiveFlow<'a> {
-    addons: &'a AddonManager,
+    shared: &'a Shared,
     flow: HttpFlow,
     /// Whether `response` or `error` has fired.
     finished: bool,
 }
 
 impl LiveFlow<'_> {
-    async fn run(
-        &mut self,
-        shared: &Shared,
-        body: Incoming,
-    ) -> Result<hyper::Response<ProxyBody>, FlowAborted> {
+    async fn run(&mut self, body: Incoming) -> Result<hyper::Response<ProxyBody>, FlowAborted> {
         self.event(HttpEvent::RequestHeaders)?;
         match body.collect().await {
             Ok(collected) => {
@@ -152,7 +148,7 @@ impl LiveFlow<'_> {
         self.event(HttpEvent::Request)?;
 
         if self.flow.response.is_none() {
-            if let Err(refusal) = self.forward(shared).await? {
+            if let Err(refusal) = self.forward().await? {
                 return Ok(self.refuse(refusal));
             }
         } else {
@@ -161,7 +157,7 @@ impl LiveFlow<'_> {
             self.event(HttpEvent::ResponseHeaders)?;
         }
 
-        self.addons.http(HttpEvent::Response, &mut self.flow);
+        self.shared.addons.http(HttpEvent::Response, &mut self.flow);
         self.finished = true;
         if self.flow.killed() {
             return Err(FlowAborted);
@@ -182,13 +178,14 @@ impl LiveFlow<'_> {
 
     /// Sends the request to its server and reads the response into the flow. The outer
     /// error aborts the flow; the inner one is answered with an error response.
-    async fn forward(&mut self, shared: &Shared) -> Result<Result<(), Refusal>, FlowAborted> {
+    async fn forward(&mut self) -> Result<Result<(), Refusal>, FlowAborted> {
         let outgoing = match request_to_hyper(&self.flow.request) {
             Ok(outgoing) => outgoing,
             Err(refusal) => return Ok(Err(refusal)),
         };
         let request = &self.flow.request;
-        let sent = shared
+        let sent = self
+            .shared
             .upstream
             .send(
                 &self.flow.client_conn,
@@ -218,7 +215,7 @@ impl LiveFlow<'_> {
                 )));
             }
         };
-        shared.upstream.release(lease);
+        self.shared.upstream.release(lease);
         if let ROption::RSome(response) = &mut self.flow.response {
             if let Some(trailers) = collected.trailers() {
                 response.trailers = ROption::RSome(headers_from_hyper(trailers));
@@ -231,9 +228,9 @@ impl LiveFlow<'_> {
 
     /// Runs an event before `response`; a flow killed there gets `error` and is dropped.
     fn event(&mut self, event: HttpEvent) -> Result<(), FlowAborted> {
-        self.addons.http(event, &mut self.flow);
+        self.shared.addons.http(event, &mut self.flow);
         if self.flow.killed() {
-            self.addons.http(HttpEvent::Error, &mut self.flow);
+            self.shared.addons.http(HttpEvent::Error, &mut self.flow);
             self.finished = true;
             return Err(FlowAborted);
         }
@@ -244,7 +241,7 @@ impl LiveFlow<'_> {
     fn fail(&mut self, message: String) {
         self.flow.error = ROption::RSome(FlowError::new(message));
         self.flow.live = false;
-        self.addons.http(HttpEvent::Error, &mut self.flow);
+        self.shared.addons.http(HttpEvent::Error, &mut self.flow);
         self.finished = true;
     }
 
