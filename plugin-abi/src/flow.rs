@@ -193,7 +193,8 @@ pub struct Request {
     pub timestamp_end: ROption<f64>,
 }
 
-fn default_port(scheme: &str) -> u16 {
+/// The port a URL of `scheme` uses when it names none: 443 for `https`, else 80.
+pub fn default_port(scheme: &str) -> u16 {
     if scheme.eq_ignore_ascii_case("https") {
         443
     } else {

@@ -7,7 +7,7 @@ use http::{header, HeaderValue, Method, StatusCode, Uri, Version};
 use http_body_util::Full;
 use hyper::ext::ReasonPhrase;
 use interpose_plugin_abi::{
-    flow::{reason_phrase, split_authority},
+    flow::{default_port, reason_phrase, split_authority},
     Body, HostPort, HttpVersion, Request, Response,
 };
 
@@ -95,17 +95,13 @@ pub fn request_from_parts(
                      --mode reverse:URL",
                 )
             })?;
-            let default_port = if scheme.eq_ignore_ascii_case("https") {
-                443
-            } else {
-                80
-            };
-            let (host, port) = split_authority(authority, default_port).ok_or_else(|| {
-                Refusal::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("invalid host in request target {uri}"),
-                )
-            })?;
+            let (host, port) =
+                split_authority(authority, default_port(scheme)).ok_or_else(|| {
+                    Refusal::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("invalid host in request target {uri}"),
+                    )
+                })?;
             Destination {
                 scheme,
                 host,
