@@ -6,6 +6,7 @@ pub mod app;
 pub mod cli;
 pub mod flow;
 pub mod logging;
+pub mod options;
 pub mod plugin;
 pub mod proxy;
 
