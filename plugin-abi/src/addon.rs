@@ -66,6 +66,8 @@ events! {
     Response = "response",
     /// The flow failed (instead of `response`).
     Error = "error",
+    /// A CONNECT request was received.
+    HttpConnect = "http_connect",
 }
 
 const fn const_str_eq(a: &str, b: &str) -> bool {
@@ -209,6 +211,11 @@ pub trait Addon: Send + Sync + 'static {
     /// The flow failed (server unreachable, protocol error, killed). Every flow gets either
     /// `response` or `error`, never both.
     fn error(&self, ctx: &Context, flow: &mut HttpFlow) {
+        let _ = (ctx, flow);
+    }
+
+    /// A CONNECT request was received.
+    fn http_connect(&self, ctx: &Context, flow: &mut HttpFlow) {
         let _ = (ctx, flow);
     }
 }

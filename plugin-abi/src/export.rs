@@ -94,6 +94,7 @@ macro_rules! __function_event {
     (responseheaders $f:ident) => { $crate::__function_event!(@http responseheaders $f); };
     (response $f:ident) => { $crate::__function_event!(@http response $f); };
     (error $f:ident) => { $crate::__function_event!(@http error $f); };
+    (http_connect $f:ident) => { $crate::__function_event!(@http http_connect $f); };
     (@http $event:ident $f:ident) => {
         fn $event(&self, ctx: &$crate::Context, flow: &mut $crate::HttpFlow) {
             $f(ctx, flow)

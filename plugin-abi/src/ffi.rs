@@ -101,6 +101,8 @@ pub struct EventTable {
     /// `error`
     #[sabi(last_prefix_field)]
     pub error: Option<extern "C" fn(AddonPtr, &Context, &mut HttpFlow) -> EventStatus>,
+    /// `http_connect`
+    pub http_connect: Option<extern "C" fn(AddonPtr, &Context, &mut HttpFlow) -> EventStatus>,
 }
 
 /// One addon as a plugin hands it to the host.
@@ -254,4 +256,5 @@ shims! {
     responseheaders: HttpFn = |addon, ctx, flow: &mut HttpFlow| addon.responseheaders(ctx, flow);
     response: HttpFn = |addon, ctx, flow: &mut HttpFlow| addon.response(ctx, flow);
     error: HttpFn = |addon, ctx, flow: &mut HttpFlow| addon.error(ctx, flow);
+    http_connect: HttpFn = |addon, ctx, flow: &mut HttpFlow| addon.http_connect(ctx, flow);
 }

@@ -8,7 +8,9 @@ use abi_stable::{
     StableAbi,
 };
 
-use crate::{body::Body, connection::Client, connection::Server, headers::Headers, time::now};
+use crate::{
+    body::Body, connection::Client, connection::Server, headers::Headers, stream::Stream, time::now,
+};
 
 /// A 128-bit unique id, shown in the UUID text form mitmproxy uses for flows and connections.
 #[repr(C)]
@@ -68,6 +70,28 @@ impl fmt::Display for HttpVersion {
     }
 }
 
+/// Where a flow's failure came from (set by the host).
+#[repr(u8)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The client sent something invalid or left.
+    Client,
+    /// The server was unreachable, reset, or answered with something invalid.
+    Server,
+    /// An addon panicked and `addon_errors=fail`.
+    Addon,
+    /// The proxy itself failed.
+    Proxy,
+    /// An addon or the user killed the flow.
+    Killed,
+    /// The proxy is shutting down.
+    Shutdown,
+    /// A timeout expired.
+    Timeout,
+    /// A body exceeded `body_size_limit`.
+    TooLarge,
+}
+
 /// Why a flow failed: a protocol error, an unreachable server, or a kill.
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq)]
@@ -76,6 +100,8 @@ pub struct FlowError {
     pub msg: RString,
     /// When it happened.
     pub timestamp: f64,
+    /// Where it came from.
+    pub kind: ErrorKind,
 }
 
 impl FlowError {
@@ -83,10 +109,11 @@ impl FlowError {
     pub const KILLED_MESSAGE: &'static str = "Connection killed.";
 
     /// An error that happens now.
-    pub fn new(msg: impl Into<RString>) -> Self {
+    pub fn new(kind: ErrorKind, msg: impl Into<RString>) -> Self {
         FlowError {
             msg: msg.into(),
             timestamp: now(),
+            kind,
         }
     }
 }
@@ -187,6 +214,8 @@ pub struct Request {
     pub content: Body,
     /// Trailer fields, if the message had any.
     pub trailers: ROption<Headers>,
+    /// Whether (and how) the body streams through instead of being buffered.
+    pub stream: Stream,
     /// When the first byte of the request arrived.
     pub timestamp_start: f64,
     /// When the last byte of the request arrived.
@@ -241,6 +270,7 @@ impl Request {
             headers,
             content,
             trailers: ROption::RNone,
+            stream: Stream::default(),
             timestamp_start: now,
             timestamp_end: ROption::RSome(now),
         })
@@ -316,6 +346,8 @@ pub struct Response {
     pub content: Body,
     /// Trailer fields, if the message had any.
     pub trailers: ROption<Headers>,
+    /// Whether (and how) the body streams through instead of being buffered.
+    pub stream: Stream,
     /// When the first byte of the response arrived.
     pub timestamp_start: f64,
     /// When the last byte of the response arrived.
@@ -342,6 +374,7 @@ impl Response {
             headers: all,
             content,
             trailers: ROption::RNone,
+            stream: Stream::default(),
             timestamp_start: now,
             timestamp_end: ROption::RSome(now),
         }
@@ -497,7 +530,8 @@ impl HttpFlow {
     /// `flow.kill()`). Does nothing if the flow is not live or already killed.
     pub fn kill(&mut self) {
         if self.killable() {
-            self.error = ROption::RSome(FlowError::new(FlowError::KILLED_MESSAGE));
+            self.error =
+                ROption::RSome(FlowError::new(ErrorKind::Killed, FlowError::KILLED_MESSAGE));
             self.intercepted = false;
             self.live = false;
         }
@@ -510,7 +544,7 @@ impl HttpFlow {
 
     /// Whether the flow was killed.
     pub fn killed(&self) -> bool {
-        matches!(&self.error, ROption::RSome(e) if e.msg == FlowError::KILLED_MESSAGE)
+        matches!(&self.error, ROption::RSome(e) if e.kind == ErrorKind::Killed)
     }
 
     /// When the flow's request started (mitmproxy's `flow.timestamp_start`).

@@ -54,6 +54,7 @@ mod export;
 pub mod ffi;
 pub mod flow;
 pub mod headers;
+pub mod stream;
 pub mod testing;
 mod time;
 
@@ -67,11 +68,12 @@ pub use connection::{
 };
 pub use context::{Context, Level};
 pub use flow::{
-    FlowError, HttpFlow, HttpVersion, Metadata, ReplaySide, Request, Response, Uuid, WebSocketData,
-    WebSocketMessage, WebSocketMessageType,
+    ErrorKind, FlowError, HttpFlow, HttpVersion, Metadata, ReplaySide, Request, Response, Uuid,
+    WebSocketData, WebSocketMessage, WebSocketMessageType,
 };
 pub use headers::Headers;
 pub use interpose_plugin_abi_macros::addon;
+pub use stream::Stream;
 pub use time::now;
 
 /// The version of this crate, which is the version of the plugin ABI.

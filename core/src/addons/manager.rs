@@ -20,6 +20,32 @@ pub struct AddonInfo {
     pub plugin: String,
 }
 
+/// An addon panicked in an event (reported when `addon_errors=fail`).
+#[derive(Debug, Clone)]
+pub struct AddonPanic {
+    /// The addon's name.
+    pub addon: String,
+    /// Its plugin.
+    pub plugin: String,
+    /// The event.
+    pub event: Event,
+    /// The panic message.
+    pub message: String,
+}
+
+impl fmt::Display for AddonPanic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "addon '{}' ({}) panicked in {}: {}",
+            self.addon,
+            self.plugin,
+            self.event.name(),
+            self.message
+        )
+    }
+}
+
 /// Events without a payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LifecycleEvent {
@@ -66,6 +92,8 @@ pub enum HttpEvent {
     Response,
     /// `error`
     Error,
+    /// `http_connect`
+    HttpConnect,
 }
 
 macro_rules! event_names {
@@ -95,7 +123,8 @@ event_names! {
         Request => Request,
         ResponseHeaders => ResponseHeaders,
         Response => Response,
-        Error => Error
+        Error => Error,
+        HttpConnect => HttpConnect
     }
 }
 
@@ -123,7 +152,7 @@ pub struct AddonManager {
     lifecycle: [Handlers<LifecycleFn>; 3],
     client: [Handlers<ClientFn>; 2],
     server: [Handlers<ServerFn>; 4],
-    http: [Handlers<HttpFn>; 5],
+    http: [Handlers<HttpFn>; 6],
 }
 
 // SAFETY: the only non-thread-safe parts are the erased addon pointers; they point to values
@@ -176,6 +205,7 @@ impl AddonManager {
             http[HttpEvent::ResponseHeaders] <- responseheaders,
             http[HttpEvent::Response] <- response,
             http[HttpEvent::Error] <- error,
+            http[HttpEvent::HttpConnect] <- http_connect,
         }
         self.addons.push(AddonInfo { name, plugin });
     }
@@ -203,25 +233,32 @@ impl AddonManager {
     }
 
     /// Sends a client connection event to every addon implementing it.
-    pub fn client(&self, event: ClientEvent, client: &mut Client) {
+    pub fn client(&self, event: ClientEvent, client: &mut Client) -> Result<(), AddonPanic> {
         for h in &self.client[event as usize].0 {
             self.check((h.call)(h.state, h.ctx, client), h.addon, event.event());
         }
+        Ok(())
     }
 
     /// Sends a server connection event to every addon implementing it.
-    pub fn server(&self, event: ServerEvent, data: &mut ServerConnectionHookData<'_>) {
+    pub fn server(
+        &self,
+        event: ServerEvent,
+        data: &mut ServerConnectionHookData<'_>,
+    ) -> Result<(), AddonPanic> {
         for h in &self.server[event as usize].0 {
             self.check((h.call)(h.state, h.ctx, data), h.addon, event.event());
         }
+        Ok(())
     }
 
     /// Sends an HTTP event to every addon implementing it, in order.
     #[inline]
-    pub fn http(&self, event: HttpEvent, flow: &mut HttpFlow) {
+    pub fn http(&self, event: HttpEvent, flow: &mut HttpFlow) -> Result<(), AddonPanic> {
         for h in &self.http[event as usize].0 {
             self.check((h.call)(h.state, h.ctx, flow), h.addon, event.event());
         }
+        Ok(())
     }
 
     #[inline]

@@ -1,5 +1,10 @@
-//! The proxy engine: listening, modes, HTTP/1 client connections, and server connections.
+//! The proxy engine: listening, modes, client connections (HTTP/1, CONNECT tunnels,
+//! upgrades), the protocol-neutral flow driver, and server connections.
 
+mod client;
+mod connect;
+mod failure;
+mod flow;
 mod http1;
 mod messages;
 mod mode;
@@ -7,20 +12,35 @@ mod server;
 mod tracker;
 mod upstream;
 
+pub use failure::Failure;
 pub use mode::{Mode, ModeError, ReverseTarget};
-pub use server::{serve, ProxyConfig, ServeError};
+pub use server::{serve, ServeError};
 pub use upstream::UpstreamError;
 
-use std::sync::Arc;
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc,
+};
 
-use crate::{addons::AddonManager, flow::IdGenerator};
+use crate::{addons::AddonManager, flow::IdGenerator, options::CoreOptions};
 
 /// What every connection task shares.
 pub(crate) struct Shared {
     addons: Arc<AddonManager>,
-    mode: Mode,
+    options: Arc<CoreOptions>,
     /// `mode` as text, for `Client::proxy_mode` (leaked once: it lives as long as the proxy).
     mode_spec: &'static str,
+    /// Where requests go, per the mode.
+    destination: messages::Destination,
     ids: Arc<IdGenerator>,
     upstream: upstream::Upstream,
+    /// Set once in-flight flows are being cut short.
+    shutting_down: AtomicBool,
+}
+
+impl Shared {
+    /// Whether flows still running are being ended by shutdown.
+    fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
 }

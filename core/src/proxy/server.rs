@@ -1,30 +1,33 @@
-//! The listener: accepting clients, the `running` event, and graceful shutdown.
+//! The listener: accepting clients, the `running` event, and graceful shutdown (requests in
+//! flight get `shutdown_grace` to finish; then their flows end with an `error` of kind
+//! shutdown, before any addon receives `done`).
 
-use std::{fmt, future::Future, io, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    future::Future,
+    io,
+    sync::{atomic::AtomicBool, atomic::Ordering, Arc},
+    time::Duration,
+};
 
 use tokio::{net::TcpListener, sync::watch};
 
-use super::{http1::serve_client, mode::Mode, tracker::Tracker, upstream::Upstream, Shared};
+use super::{
+    client::{serve_client, StopSignals},
+    messages::Destination,
+    mode::Mode,
+    tracker::Tracker,
+    upstream::Upstream,
+    Shared,
+};
 use crate::{
     addons::{AddonManager, LifecycleEvent},
     flow::IdGenerator,
+    options::CoreOptions,
 };
 
-/// How long in-flight requests get to finish once shutdown starts.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// How long closing server connections may take at shutdown.
-const SERVER_CLOSE_GRACE: Duration = Duration::from_secs(1);
-
-/// Where and how to listen.
-#[derive(Debug, Clone)]
-pub struct ProxyConfig {
-    /// Address to bind (`127.0.0.1` unless told otherwise).
-    pub listen_host: String,
-    /// Port to bind (0 picks a free one).
-    pub listen_port: u16,
-    /// The proxy mode.
-    pub mode: Mode,
-}
+/// How long cut-short connections and closing server connections may take at shutdown.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Why the proxy could not serve.
 #[derive(Debug)]
@@ -56,15 +59,17 @@ impl std::error::Error for ServeError {
     }
 }
 
-/// Serves until `shutdown` completes, then lets in-flight requests finish (up to a few
-/// seconds) and closes server connections. Fires `running` once listening.
+/// Serves until `shutdown` completes, then lets in-flight requests finish (up to
+/// `shutdown_grace`), ends the rest, and closes server connections. Fires `running` once
+/// listening.
 pub async fn serve(
-    config: ProxyConfig,
+    options: Arc<CoreOptions>,
     addons: Arc<AddonManager>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let address = format!("{}:{}", config.listen_host, config.listen_port);
-    let listener = TcpListener::bind((config.listen_host.as_str(), config.listen_port))
+    let address =
+        interpose_plugin_abi::HostPort(&options.listen_host, options.listen_port).to_string();
+    let listener = TcpListener::bind((options.listen_host.as_str(), options.listen_port))
         .await
         .map_err(|source| ServeError::Bind {
             address: address.clone(),
@@ -73,7 +78,7 @@ pub async fn serve(
     let local = listener
         .local_addr()
         .map_err(|source| ServeError::Bind { address, source })?;
-    match &config.mode {
+    match &options.mode {
         Mode::Regular => tracing::info!("HTTP(S) proxy listening at {local}."),
         Mode::Reverse(target) => tracing::info!(
             "Reverse proxy to {}://{} listening at {local}.",
@@ -82,17 +87,23 @@ pub async fn serve(
         ),
     }
 
-    let ids = Arc::new(IdGenerator::new());
     let shared = Arc::new(Shared {
-        upstream: Upstream::new(Arc::clone(&addons), Arc::clone(&ids), local),
-        mode_spec: Box::leak(config.mode.spec().into_boxed_str()),
-        mode: config.mode,
+        upstream: Upstream::new(&options, local),
+        mode_spec: Box::leak(options.mode.spec().into_boxed_str()),
+        destination: Destination::for_mode(&options.mode),
         addons: Arc::clone(&addons),
-        ids,
+        ids: Arc::new(IdGenerator::new()),
+        shutting_down: AtomicBool::new(false),
+        options: Arc::clone(&options),
     });
     addons.lifecycle(LifecycleEvent::Running);
 
     let (stop, stopped) = watch::channel(false);
+    let (kill, killed) = watch::channel(false);
+    let signals = StopSignals {
+        stop: stopped,
+        kill: killed,
+    };
     let clients = Tracker::default();
     tokio::pin!(shutdown);
     loop {
@@ -102,7 +113,13 @@ pub async fn serve(
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let guard = clients.enter();
-                    tokio::spawn(serve_client(Arc::clone(&shared), stream, peer, stopped.clone(), guard));
+                    tokio::spawn(serve_client(
+                        Arc::clone(&shared),
+                        stream,
+                        peer,
+                        signals.clone(),
+                        guard,
+                    ));
                 }
                 Err(e) => {
                     // Usually out of file descriptors: back off instead of spinning.
@@ -116,21 +133,21 @@ pub async fn serve(
     drop(listener);
     tracing::info!("Shutting down.");
     let _ = stop.send(true);
-    if tokio::time::timeout(SHUTDOWN_GRACE, clients.wait_idle())
+    let grace = options.shutdown_grace;
+    if tokio::time::timeout(grace, clients.wait_idle())
         .await
         .is_err()
     {
         tracing::warn!(
             "{} client connections still busy after {}s; closing them",
             clients.active(),
-            SHUTDOWN_GRACE.as_secs()
+            grace.as_secs_f64()
         );
+        shared.shutting_down.store(true, Ordering::Relaxed);
+        let _ = kill.send(true);
+        let _ = tokio::time::timeout(CLOSE_GRACE, clients.wait_idle()).await;
     }
     shared.upstream.close_idle();
-    let _ = tokio::time::timeout(
-        SERVER_CLOSE_GRACE,
-        shared.upstream.connections().wait_idle(),
-    )
-    .await;
+    let _ = tokio::time::timeout(CLOSE_GRACE, shared.upstream.connections().wait_idle()).await;
     Ok(())
 }

@@ -1,0 +1,424 @@
+//! One client connection: the `client_*` events, the next-layer decision (HTTP/1, or a tunnel
+//! after CONNECT), and the HTTP/1 request loop that hands each request to the flow driver.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use abi_stable::std_types::{RArc, ROption, RStr};
+use bytes::{Bytes, BytesMut};
+use interpose_plugin_abi::{now, Client, Connection, Headers, HttpVersion, Response};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+    sync::watch,
+};
+
+use super::{
+    connect::{handle_connect, splice, ConnectOutcome},
+    failure::{error_response, Failure},
+    flow::{BodyFrame, Downstream, FlowDriver, Outcome},
+    http1::{codec, BodyDecoder, Frame, Framing, HeadOptions, Http1Io, ReadError},
+    messages::{request_from_head, wire_version, Destination},
+    tracker::TrackerGuard,
+    Shared,
+};
+use crate::addons::ClientEvent;
+
+/// How long a client may take to send a request head, idle time between requests included.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// While the server thinks, pipelined bytes are read ahead up to this much.
+const READ_AHEAD_MAX: usize = 64 * 1024;
+
+/// Stop signals for client connections: `stop` lets the current request finish, `kill` ends
+/// the connection at once (its flow gets an `error` event of kind shutdown).
+#[derive(Clone)]
+pub struct StopSignals {
+    /// Finish the current request, then close.
+    pub stop: watch::Receiver<bool>,
+    /// Close now.
+    pub kill: watch::Receiver<bool>,
+}
+
+/// Serves a client connection until it closes or the proxy shuts down.
+pub async fn serve_client(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    signals: StopSignals,
+    guard: TrackerGuard,
+) {
+    let mut client = Client {
+        conn: Connection::new(shared.ids.next_id()),
+        mitmcert: ROption::RNone,
+        proxy_mode: RStr::from_str(shared.mode_spec),
+    };
+    client.peername = peer.into();
+    if let Ok(local) = stream.local_addr() {
+        client.sockname = local.into();
+    }
+    client.timestamp_start = ROption::RSome(now());
+    tracing::debug!("[{peer}] client connect");
+    let _ = shared.addons.client(ClientEvent::Connected, &mut client);
+    if let ROption::RSome(reason) = &client.error {
+        tracing::info!("[{peer}] client refused by an addon: {reason}");
+        client.timestamp_end = ROption::RSome(now());
+        let _ = shared.addons.client(ClientEvent::Disconnected, &mut client);
+        return;
+    }
+
+    let client = RArc::new(client);
+    {
+        let mut kill = signals.kill.clone();
+        let conn = Http1Io::new(stream, BytesMut::with_capacity(8 * 1024));
+        let serve = serve_http1(&shared, &client, conn, shared.destination.clone(), signals);
+        tokio::select! {
+            () = serve => {}
+            _ = kill.wait_for(|killed| *killed) => {}
+        }
+        // A flow still in flight is dropped here: its `error` comes before
+        // `client_disconnected`.
+    }
+    tracing::debug!("[{peer}] client disconnect");
+    if shared.addons.has_client(ClientEvent::Disconnected) {
+        let mut client = (*client).clone();
+        client.timestamp_end = ROption::RSome(now());
+        let _ = shared.addons.client(ClientEvent::Disconnected, &mut client);
+    }
+    drop(guard);
+}
+
+/// Serves HTTP/1 requests on `conn` until the client closes, a flow ends the connection, or
+/// the proxy stops.
+pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    shared: &Shared,
+    client: &RArc<Client>,
+    mut conn: Http1Io<S>,
+    mut destination: Destination,
+    signals: StopSignals,
+) {
+    let mut stop = signals.stop;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let head = tokio::select! {
+            head = conn.read_request_head(HEAD_TIMEOUT) => head,
+            _ = stop.wait_for(|stopped| *stopped), if conn.buf.is_empty() => return,
+        };
+        let head = match head {
+            Ok(Some(head)) => head,
+            Ok(None) | Err(ReadError::Closed | ReadError::Io(_) | ReadError::Timeout) => return,
+            Err(ReadError::Head(e)) => {
+                let status =
+                    http::StatusCode::from_u16(e.status()).unwrap_or(http::StatusCode::BAD_REQUEST);
+                let _ = write_refusal(&mut conn, status, &e.to_string()).await;
+                return;
+            }
+            Err(ReadError::Body(_)) => return,
+        };
+        let timestamp_start = now();
+        if head.method.eq_ignore_ascii_case("CONNECT") {
+            if !matches!(destination, Destination::FromRequest) {
+                let _ = write_refusal(
+                    &mut conn,
+                    http::StatusCode::METHOD_NOT_ALLOWED,
+                    "CONNECT is only accepted in regular mode",
+                )
+                .await;
+                return;
+            }
+            match handle_connect(shared, client, &mut conn, head, timestamp_start).await {
+                ConnectOutcome::Answered => continue,
+                ConnectOutcome::Close => return,
+                ConnectOutcome::Tunnel(mut server) => {
+                    splice(&mut conn, &mut server).await;
+                    return;
+                }
+                ConnectOutcome::Http(target) => {
+                    destination = Destination::Fixed(target);
+                    continue;
+                }
+            }
+        }
+        let framing = match codec::request_framing(&head) {
+            Ok(framing) => framing,
+            Err(e) => {
+                let _ =
+                    write_refusal(&mut conn, http::StatusCode::BAD_REQUEST, &e.to_string()).await;
+                return;
+            }
+        };
+        let version = head.version;
+        let keep_alive = !codec::wants_close(version, &head.headers);
+        let head_request = head.method.eq_ignore_ascii_case("HEAD");
+        let expect_continue = version == HttpVersion::Http11
+            && head
+                .headers
+                .get_bytes("expect")
+                .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue"));
+        let request = match request_from_head(&destination, head, timestamp_start) {
+            Ok(request) => request,
+            Err(failure) => {
+                let _ =
+                    write_refusal(&mut conn, http::StatusCode::BAD_REQUEST, &failure.message).await;
+                return;
+            }
+        };
+        let mut down = Http1Downstream {
+            conn: &mut conn,
+            decoder: BodyDecoder::new(framing),
+            request_length: match framing {
+                Framing::Length(n) => Some(n),
+                Framing::Empty => Some(0),
+                _ => None,
+            },
+            request_done: matches!(framing, Framing::Empty | Framing::Length(0)),
+            version,
+            keep_alive,
+            head_request,
+            expect_continue,
+            response_framing: Framing::Empty,
+        };
+        let outcome = FlowDriver::new(shared, client.clone(), request, &mut down)
+            .run()
+            .await;
+        let keep_alive = down.keep_alive && down.request_done;
+        match outcome {
+            Outcome::Done if keep_alive => continue,
+            Outcome::Done | Outcome::Close => return,
+            Outcome::Upgrade(mut server) => {
+                splice(&mut conn, &mut server).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Answers with an error response of the proxy's own and marks the connection for closing.
+async fn write_refusal<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Http1Io<S>,
+    status: http::StatusCode,
+    message: &str,
+) -> std::io::Result<()> {
+    let response = error_response(status, message);
+    let mut head = BytesMut::new();
+    codec::write_response_head(
+        &mut head,
+        HttpVersion::Http11,
+        response.status_code,
+        &response.reason,
+        &response.headers,
+        HeadOptions {
+            framing: Framing::Length(response.content.len() as u64),
+            upgrade: false,
+            connection: Some("close"),
+        },
+    );
+    let body = Bytes::copy_from_slice(&response.content);
+    conn.write_parts(&mut [head.freeze(), body]).await
+}
+
+/// The HTTP/1 client side of one flow.
+struct Http1Downstream<'c, S> {
+    conn: &'c mut Http1Io<S>,
+    decoder: BodyDecoder,
+    request_length: Option<u64>,
+    /// Whether the request body was read to its end.
+    request_done: bool,
+    /// The version the client spoke.
+    version: HttpVersion,
+    /// Whether the connection stays open after this exchange.
+    keep_alive: bool,
+    /// Whether the request was `HEAD` (its response has no body).
+    head_request: bool,
+    /// Whether `100 Continue` is still owed before the body is read.
+    expect_continue: bool,
+    /// How the started response's body is framed.
+    response_framing: Framing,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Http1Downstream<'_, S> {
+    async fn send_continue(&mut self) -> Result<(), Failure> {
+        if std::mem::take(&mut self.expect_continue) {
+            self.conn
+                .write_parts(&mut [Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n")])
+                .await
+                .map_err(|_| Failure::client_gone())?;
+        }
+        Ok(())
+    }
+
+    fn client_failure(&self, error: ReadError) -> Failure {
+        match error {
+            ReadError::Io(_) | ReadError::Closed => Failure::client_gone(),
+            ReadError::Timeout => Failure::client("the client stopped sending the request body"),
+            other => Failure::client(format!("invalid request body: {other}")),
+        }
+    }
+
+    /// Whether a response of this status to this request has no body.
+    fn bodiless(&self, status: u16) -> bool {
+        self.head_request || (100..200).contains(&status) || status == 204 || status == 304
+    }
+
+    fn connection_value(&self) -> Option<&'static str> {
+        if !self.keep_alive {
+            Some("close")
+        } else if self.version == HttpVersion::Http10 {
+            Some("keep-alive")
+        } else {
+            None
+        }
+    }
+
+    fn head(&self, response: &Response, framing: Framing, upgrade: bool) -> Bytes {
+        let mut head =
+            BytesMut::with_capacity(64 + response.headers.byte_len() + response.headers.len() * 4);
+        codec::write_response_head(
+            &mut head,
+            wire_version(self.version),
+            response.status_code,
+            &response.reason,
+            &response.headers,
+            HeadOptions {
+                framing,
+                upgrade,
+                connection: if upgrade {
+                    None
+                } else {
+                    self.connection_value()
+                },
+            },
+        );
+        head.freeze()
+    }
+
+    async fn write(&mut self, parts: &mut [Bytes]) -> Result<(), Failure> {
+        self.conn
+            .write_parts(parts)
+            .await
+            .map_err(|_| Failure::client_gone())
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Downstream for Http1Downstream<'_, S> {
+    fn request_length(&self) -> Option<u64> {
+        self.request_length
+    }
+
+    async fn request_frame(&mut self) -> Result<Option<BodyFrame>, Failure> {
+        if self.request_done {
+            return Ok(None);
+        }
+        self.send_continue().await?;
+        match self.conn.read_frame(&mut self.decoder).await {
+            Ok(Frame::Data(data)) => Ok(Some(BodyFrame::Data(data))),
+            Ok(Frame::Trailers(trailers)) => Ok(Some(BodyFrame::Trailers(trailers))),
+            Ok(Frame::End) => {
+                self.request_done = true;
+                Ok(None)
+            }
+            Err(e) => Err(self.client_failure(e)),
+        }
+    }
+
+    async fn request_body(&mut self, len: u64) -> Result<Bytes, Failure> {
+        if self.request_done || len == 0 {
+            self.request_done = true;
+            return Ok(Bytes::new());
+        }
+        self.send_continue().await?;
+        let len = usize::try_from(len).map_err(|_| Failure::client("request body too large"))?;
+        match self.conn.read_exact(len).await {
+            Ok(body) => {
+                self.request_done = true;
+                Ok(body)
+            }
+            Err(e) => Err(self.client_failure(e)),
+        }
+    }
+
+    async fn closed(&mut self) {
+        if !self.request_done {
+            // The body is still unread: nothing to watch without consuming it.
+            return std::future::pending().await;
+        }
+        loop {
+            if self.conn.eof {
+                return;
+            }
+            if self.conn.buf.len() > READ_AHEAD_MAX {
+                return std::future::pending().await;
+            }
+            match self.conn.fill().await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    async fn informational(&mut self, response: &Response) -> Result<(), Failure> {
+        if self.version != HttpVersion::Http11 {
+            return Ok(());
+        }
+        let head = self.head(response, Framing::Empty, false);
+        self.write(&mut [head]).await
+    }
+
+    async fn respond(&mut self, response: Response) -> Result<(), Failure> {
+        if self.bodiless(response.status_code) {
+            let head = self.head(&response, Framing::Empty, false);
+            return self.write(&mut [head]).await;
+        }
+        let body = crate::flow::bytes_from_body(response.content.clone());
+        let head = self.head(&response, Framing::Length(body.len() as u64), false);
+        drop(response);
+        self.write(&mut [head, body]).await
+    }
+
+    async fn start_response(
+        &mut self,
+        response: &Response,
+        length: Option<u64>,
+    ) -> Result<(), Failure> {
+        self.response_framing = if self.bodiless(response.status_code) {
+            Framing::Empty
+        } else if let Some(n) = length {
+            Framing::Length(n)
+        } else if self.version == HttpVersion::Http11 {
+            Framing::Chunked
+        } else {
+            self.keep_alive = false;
+            Framing::UntilClose
+        };
+        let head = self.head(response, self.response_framing, false);
+        self.write(&mut [head]).await
+    }
+
+    async fn response_data(&mut self, data: Bytes) -> Result<(), Failure> {
+        match self.response_framing {
+            Framing::Empty => Ok(()),
+            Framing::Chunked => {
+                let mut size = BytesMut::new();
+                codec::write_chunk_size(&mut size, data.len());
+                self.write(&mut [size.freeze(), data, Bytes::from_static(b"\r\n")])
+                    .await
+            }
+            _ => self.write(&mut [data]).await,
+        }
+    }
+
+    async fn end_response(&mut self, trailers: Option<&Headers>) -> Result<(), Failure> {
+        if self.response_framing == Framing::Chunked {
+            let mut end = BytesMut::new();
+            codec::write_last_chunk(&mut end, trailers);
+            self.write(&mut [end.freeze()]).await?;
+        }
+        Ok(())
+    }
+
+    async fn switch_protocols(&mut self, response: &Response) -> Result<(), Failure> {
+        self.keep_alive = false;
+        let head = self.head(response, Framing::Empty, true);
+        self.write(&mut [head]).await
+    }
+}

@@ -1,0 +1,225 @@
+//! CONNECT in regular mode: the `http_connect` event, the server connection, and the
+//! next-layer decision for what the client sends through the tunnel: HTTP/1 flows, or bytes
+//! spliced through untouched (ignored hosts, TLS until interception lands, anything else).
+
+use std::{sync::Arc, time::Duration};
+
+use abi_stable::std_types::{RArc, ROption};
+use bytes::{Bytes, BytesMut};
+use interpose_plugin_abi::{
+    flow::split_authority, Body, Client, HttpFlow, HttpVersion, Request, Stream,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{
+    failure::error_response,
+    flow::connect_server,
+    http1::{codec, Framing, HeadOptions, Http1Io, RequestHead},
+    messages::{wire_version, FixedTarget},
+    upstream::{PoolKey, ServerConn},
+    Shared,
+};
+use crate::addons::HttpEvent;
+
+/// How long the proxy waits for the client's first bytes in a tunnel before deciding it
+/// speaks a server-first protocol.
+const FIRST_BYTES_WAIT: Duration = Duration::from_secs(1);
+
+/// What follows a CONNECT request.
+pub enum ConnectOutcome {
+    /// The proxy (or an addon) answered without opening a tunnel; the connection goes on.
+    Answered,
+    /// The connection must close.
+    Close,
+    /// Splice the client with this server connection.
+    Tunnel(ServerConn),
+    /// The client speaks HTTP/1 through the tunnel: serve its requests, sent to this server.
+    Http(Arc<FixedTarget>),
+}
+
+/// What a tunnel carries, judged from the client's first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// An HTTP/1 request line.
+    Http1,
+    /// A TLS handshake record.
+    Tls,
+    /// Anything else: raw TCP.
+    Tcp,
+}
+
+/// The layer the first bytes of a tunnel belong to.
+pub fn next_layer(first: &[u8]) -> Layer {
+    if first.first() == Some(&0x16) {
+        return Layer::Tls;
+    }
+    let method_len = first.iter().take_while(|b| b.is_ascii_uppercase()).count();
+    if (3..=10).contains(&method_len) && first.get(method_len) == Some(&b' ') {
+        Layer::Http1
+    } else {
+        Layer::Tcp
+    }
+}
+
+/// Handles a CONNECT request read from `conn`.
+pub async fn handle_connect<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: &Shared,
+    client: &RArc<Client>,
+    conn: &mut Http1Io<S>,
+    head: RequestHead,
+    timestamp_start: f64,
+) -> ConnectOutcome {
+    let keep_alive = !codec::wants_close(head.version, &head.headers);
+    let Some((host, port)) = split_authority(&head.target, 0).filter(|(_, port)| *port != 0) else {
+        let message = format!(
+            "CONNECT needs a host:port target, got {:?}",
+            head.target.as_str()
+        );
+        send_answer(
+            conn,
+            head.version,
+            error_response(http::StatusCode::BAD_REQUEST, &message),
+            false,
+        )
+        .await;
+        return ConnectOutcome::Close;
+    };
+    let (host, port) = (host.to_string(), port);
+    let request = Request {
+        method: "CONNECT".into(),
+        scheme: "http".into(),
+        authority: head.target.as_str().into(),
+        host: host.as_str().into(),
+        port,
+        path: "".into(),
+        http_version: head.version,
+        headers: head.headers,
+        content: Body::empty(),
+        trailers: ROption::RNone,
+        stream: Stream::default(),
+        timestamp_start,
+        timestamp_end: ROption::RSome(timestamp_start),
+    };
+    let mut flow = HttpFlow::new(shared.ids.next_id(), client.clone(), request);
+    if let Err(panic) = shared.addons.http(HttpEvent::HttpConnect, &mut flow) {
+        let answer = error_response(http::StatusCode::BAD_GATEWAY, &panic.to_string());
+        send_answer(conn, head.version, answer, false).await;
+        return ConnectOutcome::Close;
+    }
+    if flow.killed() {
+        return ConnectOutcome::Close;
+    }
+    if let ROption::RSome(response) = std::mem::replace(&mut flow.response, ROption::RNone) {
+        if !(200..300).contains(&response.status_code) {
+            let ok = send_answer(conn, head.version, response, keep_alive).await;
+            return if ok && keep_alive {
+                ConnectOutcome::Answered
+            } else {
+                ConnectOutcome::Close
+            };
+        }
+    }
+
+    let key = PoolKey::for_request(&flow.request);
+    let server = match connect_server(shared, &flow.client_conn, &key).await {
+        Ok(server) => server,
+        Err(failure) => {
+            tracing::info!("CONNECT {}: {}", head.target, failure.message);
+            let answer = error_response(http::StatusCode::BAD_GATEWAY, &failure.message);
+            let ok = send_answer(conn, head.version, answer, keep_alive).await;
+            return if ok && keep_alive {
+                ConnectOutcome::Answered
+            } else {
+                ConnectOutcome::Close
+            };
+        }
+    };
+    let established = Bytes::from_static(b"HTTP/1.1 200 Connection established\r\n\r\n");
+    if conn.write_parts(&mut [established]).await.is_err() {
+        return ConnectOutcome::Close;
+    }
+    if shared.options.is_ignored(&host, port) {
+        return ConnectOutcome::Tunnel(server);
+    }
+    if conn.buf.is_empty() {
+        match tokio::time::timeout(FIRST_BYTES_WAIT, conn.fill()).await {
+            Ok(Ok(n)) if n > 0 => {}
+            Ok(_) => return ConnectOutcome::Close,
+            Err(_) => return ConnectOutcome::Tunnel(server),
+        }
+    }
+    match next_layer(&conn.buf) {
+        Layer::Http1 => {
+            shared.upstream.release(server);
+            ConnectOutcome::Http(Arc::new(FixedTarget {
+                scheme: "http",
+                host,
+                port,
+                host_header: None,
+            }))
+        }
+        // TLS interception plugs in here; until then TLS goes through untouched.
+        Layer::Tls | Layer::Tcp => ConnectOutcome::Tunnel(server),
+    }
+}
+
+/// Writes a whole response of the proxy's (or an addon's) to the client; `false` if the
+/// client is gone.
+async fn send_answer<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Http1Io<S>,
+    version: HttpVersion,
+    response: interpose_plugin_abi::Response,
+    keep_alive: bool,
+) -> bool {
+    let body = crate::flow::bytes_from_body(response.content.clone());
+    let mut head = BytesMut::new();
+    codec::write_response_head(
+        &mut head,
+        wire_version(version),
+        response.status_code,
+        &response.reason,
+        &response.headers,
+        HeadOptions {
+            framing: Framing::Length(body.len() as u64),
+            upgrade: false,
+            connection: (!keep_alive).then_some("close"),
+        },
+    );
+    conn.write_parts(&mut [head.freeze(), body]).await.is_ok()
+}
+
+/// Splices the client and the server byte for byte until either side closes, starting with
+/// whatever each side sent ahead.
+pub async fn splice<S: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut Http1Io<S>,
+    server: &mut ServerConn,
+) {
+    if !client.buf.is_empty() {
+        let ahead = client.buf.split().freeze();
+        if server.io.write_parts(&mut [ahead]).await.is_err() {
+            return;
+        }
+    }
+    if !server.io.buf.is_empty() {
+        let ahead = server.io.buf.split().freeze();
+        if client.write_parts(&mut [ahead]).await.is_err() {
+            return;
+        }
+    }
+    let _ = tokio::io::copy_bidirectional(&mut client.io, &mut server.io.io).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_layer_from_first_bytes() {
+        assert_eq!(next_layer(b"GET / HTTP/1.1\r\n"), Layer::Http1);
+        assert_eq!(next_layer(b"OPTIONS * HTTP/1.1\r\n"), Layer::Http1);
+        assert_eq!(next_layer(&[0x16, 0x03, 0x01, 0x02]), Layer::Tls);
+        assert_eq!(next_layer(b"SSH-2.0-OpenSSH\r\n"), Layer::Tcp);
+        assert_eq!(next_layer(b"get / HTTP/1.1"), Layer::Tcp);
+        assert_eq!(next_layer(b""), Layer::Tcp);
+    }
+}

@@ -1,0 +1,895 @@
+//! The protocol-neutral HTTP flow driver: one request/response exchange through the addons
+//! (`requestheaders` → body → `request` → server → `responseheaders` → body → `response`, or
+//! `error`) and to its server. The client side is a [`Downstream`], so any protocol that can
+//! hand over a request and take a response back feeds flows the same way.
+
+use std::sync::Arc;
+
+use abi_stable::std_types::{RArc, ROption};
+use bytes::{Bytes, BytesMut};
+use interpose_plugin_abi::{
+    now, Address, Client, Connection, ErrorKind, Headers, HostPort, HttpFlow, Request, Response,
+    Server, ServerConnectionHookData,
+};
+
+use super::{
+    failure::{error_response, Failure, SHUTDOWN_MESSAGE},
+    http1::{codec, BodyDecoder, Frame, Framing, HeadOptions, ReadError},
+    messages::{host_value, response_from_head, wire_version},
+    upstream::{PoolKey, ServerConn},
+    Shared,
+};
+use crate::{
+    addons::{HttpEvent, ServerEvent},
+    flow::{body_from_bytes, bytes_from_body, share_bytes},
+};
+
+/// A piece of a body, whatever the protocol.
+pub enum BodyFrame {
+    /// Body bytes.
+    Data(Bytes),
+    /// Trailer fields (after the last data).
+    Trailers(Headers),
+}
+
+/// The client side of a flow: where the request body comes from and where the response goes.
+pub trait Downstream {
+    /// The request body's length, when the client announced it up front.
+    fn request_length(&self) -> Option<u64>;
+    /// The next piece of the request body; `None` at its end.
+    async fn request_frame(&mut self) -> Result<Option<BodyFrame>, Failure>;
+    /// The whole request body of `len` bytes (announced by `request_length`), in one buffer.
+    async fn request_body(&mut self, len: u64) -> Result<Bytes, Failure>;
+    /// Completes when the client goes away (watched while the server thinks).
+    async fn closed(&mut self);
+    /// Forwards an informational (1xx) response.
+    async fn informational(&mut self, response: &Response) -> Result<(), Failure>;
+    /// Sends a whole response.
+    async fn respond(&mut self, response: Response) -> Result<(), Failure>;
+    /// Sends a response head; its body follows with `response_data`, `length` bytes if known.
+    async fn start_response(
+        &mut self,
+        response: &Response,
+        length: Option<u64>,
+    ) -> Result<(), Failure>;
+    /// Sends a piece of a started response's body.
+    async fn response_data(&mut self, data: Bytes) -> Result<(), Failure>;
+    /// Ends a started response, with trailers if any.
+    async fn end_response(&mut self, trailers: Option<&Headers>) -> Result<(), Failure>;
+    /// Sends a `101 Switching Protocols` head; the connection then carries another protocol.
+    async fn switch_protocols(&mut self, response: &Response) -> Result<(), Failure>;
+}
+
+/// How a flow left the client connection.
+pub enum Outcome {
+    /// The exchange completed; the connection can carry another request.
+    Done,
+    /// The connection must close (killed, failed mid-message, or an unread body).
+    Close,
+    /// The server switched protocols: splice the client with this server connection.
+    Upgrade(ServerConn),
+}
+
+/// Where a body goes: to the client (response) or to the server (request).
+enum Sink<'s> {
+    Client,
+    Server(&'s mut ServerConn, Framing),
+}
+
+/// A flow in progress. Dropped before it finished (the client left, or shutdown), it still
+/// gives addons its `error` event.
+pub struct FlowDriver<'a, D: Downstream> {
+    shared: &'a Shared,
+    flow: HttpFlow,
+    down: &'a mut D,
+    /// Whether `response` or `error` has fired.
+    finished: bool,
+    /// Whether the client's request body was read to its end.
+    request_read: bool,
+    /// Whether a response head went to the client.
+    response_started: bool,
+}
+
+impl<'a, D: Downstream> FlowDriver<'a, D> {
+    /// A flow for `request`, received on `client`.
+    pub fn new(
+        shared: &'a Shared,
+        client: RArc<Client>,
+        request: Request,
+        down: &'a mut D,
+    ) -> Self {
+        let flow = HttpFlow::new(shared.ids.next_id(), client, request);
+        FlowDriver {
+            shared,
+            flow,
+            down,
+            finished: false,
+            request_read: false,
+            response_started: false,
+        }
+    }
+
+    /// Runs the flow to its end.
+    pub async fn run(mut self) -> Outcome {
+        match self.exchange().await {
+            Ok(outcome) => outcome,
+            Err(failure) => self.fail(failure).await,
+        }
+    }
+
+    async fn exchange(&mut self) -> Result<Outcome, Failure> {
+        self.event(HttpEvent::RequestHeaders)?;
+        if expects_continue(&self.flow.request.headers) {
+            // The proxy answers `100 Continue` itself when it reads the body (mitmproxy).
+            self.flow.request.headers.remove("expect");
+        }
+        let mut server = None;
+        match self.read_request_body().await? {
+            Buffered::Complete => self.event(HttpEvent::Request)?,
+            Buffered::Stream(prefix) => {
+                if self.flow.response.is_none() {
+                    server = Some(self.stream_request(prefix).await?);
+                } else {
+                    self.drain_request().await?;
+                    self.event(HttpEvent::Request)?;
+                }
+            }
+        }
+        if self.flow.response.is_some() {
+            // An addon answered: no server exchange (a streamed request's server connection
+            // is dropped), but addons still see the response's events.
+            drop(server);
+            self.event(HttpEvent::ResponseHeaders)?;
+            return self.deliver().await;
+        }
+        let (conn, head) = match server {
+            Some(conn) => self.read_response_head(conn, false).await?,
+            None => self.send_buffered().await?,
+        };
+        self.flow.response = ROption::RSome(response_from_head(head.0, now()));
+        let mut conn = conn;
+        let framing = head.1;
+        self.event(HttpEvent::ResponseHeaders)?;
+
+        let status = self.response().status_code;
+        if status == 101 {
+            self.event(HttpEvent::Response)?;
+            self.finished = true;
+            let response = self.response().clone();
+            self.response_started = true;
+            self.down.switch_protocols(&response).await?;
+            return Ok(Outcome::Upgrade(conn));
+        }
+
+        let mut decoder = BodyDecoder::new(framing);
+        let length = match framing {
+            Framing::Length(n) => Some(n),
+            Framing::Empty => Some(0),
+            _ => None,
+        };
+        let limits = &self.shared.options;
+        let mut stream = self.response().stream.is_on()
+            || matches!((length, limits.stream_large_bodies), (Some(n), Some(t)) if n > t);
+        if !stream {
+            if let (Some(n), Some(limit)) = (length, limits.body_size_limit) {
+                if n > limit {
+                    return Err(too_large("response", limit));
+                }
+            }
+        }
+        let mut prefix = Vec::new();
+        if !stream {
+            match self
+                .buffer_response(&mut conn, &mut decoder, length)
+                .await?
+            {
+                Buffered::Complete => {
+                    if decoder_reusable(framing) {
+                        self.release(conn);
+                    }
+                    return self.deliver().await;
+                }
+                Buffered::Stream(buffered) => {
+                    prefix = buffered;
+                    stream = true;
+                }
+            }
+        }
+        debug_assert!(stream);
+        self.stream_response(conn, decoder, framing, prefix).await
+    }
+
+    /// The flow's response (set by the server or an addon).
+    fn response(&mut self) -> &mut Response {
+        match &mut self.flow.response {
+            ROption::RSome(response) => response,
+            ROption::RNone => unreachable!("the response is set before it is used"),
+        }
+    }
+
+    /// Runs an HTTP event; a panicking addon (under `addon_errors=fail`) or a kill ends the
+    /// flow.
+    fn event(&mut self, event: HttpEvent) -> Result<(), Failure> {
+        if let Err(panic) = self.shared.addons.http(event, &mut self.flow) {
+            return Err(Failure::new(ErrorKind::Addon, panic.to_string()));
+        }
+        if self.flow.killed() {
+            return Err(Failure::killed());
+        }
+        Ok(())
+    }
+
+    /// Reads the request body into the flow, unless it is to be streamed: then returns what
+    /// was read so far.
+    async fn read_request_body(&mut self) -> Result<Buffered, Failure> {
+        let limits = &self.shared.options;
+        let length = self.down.request_length();
+        if self.flow.request.stream.is_on()
+            || matches!((length, limits.stream_large_bodies), (Some(n), Some(t)) if n > t)
+        {
+            return Ok(Buffered::Stream(Vec::new()));
+        }
+        if let (Some(n), Some(limit)) = (length, limits.body_size_limit) {
+            if n > limit {
+                return Err(too_large("request", limit));
+            }
+        }
+        if let Some(n) = length {
+            let body = self.down.request_body(n).await?;
+            let request = &mut self.flow.request;
+            request.content = body_from_bytes(body);
+            request.timestamp_end = ROption::RSome(now());
+            self.request_read = true;
+            return Ok(Buffered::Complete);
+        }
+        let (stream_at, limit) = (limits.stream_large_bodies, limits.body_size_limit);
+        let mut pieces = Vec::new();
+        let mut total = 0u64;
+        while let Some(frame) = self.down.request_frame().await? {
+            match frame {
+                BodyFrame::Data(data) => {
+                    total += data.len() as u64;
+                    pieces.push(data);
+                    if stream_at.is_some_and(|t| total > t) {
+                        return Ok(Buffered::Stream(pieces));
+                    }
+                    if let Some(limit) = limit.filter(|l| total > *l) {
+                        return Err(too_large("request", limit));
+                    }
+                }
+                BodyFrame::Trailers(trailers) => {
+                    self.flow.request.trailers = ROption::RSome(trailers);
+                }
+            }
+        }
+        let request = &mut self.flow.request;
+        request.content = body_from_bytes(concat(pieces));
+        request.timestamp_end = ROption::RSome(now());
+        self.request_read = true;
+        Ok(Buffered::Complete)
+    }
+
+    /// Reads and drops the rest of a request body nobody will forward.
+    async fn drain_request(&mut self) -> Result<(), Failure> {
+        while let Some(frame) = self.down.request_frame().await? {
+            if let BodyFrame::Trailers(trailers) = frame {
+                self.flow.request.trailers = ROption::RSome(trailers);
+            }
+        }
+        self.request_read = true;
+        self.flow.request.timestamp_end = ROption::RSome(now());
+        Ok(())
+    }
+
+    /// Reads the response body into the flow, unless it turns out to need streaming.
+    async fn buffer_response(
+        &mut self,
+        conn: &mut ServerConn,
+        decoder: &mut BodyDecoder,
+        length: Option<u64>,
+    ) -> Result<Buffered, Failure> {
+        let server_name = conn_name(&self.flow.request);
+        let server = || server_name.clone();
+        let body = if let Some(n) = length {
+            let body = if n == 0 {
+                Bytes::new()
+            } else {
+                conn.io
+                    .read_exact(n as usize)
+                    .await
+                    .map_err(|e| server_body_failure(&server(), &e))?
+            };
+            // The decoder is not used past this point: the body was read by length.
+            *decoder = BodyDecoder::new(Framing::Empty);
+            body
+        } else {
+            let (stream_at, limit) = (
+                self.shared.options.stream_large_bodies,
+                self.shared.options.body_size_limit,
+            );
+            let mut pieces = Vec::new();
+            let mut total = 0u64;
+            loop {
+                let frame = conn
+                    .io
+                    .read_frame(decoder)
+                    .await
+                    .map_err(|e| server_body_failure(&server(), &e))?;
+                match frame {
+                    Frame::Data(data) => {
+                        total += data.len() as u64;
+                        pieces.push(data);
+                        if stream_at.is_some_and(|t| total > t) {
+                            return Ok(Buffered::Stream(pieces));
+                        }
+                        if let Some(limit) = limit.filter(|l| total > *l) {
+                            return Err(too_large("response", limit));
+                        }
+                    }
+                    Frame::Trailers(trailers) => {
+                        self.response().trailers = ROption::RSome(trailers);
+                    }
+                    Frame::End => break,
+                }
+            }
+            concat(pieces)
+        };
+        let response = self.response();
+        response.content = body_from_bytes(body);
+        response.timestamp_end = ROption::RSome(now());
+        Ok(Buffered::Complete)
+    }
+
+    /// Fires `response` and sends the flow's response to the client.
+    async fn deliver(&mut self) -> Result<Outcome, Failure> {
+        self.event(HttpEvent::Response)?;
+        self.finished = true;
+        let response = match std::mem::replace(&mut self.flow.response, ROption::RNone) {
+            ROption::RSome(response) => response,
+            ROption::RNone => {
+                return Err(Failure::proxy(
+                    "an addon removed the response in its `response` event",
+                ))
+            }
+        };
+        self.response_started = true;
+        match self.down.respond(response).await {
+            Ok(()) if self.request_read => Ok(Outcome::Done),
+            _ => Ok(Outcome::Close),
+        }
+    }
+
+    /// Sends a buffered request (head and body in one write) and reads the response head. A
+    /// pooled connection the server had closed is retried once on a new one.
+    async fn send_buffered(
+        &mut self,
+    ) -> Result<(ServerConn, (codec::ResponseHead, Framing)), Failure> {
+        let key = PoolKey::for_request(&self.flow.request);
+        let body = share_bytes(&self.flow.request.content);
+        loop {
+            let (mut conn, reused) = match self.shared.upstream.checkout(&key) {
+                Some(conn) => (conn, true),
+                None => (self.open_server(&key).await?, false),
+            };
+            self.flow.server_conn = ROption::RSome(conn.server.clone());
+            let framing = Framing::Length(body.len() as u64);
+            let mut head = self.request_head(framing);
+            let trailers = self.flow.request.trailers.as_ref().into_option().cloned();
+            let written = if trailers.is_some() && !body.is_empty() {
+                // Trailers need chunked framing.
+                let mut head = self.request_head(Framing::Chunked);
+                let mut size = BytesMut::new();
+                codec::write_chunk_size(&mut size, body.len());
+                let mut end = BytesMut::from(&b"\r\n"[..]);
+                codec::write_last_chunk(&mut end, trailers.as_ref());
+                conn.io
+                    .write_parts(&mut [
+                        head.split().freeze(),
+                        size.freeze(),
+                        body.clone(),
+                        end.freeze(),
+                    ])
+                    .await
+            } else {
+                conn.io
+                    .write_parts(&mut [head.split().freeze(), body.clone()])
+                    .await
+            };
+            if let Err(e) = written {
+                if reused {
+                    continue;
+                }
+                return Err(Failure::server(format!(
+                    "server {} failed: {e}",
+                    conn_name(&self.flow.request)
+                )));
+            }
+            match self.read_response_head(conn, true).await {
+                Err(Retry::Stale) if reused => continue,
+                Err(Retry::Stale) => {
+                    return Err(Failure::server(format!(
+                        "server {} failed: connection closed before a complete response",
+                        conn_name(&self.flow.request)
+                    )))
+                }
+                Err(Retry::Fail(failure)) => return Err(failure),
+                Ok(done) => return Ok(done),
+            }
+        }
+    }
+
+    /// Streams the request to a server as it arrives; fires `request` once the body went
+    /// through, then sends the trailers. Returns the connection, awaiting the response.
+    async fn stream_request(&mut self, prefix: Vec<Bytes>) -> Result<ServerConn, Failure> {
+        let key = PoolKey::for_request(&self.flow.request);
+        let mut conn = match self.shared.upstream.checkout(&key) {
+            Some(conn) => conn,
+            None => self.open_server(&key).await?,
+        };
+        self.flow.server_conn = ROption::RSome(conn.server.clone());
+        let length = self.down.request_length();
+        let framing = match length {
+            Some(n) if !self.flow.request.stream.has_hook() => Framing::Length(n),
+            _ => Framing::Chunked,
+        };
+        let head = self.request_head(framing).freeze();
+        write_server(&mut conn, &self.flow.request, &mut [head]).await?;
+        for data in prefix {
+            self.pass_chunk(data, true, &mut Sink::Server(&mut conn, framing))
+                .await?;
+        }
+        while let Some(frame) = self.down.request_frame().await? {
+            match frame {
+                BodyFrame::Data(data) => {
+                    self.pass_chunk(data, true, &mut Sink::Server(&mut conn, framing))
+                        .await?
+                }
+                BodyFrame::Trailers(trailers) => {
+                    self.flow.request.trailers = ROption::RSome(trailers);
+                }
+            }
+        }
+        self.request_read = true;
+        if self.flow.request.stream.has_hook() {
+            self.pass_chunk(Bytes::new(), true, &mut Sink::Server(&mut conn, framing))
+                .await?;
+        }
+        self.flow.request.timestamp_end = ROption::RSome(now());
+        self.event(HttpEvent::Request)?;
+        if framing == Framing::Chunked {
+            let mut end = BytesMut::new();
+            codec::write_last_chunk(&mut end, self.flow.request.trailers.as_ref().into_option());
+            write_server(&mut conn, &self.flow.request, &mut [end.freeze()]).await?;
+        }
+        Ok(conn)
+    }
+
+    /// Streams the response to the client as it arrives; fires `response` once the body
+    /// went through, then sends the trailers.
+    async fn stream_response(
+        &mut self,
+        mut conn: ServerConn,
+        mut decoder: BodyDecoder,
+        framing: Framing,
+        prefix: Vec<Bytes>,
+    ) -> Result<Outcome, Failure> {
+        let length = match framing {
+            Framing::Length(n) => Some(n),
+            Framing::Empty => Some(0),
+            _ => None,
+        };
+        let hook = self.response().stream.has_hook();
+        let announced = if hook { None } else { length };
+        let response = self.response().clone();
+        self.response_started = true;
+        self.down.start_response(&response, announced).await?;
+        drop(response);
+        for data in prefix {
+            self.pass_chunk(data, false, &mut Sink::Client).await?;
+        }
+        loop {
+            let frame = conn
+                .io
+                .read_frame(&mut decoder)
+                .await
+                .map_err(|e| server_body_failure(&conn_name(&self.flow.request), &e))?;
+            match frame {
+                Frame::Data(data) => self.pass_chunk(data, false, &mut Sink::Client).await?,
+                Frame::Trailers(trailers) => self.response().trailers = ROption::RSome(trailers),
+                Frame::End => break,
+            }
+        }
+        if hook {
+            self.pass_chunk(Bytes::new(), false, &mut Sink::Client)
+                .await?;
+        }
+        self.response().timestamp_end = ROption::RSome(now());
+        if decoder_reusable(framing) {
+            self.release(conn);
+        }
+        self.event(HttpEvent::Response)?;
+        self.finished = true;
+        let trailers = self.response().trailers.as_ref().into_option().cloned();
+        self.down.end_response(trailers.as_ref()).await?;
+        Ok(if self.request_read {
+            Outcome::Done
+        } else {
+            Outcome::Close
+        })
+    }
+
+    /// Sends one chunk of a streamed body through the flow's chunk hook to `sink`. An empty
+    /// chunk with a hook is the end-of-body call.
+    async fn pass_chunk(
+        &mut self,
+        data: Bytes,
+        request_side: bool,
+        sink: &mut Sink<'_>,
+    ) -> Result<(), Failure> {
+        let stream = if request_side {
+            &mut self.flow.request.stream
+        } else {
+            &mut self.response().stream
+        };
+        let data = if stream.has_hook() {
+            match stream.call_hook(body_from_bytes(data)) {
+                Ok(body) => bytes_from_body(body),
+                Err(message) => {
+                    return Err(Failure::new(
+                        ErrorKind::Addon,
+                        format!("the stream hook panicked: {message}"),
+                    ))
+                }
+            }
+        } else {
+            data
+        };
+        if data.is_empty() {
+            return Ok(());
+        }
+        match sink {
+            Sink::Client => self.down.response_data(data).await,
+            Sink::Server(conn, framing) => {
+                if *framing == Framing::Chunked {
+                    let mut size = BytesMut::new();
+                    codec::write_chunk_size(&mut size, data.len());
+                    write_server(
+                        conn,
+                        &self.flow.request,
+                        &mut [size.freeze(), data, Bytes::from_static(b"\r\n")],
+                    )
+                    .await
+                } else {
+                    write_server(conn, &self.flow.request, &mut [data]).await
+                }
+            }
+        }
+    }
+
+    /// The request head as it goes to the server, announcing `framing`.
+    fn request_head(&mut self, framing: Framing) -> BytesMut {
+        let request = &mut self.flow.request;
+        if !request.headers.contains("host") {
+            let host = host_value(request);
+            request.headers.insert("Host", host);
+        }
+        let mut head =
+            BytesMut::with_capacity(64 + request.headers.byte_len() + request.headers.len() * 4);
+        let opts = HeadOptions {
+            framing,
+            upgrade: codec::is_upgrade(&request.headers),
+            connection: None,
+        };
+        codec::write_request_head(
+            &mut head,
+            &request.method,
+            &request.path,
+            wire_version(request.http_version),
+            &request.headers,
+            opts,
+        );
+        head
+    }
+
+    /// Reads the response head from `conn`, forwarding 1xx responses to the client.
+    /// `watch_client`: also notice the client leaving meanwhile.
+    async fn read_response_head(
+        &mut self,
+        mut conn: ServerConn,
+        watch_client: bool,
+    ) -> Result<(ServerConn, (codec::ResponseHead, Framing)), Retry> {
+        let timeout = self.shared.options.response_timeout;
+        loop {
+            let read = async {
+                match timeout {
+                    Some(limit) => tokio::time::timeout(limit, conn.io.read_response_head())
+                        .await
+                        .unwrap_or(Err(ReadError::Timeout)),
+                    None => conn.io.read_response_head().await,
+                }
+            };
+            let head = if watch_client {
+                tokio::select! {
+                    head = read => head,
+                    _ = self.down.closed() => return Err(Retry::Fail(Failure::client_gone())),
+                }
+            } else {
+                read.await
+            };
+            let head = match head {
+                Ok(head) => head,
+                Err(ReadError::Closed | ReadError::Io(_)) if conn.io.buf.is_empty() => {
+                    return Err(Retry::Stale)
+                }
+                Err(ReadError::Timeout) => {
+                    return Err(Retry::Fail(Failure::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "server {} did not answer within {}s",
+                            conn_name(&self.flow.request),
+                            timeout.map_or(0.0, |t| t.as_secs_f64())
+                        ),
+                    )))
+                }
+                Err(ReadError::Head(e)) => {
+                    return Err(Retry::Fail(Failure::server(format!(
+                        "server {} sent an invalid HTTP response ({e})",
+                        conn_name(&self.flow.request)
+                    ))))
+                }
+                Err(e) => {
+                    return Err(Retry::Fail(Failure::server(format!(
+                        "server {} failed: {e}",
+                        conn_name(&self.flow.request)
+                    ))))
+                }
+            };
+            if (100..200).contains(&head.status) && head.status != 101 {
+                let informational = response_from_head(head, now());
+                if let Err(failure) = self.down.informational(&informational).await {
+                    return Err(Retry::Fail(failure));
+                }
+                continue;
+            }
+            let framing =
+                codec::response_framing(&self.flow.request.method, &head).map_err(|e| {
+                    Retry::Fail(Failure::server(format!(
+                        "server {} sent an invalid response: {e}",
+                        conn_name(&self.flow.request)
+                    )))
+                })?;
+            return Ok((conn, (head, framing)));
+        }
+    }
+
+    /// Opens a connection for `key` (see [`connect_server`]).
+    async fn open_server(&mut self, key: &PoolKey) -> Result<ServerConn, Failure> {
+        connect_server(self.shared, &self.flow.client_conn, key).await
+    }
+
+    fn release(&self, conn: ServerConn) {
+        let keep = !self
+            .flow
+            .response
+            .as_ref()
+            .into_option()
+            .is_some_and(|r| codec::wants_close(r.http_version, &r.headers));
+        if keep {
+            self.shared.upstream.release(conn);
+        }
+    }
+
+    /// Ends the flow with `failure`: the `error` event, then the proxy's answer if the client
+    /// can still get one.
+    async fn fail(&mut self, failure: Failure) -> Outcome {
+        tracing::debug!(
+            "{} {}: {}",
+            self.flow.request.method,
+            self.flow.request.url(),
+            failure.message
+        );
+        self.record_error(&failure);
+        let status = failure.status(self.flow.response.is_none());
+        match status {
+            Some(status) if !self.response_started => {
+                self.response_started = true;
+                let answer = error_response(status, &failure.message);
+                match self.down.respond(answer).await {
+                    Ok(()) if self.request_read => Outcome::Done,
+                    _ => Outcome::Close,
+                }
+            }
+            _ => Outcome::Close,
+        }
+    }
+
+    fn record_error(&mut self, failure: &Failure) {
+        if !self.finished {
+            if !self.flow.killed() {
+                self.flow.error = ROption::RSome(failure.to_flow_error());
+            }
+            self.flow.live = false;
+            self.finished = true;
+            let _ = self.shared.addons.http(HttpEvent::Error, &mut self.flow);
+        }
+    }
+}
+
+impl<D: Downstream> Drop for FlowDriver<'_, D> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let failure = if self.shared.is_shutting_down() {
+                Failure::new(ErrorKind::Shutdown, SHUTDOWN_MESSAGE)
+            } else {
+                Failure::client_gone()
+            };
+            self.record_error(&failure);
+        }
+    }
+}
+
+/// Opens a server connection for `key`, with the `server_connect` / `server_connected` /
+/// `server_connect_error` events; `server_connect` may reroute it by changing
+/// `server.address`.
+pub async fn connect_server(
+    shared: &Shared,
+    client: &RArc<Client>,
+    key: &PoolKey,
+) -> Result<ServerConn, Failure> {
+    let mut server = Server {
+        conn: Connection::new(shared.ids.next_id()),
+        address: ROption::RSome(Address {
+            host: key.host.as_ref().into(),
+            port: key.port,
+        }),
+        timestamp_tcp_setup: ROption::RNone,
+        via: ROption::RNone,
+    };
+    server.timestamp_start = ROption::RSome(now());
+    server_event(shared, client, ServerEvent::Connect, &mut server)?;
+    let (host, port) = match &server.address {
+        ROption::RSome(address) => (address.host.to_string(), address.port),
+        ROption::RNone => (key.host.to_string(), key.port),
+    };
+    if let ROption::RSome(reason) = &server.error {
+        let message = format!(
+            "connection to {} refused by an addon: {reason}",
+            HostPort(&host, port)
+        );
+        return Err(connect_failed(shared, client, server, message));
+    }
+    let stream = match shared.upstream.connect(&host, port).await {
+        Ok(stream) => stream,
+        Err(e) => return Err(connect_failed(shared, client, server, e.to_string())),
+    };
+    if let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) {
+        server.sockname = local.into();
+        server.peername = peer.into();
+    }
+    server.timestamp_tcp_setup = ROption::RSome(now());
+    tracing::debug!("server connect {}", HostPort(&host, port));
+    server_event(shared, client, ServerEvent::Connected, &mut server)?;
+    let notice = Some((Arc::clone(&shared.addons), client.clone()));
+    Ok(shared
+        .upstream
+        .wrap(stream, key.clone(), RArc::new(server), notice))
+}
+
+fn connect_failed(
+    shared: &Shared,
+    client: &Client,
+    mut server: Server,
+    message: String,
+) -> Failure {
+    server.error = ROption::RSome(message.as_str().into());
+    server.timestamp_end = ROption::RSome(now());
+    if let Err(failure) = server_event(shared, client, ServerEvent::ConnectError, &mut server) {
+        return failure;
+    }
+    Failure::server(message)
+}
+
+fn server_event(
+    shared: &Shared,
+    client: &Client,
+    event: ServerEvent,
+    server: &mut Server,
+) -> Result<(), Failure> {
+    if !shared.addons.has_server(event) {
+        return Ok(());
+    }
+    let mut data = ServerConnectionHookData { client, server };
+    shared
+        .addons
+        .server(event, &mut data)
+        .map_err(|panic| Failure::new(ErrorKind::Addon, panic.to_string()))
+}
+
+/// What reading a body produced.
+enum Buffered {
+    /// The whole body is in the flow.
+    Complete,
+    /// The body must stream; these pieces were read already.
+    Stream(Vec<Bytes>),
+}
+
+/// Why reading a response head failed.
+enum Retry {
+    /// A reused connection was closed before the response started: try a new one.
+    Stale,
+    /// The flow fails.
+    Fail(Failure),
+}
+
+impl From<Failure> for Retry {
+    fn from(failure: Failure) -> Self {
+        Retry::Fail(failure)
+    }
+}
+
+impl From<Retry> for Failure {
+    fn from(retry: Retry) -> Self {
+        match retry {
+            Retry::Fail(failure) => failure,
+            Retry::Stale => Failure::server("server closed the connection before answering"),
+        }
+    }
+}
+
+/// Writes to the server, mapping errors to a server failure.
+async fn write_server(
+    conn: &mut ServerConn,
+    request: &Request,
+    parts: &mut [Bytes],
+) -> Result<(), Failure> {
+    conn.io
+        .write_parts(parts)
+        .await
+        .map_err(|e| Failure::server(format!("server {} failed: {e}", conn_name(request))))
+}
+
+/// `host:port` of the request's server, for messages.
+fn conn_name(request: &Request) -> String {
+    interpose_plugin_abi::HostPort(&request.host, request.port).to_string()
+}
+
+fn server_body_failure(server: &str, error: &ReadError) -> Failure {
+    Failure::server(format!(
+        "server {server} failed while sending the response body: {error}"
+    ))
+}
+
+fn too_large(what: &str, limit: u64) -> Failure {
+    Failure::new(
+        ErrorKind::TooLarge,
+        format!("{what} body exceeds body_size_limit ({limit} bytes)"),
+    )
+}
+
+/// Whether a connection can carry another exchange after a body of this framing.
+fn decoder_reusable(framing: Framing) -> bool {
+    framing != Framing::UntilClose
+}
+
+/// Whether the request asks for `100 Continue` before sending its body.
+fn expects_continue(headers: &Headers) -> bool {
+    headers
+        .get_bytes("expect")
+        .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue"))
+}
+
+/// The pieces of a body as one buffer (no copy for a single piece).
+fn concat(mut pieces: Vec<Bytes>) -> Bytes {
+    match pieces.len() {
+        0 => Bytes::new(),
+        1 => pieces.pop().unwrap_or_default(),
+        _ => {
+            let total = pieces.iter().map(Bytes::len).sum();
+            let mut body = BytesMut::with_capacity(total);
+            for piece in pieces {
+                body.extend_from_slice(&piece);
+            }
+            body.freeze()
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! HTTP/1.x over any byte stream: one read buffer per connection, heads and body frames read
+//! out of it without copying, heads and bodies written with vectored writes.
+
+pub(crate) mod codec;
+
+use std::{fmt, io, time::Duration};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+pub use codec::{
+    BodyDecoder, BodyError, Frame, Framing, HeadError, HeadOptions, RequestHead, ResponseHead,
+};
+
+/// How much room a read asks for at least.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Why reading a message failed.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The socket failed.
+    Io(io::Error),
+    /// The peer closed the connection in the middle of a message.
+    Closed,
+    /// The head was malformed.
+    Head(HeadError),
+    /// The body was malformed or cut short.
+    Body(BodyError),
+    /// The peer took too long.
+    Timeout,
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Io(e) => write!(f, "{e}"),
+            ReadError::Closed => f.write_str("connection closed before the message was complete"),
+            ReadError::Head(e) => write!(f, "{e}"),
+            ReadError::Body(e) => write!(f, "{e}"),
+            ReadError::Timeout => f.write_str("timed out"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> Self {
+        ReadError::Io(e)
+    }
+}
+
+/// One HTTP/1 connection's byte stream and read buffer.
+pub struct Http1Io<S> {
+    /// The byte stream.
+    pub io: S,
+    /// Bytes read but not consumed yet.
+    pub buf: BytesMut,
+    /// Whether the peer closed its side.
+    pub eof: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Http1Io<S> {
+    /// Wraps `io`, with `buf` holding bytes already read from it.
+    pub fn new(io: S, buf: BytesMut) -> Self {
+        Http1Io {
+            io,
+            buf,
+            eof: false,
+        }
+    }
+
+    /// Reads more bytes into the buffer; `Ok(0)` once the peer closed.
+    pub async fn fill(&mut self) -> io::Result<usize> {
+        if self.eof {
+            return Ok(0);
+        }
+        if self.buf.capacity() - self.buf.len() < READ_CHUNK / 2 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        let n = self.io.read_buf(&mut self.buf).await?;
+        if n == 0 {
+            self.eof = true;
+        }
+        Ok(n)
+    }
+
+    /// Reads the next request head. `Ok(None)`: the client closed (or went silent for
+    /// `timeout`) between requests.
+    pub async fn read_request_head(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<RequestHead>, ReadError> {
+        let read = async {
+            loop {
+                if !self.buf.is_empty() {
+                    if let Some(head) =
+                        codec::parse_request_head(&mut self.buf).map_err(ReadError::Head)?
+                    {
+                        return Ok(Some(head));
+                    }
+                }
+                if self.fill().await? == 0 {
+                    return if self.buf.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+                        Ok(None)
+                    } else {
+                        Err(ReadError::Closed)
+                    };
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, read).await {
+            Ok(result) => result,
+            Err(_) if self.buf.is_empty() => Ok(None),
+            Err(_) => Err(ReadError::Timeout),
+        }
+    }
+
+    /// Reads the next response head.
+    pub async fn read_response_head(&mut self) -> Result<ResponseHead, ReadError> {
+        loop {
+            if !self.buf.is_empty() {
+                if let Some(head) =
+                    codec::parse_response_head(&mut self.buf).map_err(ReadError::Head)?
+                {
+                    return Ok(head);
+                }
+            }
+            if self.fill().await? == 0 {
+                return Err(ReadError::Closed);
+            }
+        }
+    }
+
+    /// Reads the next body frame.
+    pub async fn read_frame(&mut self, decoder: &mut BodyDecoder) -> Result<Frame, ReadError> {
+        loop {
+            if let Some(frame) = decoder
+                .decode(&mut self.buf, self.eof)
+                .map_err(ReadError::Body)?
+            {
+                return Ok(frame);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Reads exactly `len` body bytes into one contiguous buffer (no copies for bodies that
+    /// fit in memory; the caller knows the body's framing).
+    pub async fn read_exact(&mut self, len: usize) -> Result<Bytes, ReadError> {
+        if self.buf.len() < len {
+            self.buf.reserve(len - self.buf.len());
+        }
+        while self.buf.len() < len {
+            if self.fill().await? == 0 {
+                return Err(ReadError::Closed);
+            }
+        }
+        Ok(self.buf.split_to(len).freeze())
+    }
+
+    /// Writes every buffer in `parts`, in order, with as few system calls as possible.
+    pub async fn write_parts(&mut self, parts: &mut [Bytes]) -> io::Result<()> {
+        write_parts(&mut self.io, parts).await
+    }
+}
+
+/// Writes every buffer in `parts` to `io`, in order, with vectored writes.
+pub async fn write_parts<W: AsyncWrite + Unpin>(io: &mut W, parts: &mut [Bytes]) -> io::Result<()> {
+    let mut first = 0;
+    while first < parts.len() {
+        if parts[first].is_empty() {
+            first += 1;
+            continue;
+        }
+        let written = if parts.len() - first == 1 {
+            io.write(&parts[first]).await?
+        } else {
+            let slices: [io::IoSlice<'_>; 4] = std::array::from_fn(|i| {
+                io::IoSlice::new(parts.get(first + i).map_or(&[][..], |b| &b[..]))
+            });
+            io.write_vectored(&slices).await?
+        };
+        if written == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let mut left = written;
+        while left > 0 && first < parts.len() {
+            let part = &mut parts[first];
+            let take = left.min(part.len());
+            part.advance(take);
+            left -= take;
+            if part.is_empty() {
+                first += 1;
+            }
+        }
+    }
+    Ok(())
+}
