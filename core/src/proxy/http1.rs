@@ -2,6 +2,8 @@
 //! addons (`requestheaders` → body → `request` → server → `responseheaders` → body →
 //! `response`, or `error`).
 
+pub(crate) mod codec;
+
 use std::{fmt, net::SocketAddr, sync::Arc};
 
 use abi_stable::std_types::{RArc, ROption, RStr};
