@@ -166,11 +166,6 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
         let mut down = Http1Downstream {
             conn: &mut conn,
             decoder: BodyDecoder::new(framing),
-            request_length: match framing {
-                Framing::Length(n) => Some(n),
-                Framing::Empty => Some(0),
-                _ => None,
-            },
             request_done: matches!(framing, Framing::Empty | Framing::Length(0)),
             version,
             keep_alive,
@@ -208,9 +203,8 @@ async fn write_refusal<S: AsyncRead + AsyncWrite + Unpin>(
         &response.reason,
         &response.headers,
         HeadOptions {
-            framing: Framing::Length(response.content.len() as u64),
-            upgrade: false,
             connection: Some("close"),
+            ..HeadOptions::new(Framing::Length(response.content.len() as u64))
         },
     );
     let body = Bytes::copy_from_slice(&response.content);
@@ -221,7 +215,6 @@ async fn write_refusal<S: AsyncRead + AsyncWrite + Unpin>(
 struct Http1Downstream<'c, S> {
     conn: &'c mut Http1Io<S>,
     decoder: BodyDecoder,
-    request_length: Option<u64>,
     /// Whether the request body was read to its end.
     request_done: bool,
     /// The version the client spoke.
@@ -302,11 +295,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1Downstream<'_, S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Downstream for Http1Downstream<'_, S> {
     fn request_length(&self) -> Option<u64> {
-        self.request_length
+        if self.request_done {
+            Some(0)
+        } else {
+            self.decoder.remaining()
+        }
     }
 
     async fn request_frame(&mut self) -> Result<Option<BodyFrame>, Failure> {
-        if self.request_done {
+        if self.request_done || self.decoder.is_finished() {
             return Ok(None);
         }
         self.send_continue().await?;
