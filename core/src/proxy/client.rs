@@ -16,7 +16,9 @@ use super::{
     connect::{handle_connect, splice, ConnectOutcome},
     failure::{error_response, Failure},
     flow::{BodyFrame, Downstream, FlowDriver, Outcome},
-    http1::{codec, BodyDecoder, Frame, Framing, HeadOptions, Http1Io, ReadError},
+    http1::{
+        chunked_with_trailers, codec, BodyDecoder, Frame, Framing, HeadOptions, Http1Io, ReadError,
+    },
     messages::{request_from_head, wire_version, Destination},
     tracker::TrackerGuard,
     Shared,
@@ -367,6 +369,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Downstream for Http1Downstream<'_, S> {
             return self.write(&mut [head]).await;
         }
         let body = crate::flow::bytes_from_body(response.content.clone());
+        if let (ROption::RSome(trailers), HttpVersion::Http11) = (&response.trailers, self.version)
+        {
+            // Trailers need chunked framing.
+            let head = self.head(&response, Framing::Chunked, false);
+            let [size, body, end] = chunked_with_trailers(body, Some(trailers));
+            return self.write(&mut [head, size, body, end]).await;
+        }
         let head = self.head(&response, Framing::Length(body.len() as u64), false);
         drop(response);
         self.write(&mut [head, body]).await

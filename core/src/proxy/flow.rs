@@ -14,7 +14,7 @@ use interpose_plugin_abi::{
 
 use super::{
     failure::{error_response, Failure, SHUTDOWN_MESSAGE},
-    http1::{codec, BodyDecoder, Frame, Framing, HeadOptions, ReadError},
+    http1::{chunked_with_trailers, codec, BodyDecoder, Frame, Framing, HeadOptions, ReadError},
     messages::{host_value, response_from_head, wire_version},
     upstream::{PoolKey, ServerConn},
     Shared,
@@ -375,20 +375,12 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             let framing = Framing::Length(body.len() as u64);
             let mut head = self.request_head(framing);
             let trailers = self.flow.request.trailers.as_ref().into_option().cloned();
-            let written = if trailers.is_some() && !body.is_empty() {
+            let written = if trailers.is_some() {
                 // Trailers need chunked framing.
                 let mut head = self.request_head(Framing::Chunked);
-                let mut size = BytesMut::new();
-                codec::write_chunk_size(&mut size, body.len());
-                let mut end = BytesMut::from(&b"\r\n"[..]);
-                codec::write_last_chunk(&mut end, trailers.as_ref());
+                let [size, body, end] = chunked_with_trailers(body.clone(), trailers.as_ref());
                 conn.io
-                    .write_parts(&mut [
-                        head.split().freeze(),
-                        size.freeze(),
-                        body.clone(),
-                        end.freeze(),
-                    ])
+                    .write_parts(&mut [head.split().freeze(), size, body, end])
                     .await
             } else {
                 conn.io

@@ -165,6 +165,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1Io<S> {
     }
 }
 
+/// A whole body with trailers in chunked framing: `[size line, body, end]` to write after the
+/// head (one chunk, then the last chunk with the trailer fields).
+pub fn chunked_with_trailers(
+    body: Bytes,
+    trailers: Option<&interpose_plugin_abi::Headers>,
+) -> [Bytes; 3] {
+    let mut size = BytesMut::new();
+    let mut end = BytesMut::new();
+    if !body.is_empty() {
+        codec::write_chunk_size(&mut size, body.len());
+        end.extend_from_slice(b"\r\n");
+    }
+    codec::write_last_chunk(&mut end, trailers);
+    [size.freeze(), body, end.freeze()]
+}
+
 /// Writes every buffer in `parts` to `io`, in order, with vectored writes.
 pub async fn write_parts<W: AsyncWrite + Unpin>(io: &mut W, parts: &mut [Bytes]) -> io::Result<()> {
     let mut first = 0;
