@@ -52,7 +52,7 @@ impl Addon for RequestOnly {
 
 fn run_flow(manager: &AddonManager, flow: &mut HttpFlow) {
     for event in FLOW_EVENTS {
-        manager.http(black_box(event), black_box(&mut *flow));
+        let _ = manager.http(black_box(event), black_box(&mut *flow));
     }
 }
 

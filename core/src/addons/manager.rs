@@ -342,8 +342,8 @@ mod tests {
             ),
         ]);
         let mut flow = testing::flow();
-        manager.http(HttpEvent::Request, &mut flow);
-        manager.http(HttpEvent::Response, &mut flow);
+        manager.http(HttpEvent::Request, &mut flow).unwrap();
+        manager.http(HttpEvent::Response, &mut flow).unwrap();
         assert_eq!(*LOG.lock().unwrap(), ["a:request", "b:request"]);
         assert_eq!(flow.metadata.get("last"), Some("b"));
         assert_eq!(manager.http[HttpEvent::Response as usize].0.len(), 0);

@@ -32,7 +32,7 @@ pub enum ConnectOutcome {
     /// The connection must close.
     Close,
     /// Splice the client with this server connection.
-    Tunnel(ServerConn),
+    Tunnel(Box<ServerConn>),
     /// The client speaks HTTP/1 through the tunnel: serve its requests, sent to this server.
     Http(Arc<FixedTarget>),
 }
@@ -139,13 +139,13 @@ pub async fn handle_connect<S: AsyncRead + AsyncWrite + Unpin>(
         return ConnectOutcome::Close;
     }
     if shared.options.is_ignored(&host, port) {
-        return ConnectOutcome::Tunnel(server);
+        return ConnectOutcome::Tunnel(Box::new(server));
     }
     if conn.buf.is_empty() {
         match tokio::time::timeout(FIRST_BYTES_WAIT, conn.fill()).await {
             Ok(Ok(n)) if n > 0 => {}
             Ok(_) => return ConnectOutcome::Close,
-            Err(_) => return ConnectOutcome::Tunnel(server),
+            Err(_) => return ConnectOutcome::Tunnel(Box::new(server)),
         }
     }
     match next_layer(&conn.buf) {
@@ -159,7 +159,7 @@ pub async fn handle_connect<S: AsyncRead + AsyncWrite + Unpin>(
             }))
         }
         // TLS interception plugs in here; until then TLS goes through untouched.
-        Layer::Tls | Layer::Tcp => ConnectOutcome::Tunnel(server),
+        Layer::Tls | Layer::Tcp => ConnectOutcome::Tunnel(Box::new(server)),
     }
 }
 

@@ -67,7 +67,7 @@ pub enum Outcome {
     /// The connection must close (killed, failed mid-message, or an unread body).
     Close,
     /// The server switched protocols: splice the client with this server connection.
-    Upgrade(ServerConn),
+    Upgrade(Box<ServerConn>),
 }
 
 /// Where a body goes: to the client (response) or to the server (request).
@@ -158,7 +158,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             let response = self.response().clone();
             self.response_started = true;
             self.down.switch_protocols(&response).await?;
-            return Ok(Outcome::Upgrade(conn));
+            return Ok(Outcome::Upgrade(Box::new(conn)));
         }
 
         let mut decoder = BodyDecoder::new(framing);
