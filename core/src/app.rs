@@ -9,8 +9,9 @@ use interpose_plugin_abi::{ffi::RawAddon, Level};
 use crate::{
     addons::{builtin_plugins, AddonManager, LifecycleEvent},
     logging,
+    options::CoreOptions,
     plugin::{load_plugin, plugin_paths},
-    proxy::{serve, Mode, ProxyConfig, ServeError},
+    proxy::{serve, Mode, ServeError},
 };
 
 /// Everything a run needs to know.
@@ -62,11 +63,12 @@ pub fn run(config: Config) -> Result<(), RunError> {
         runtime.worker_threads(threads);
     }
     let runtime = runtime.enable_all().build().map_err(RunError::Runtime)?;
-    let proxy = ProxyConfig {
+    let proxy = Arc::new(CoreOptions {
         listen_host: config.listen_host,
         listen_port: config.listen_port,
         mode: config.mode,
-    };
+        ..CoreOptions::default()
+    });
     let result = runtime.block_on(serve(proxy, Arc::clone(&addons), shutdown_signal()));
     addons.lifecycle(LifecycleEvent::Done);
     result.map_err(RunError::Serve)

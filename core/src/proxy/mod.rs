@@ -8,7 +8,7 @@ mod tracker;
 mod upstream;
 
 pub use mode::{Mode, ModeError, ReverseTarget};
-pub use server::{serve, ProxyConfig, ServeError};
+pub use server::{serve, ServeError};
 pub use upstream::UpstreamError;
 
 use std::sync::Arc;

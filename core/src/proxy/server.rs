@@ -8,23 +8,11 @@ use super::{http1::serve_client, mode::Mode, tracker::Tracker, upstream::Upstrea
 use crate::{
     addons::{AddonManager, LifecycleEvent},
     flow::IdGenerator,
+    options::CoreOptions,
 };
 
-/// How long in-flight requests get to finish once shutdown starts.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How long closing server connections may take at shutdown.
 const SERVER_CLOSE_GRACE: Duration = Duration::from_secs(1);
-
-/// Where and how to listen.
-#[derive(Debug, Clone)]
-pub struct ProxyConfig {
-    /// Address to bind (`127.0.0.1` unless told otherwise).
-    pub listen_host: String,
-    /// Port to bind (0 picks a free one).
-    pub listen_port: u16,
-    /// The proxy mode.
-    pub mode: Mode,
-}
 
 /// Why the proxy could not serve.
 #[derive(Debug)]
@@ -56,15 +44,15 @@ impl std::error::Error for ServeError {
     }
 }
 
-/// Serves until `shutdown` completes, then lets in-flight requests finish (up to a few
-/// seconds) and closes server connections. Fires `running` once listening.
+/// Serves until `shutdown` completes, then lets in-flight requests finish (up to
+/// `shutdown_grace`) and closes server connections. Fires `running` once listening.
 pub async fn serve(
-    config: ProxyConfig,
+    options: Arc<CoreOptions>,
     addons: Arc<AddonManager>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let address = format!("{}:{}", config.listen_host, config.listen_port);
-    let listener = TcpListener::bind((config.listen_host.as_str(), config.listen_port))
+    let address = format!("{}:{}", options.listen_host, options.listen_port);
+    let listener = TcpListener::bind((options.listen_host.as_str(), options.listen_port))
         .await
         .map_err(|source| ServeError::Bind {
             address: address.clone(),
@@ -73,7 +61,7 @@ pub async fn serve(
     let local = listener
         .local_addr()
         .map_err(|source| ServeError::Bind { address, source })?;
-    match &config.mode {
+    match &options.mode {
         Mode::Regular => tracing::info!("HTTP(S) proxy listening at {local}."),
         Mode::Reverse(target) => tracing::info!(
             "Reverse proxy to {}://{} listening at {local}.",
@@ -84,9 +72,14 @@ pub async fn serve(
 
     let ids = Arc::new(IdGenerator::new());
     let shared = Arc::new(Shared {
-        upstream: Upstream::new(Arc::clone(&addons), Arc::clone(&ids), local),
-        mode_spec: Box::leak(config.mode.spec().into_boxed_str()),
-        mode: config.mode,
+        upstream: Upstream::new(
+            Arc::clone(&addons),
+            Arc::clone(&ids),
+            local,
+            Arc::clone(&options),
+        ),
+        mode_spec: Box::leak(options.mode.spec().into_boxed_str()),
+        mode: options.mode.clone(),
         addons: Arc::clone(&addons),
         ids,
     });
@@ -116,14 +109,14 @@ pub async fn serve(
     drop(listener);
     tracing::info!("Shutting down.");
     let _ = stop.send(true);
-    if tokio::time::timeout(SHUTDOWN_GRACE, clients.wait_idle())
+    if tokio::time::timeout(options.shutdown_grace, clients.wait_idle())
         .await
         .is_err()
     {
         tracing::warn!(
             "{} client connections still busy after {}s; closing them",
             clients.active(),
-            SHUTDOWN_GRACE.as_secs()
+            options.shutdown_grace.as_secs_f64()
         );
     }
     shared.upstream.close_idle();

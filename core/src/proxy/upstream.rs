@@ -23,14 +23,8 @@ use super::tracker::Tracker;
 use crate::{
     addons::{AddonManager, ServerEvent},
     flow::IdGenerator,
+    options::CoreOptions,
 };
-
-/// How long connecting to a server may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Idle connections older than this are closed instead of reused.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// At most this many idle connections are kept per server.
-const MAX_IDLE_PER_SERVER: usize = 256;
 
 /// Why a request could not be sent to, or answered by, its server.
 #[derive(Debug)]
@@ -58,6 +52,8 @@ pub enum UpstreamError {
     ConnectTimeout {
         /// The server.
         address: String,
+        /// `connect_timeout`.
+        timeout: Duration,
     },
     /// The server is this proxy: forwarding would loop until the proxy runs out of sockets.
     Loop {
@@ -87,10 +83,10 @@ impl fmt::Display for UpstreamError {
             UpstreamError::Connect { address, source } => {
                 write!(f, "Cannot connect to {address}: {source}")
             }
-            UpstreamError::ConnectTimeout { address } => write!(
+            UpstreamError::ConnectTimeout { address, timeout } => write!(
                 f,
                 "Cannot connect to {address}: timed out after {}s",
-                CONNECT_TIMEOUT.as_secs()
+                timeout.as_secs_f64()
             ),
             UpstreamError::Loop { address } => write!(
                 f,
@@ -165,17 +161,25 @@ pub struct Upstream {
     connections: Tracker,
     /// The proxy's own listening address, never to be connected to.
     listening: SocketAddr,
+    /// `connect_timeout`, `upstream_idle_max`, `upstream_idle_timeout`.
+    options: Arc<CoreOptions>,
 }
 
 impl Upstream {
     /// A pool with no connections yet, for the proxy listening at `listening`.
-    pub fn new(addons: Arc<AddonManager>, ids: Arc<IdGenerator>, listening: SocketAddr) -> Self {
+    pub fn new(
+        addons: Arc<AddonManager>,
+        ids: Arc<IdGenerator>,
+        listening: SocketAddr,
+        options: Arc<CoreOptions>,
+    ) -> Self {
         Upstream {
             idle: Mutex::new(HashMap::new()),
             addons,
             ids,
             connections: Tracker::default(),
             listening,
+            options,
         }
     }
 
@@ -241,18 +245,23 @@ impl Upstream {
 
     /// Returns a connection whose response was read completely to the pool.
     pub fn release(&self, lease: Lease) {
-        if lease.sender.is_closed() {
+        // With `upstream_idle_max` 0 nothing is kept (and the loop below would not end).
+        if lease.sender.is_closed() || self.options.upstream_idle_max == 0 {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.entry(lease.key).or_default();
         let now = Instant::now();
+        let (max_idle, idle_timeout) = (
+            self.options.upstream_idle_max,
+            self.options.upstream_idle_timeout,
+        );
         // Oldest first: expired connections are at the front. Closed ones elsewhere are
         // dropped when checkout reaches them.
         while list
             .front()
-            .is_some_and(|c| now.duration_since(c.since) >= IDLE_TIMEOUT || c.sender.is_closed())
-            || list.len() >= MAX_IDLE_PER_SERVER
+            .is_some_and(|c| now.duration_since(c.since) >= idle_timeout || c.sender.is_closed())
+            || list.len() >= max_idle
         {
             list.pop_front();
         }
@@ -270,7 +279,9 @@ impl Upstream {
                 let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
                 idle.get_mut(key)?.pop_back()?
             };
-            if candidate.sender.is_closed() || candidate.since.elapsed() >= IDLE_TIMEOUT {
+            if candidate.sender.is_closed()
+                || candidate.since.elapsed() >= self.options.upstream_idle_timeout
+            {
                 continue;
             }
             let mut sender = candidate.sender;
@@ -309,10 +320,9 @@ impl Upstream {
             return Err(error);
         }
 
+        let timeout = self.options.connect_timeout;
         let stream =
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((&*key.host, key.port)))
-                .await
-            {
+            match tokio::time::timeout(timeout, TcpStream::connect((&*key.host, key.port))).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(source)) => {
                     let error = UpstreamError::Connect { address, source };
@@ -320,7 +330,7 @@ impl Upstream {
                     return Err(error);
                 }
                 Err(_elapsed) => {
-                    let error = UpstreamError::ConnectTimeout { address };
+                    let error = UpstreamError::ConnectTimeout { address, timeout };
                     self.fail_connect(client, &mut server, &error);
                     return Err(error);
                 }
