@@ -4,38 +4,21 @@
 use std::{path::PathBuf, sync::Arc};
 
 use abi_stable::std_types::{RErr, ROk};
-use interpose_plugin_abi::{ffi::RawAddon, Level};
+use interpose_plugin_abi::ffi::RawAddon;
 
 use crate::{
     addons::{builtin_plugins, AddonManager, LifecycleEvent},
     logging,
-    options::CoreOptions,
+    options::{CoreOptions, OptionError, OptionStore},
     plugin::{load_plugin, plugin_paths},
-    proxy::{serve, Mode, ServeError},
+    proxy::{serve, ServeError},
 };
-
-/// Everything a run needs to know.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Address to bind.
-    pub listen_host: String,
-    /// Port to bind.
-    pub listen_port: u16,
-    /// Proxy mode.
-    pub mode: Mode,
-    /// Most verbose log level printed.
-    pub log_level: Level,
-    /// Folder of plugins loaded at startup.
-    pub plugins_dir: Option<PathBuf>,
-    /// Plugins named on the command line, loaded after the folder's.
-    pub plugins: Vec<PathBuf>,
-    /// Worker threads; `None` for one per CPU core.
-    pub threads: Option<usize>,
-}
 
 /// Why the proxy stopped with an error.
 #[derive(Debug)]
 pub enum RunError {
+    /// An option is wrong, or a config file key names no option once plugins have loaded.
+    Options(OptionError),
     /// The async runtime could not start.
     Runtime(std::io::Error),
     /// The proxy could not serve.
@@ -45,6 +28,7 @@ pub enum RunError {
 impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            RunError::Options(e) => e.fmt(f),
             RunError::Runtime(e) => write!(f, "cannot start the async runtime: {e}"),
             RunError::Serve(e) => e.fmt(f),
         }
@@ -53,36 +37,31 @@ impl std::fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-/// Runs the proxy with `config` until Ctrl-C or SIGTERM.
-pub fn run(config: Config) -> Result<(), RunError> {
-    logging::init(config.log_level);
-    let addons = Arc::new(load_addons(&config));
+/// Runs the proxy with the options in `store` until Ctrl-C or SIGTERM. Config file keys that
+/// no option had are checked once plugins have loaded: any left is an error (after `done`).
+pub fn run(mut store: OptionStore) -> Result<(), RunError> {
+    let options = Arc::new(store.core_options().map_err(RunError::Options)?);
+    logging::init(options.termlog_verbosity);
+    let addons = Arc::new(load_addons(&options));
     addons.lifecycle(LifecycleEvent::Load);
+    if let Err(e) = store.resolve_pending() {
+        addons.lifecycle(LifecycleEvent::Done);
+        return Err(RunError::Options(e));
+    }
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = config.threads {
+    if let Some(threads) = options.threads {
         runtime.worker_threads(threads);
     }
     let runtime = runtime.enable_all().build().map_err(RunError::Runtime)?;
-    let options = CoreOptions {
-        listen_host: config.listen_host,
-        listen_port: config.listen_port,
-        mode: config.mode,
-        threads: config.threads,
-        ..CoreOptions::default()
-    };
-    let result = runtime.block_on(serve(
-        Arc::new(options),
-        Arc::clone(&addons),
-        shutdown_signal(),
-    ));
+    let result = runtime.block_on(serve(options, Arc::clone(&addons), shutdown_signal()));
     addons.lifecycle(LifecycleEvent::Done);
     result.map_err(RunError::Serve)
 }
 
 /// Built-in addons first, then each plugin's addons in load order: the plugins folder in
-/// file-name order, then `--plugin` in the order given. A plugin that fails to load is
-/// reported and skipped.
-pub fn load_addons(config: &Config) -> AddonManager {
+/// file-name order, then the `plugins` option (config.yaml, `--set`, `--plugin`) in order. A
+/// plugin that fails to load is reported and skipped.
+pub fn load_addons(options: &CoreOptions) -> AddonManager {
     let mut addons: Vec<(String, RawAddon)> = Vec::new();
     for module in builtin_plugins() {
         match (module.new_addons())() {
@@ -98,13 +77,13 @@ pub fn load_addons(config: &Config) -> AddonManager {
     }
 
     let mut paths = Vec::new();
-    if let Some(dir) = &config.plugins_dir {
+    if let Some(dir) = &options.plugins_dir {
         match plugin_paths(dir) {
             Ok(found) => paths.extend(found),
             Err(e) => tracing::error!("cannot read the plugins folder {}: {e}", dir.display()),
         }
     }
-    paths.extend(config.plugins.iter().cloned());
+    paths.extend(options.plugins.iter().cloned());
 
     let mut loaded: Vec<PathBuf> = Vec::new();
     for path in paths {

@@ -1,50 +1,64 @@
-//! The command line, with mitmdump's flag names where they exist.
-
-use std::path::PathBuf;
+//! The command line, with mitmdump's flag names where they exist. Every flag is an assignment
+//! to an option; the options store parses and checks the values.
 
 use clap::Parser;
-use interpose_plugin_abi::Level;
 
-use crate::{app::Config, plugin::default_plugins_dir, proxy::Mode};
+use crate::options::{Assignment, CommandLine, Origin, RawValue};
 
 /// Interpose: an intercepting HTTP proxy whose addons are compiled Rust plugins.
 #[derive(Debug, Parser)]
 #[command(name = "interpose", version, about, long_about = None)]
 pub struct Cli {
-    /// Proxy mode: `regular` (explicit HTTP proxy) or `reverse:http://HOST[:PORT]`.
-    #[arg(
-        short = 'm',
-        long = "mode",
-        default_value = "regular",
-        value_name = "MODE"
-    )]
-    pub mode: Mode,
+    /// Print every option (type, default, current value, help) and exit.
+    #[arg(long = "options")]
+    pub options: bool,
 
-    /// Address to bind the proxy to.
-    #[arg(long = "listen-host", default_value = "127.0.0.1", value_name = "HOST")]
-    pub listen_host: String,
+    /// Set an option: NAME=VALUE (repeatable; repeating a list option adds items).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
 
-    /// Port to bind the proxy to (0 picks a free port).
-    #[arg(
-        short = 'p',
-        long = "listen-port",
-        default_value_t = 8080,
-        value_name = "PORT"
-    )]
-    pub listen_port: u16,
+    /// Proxy mode: `regular` (explicit HTTP proxy) or `reverse:http://HOST[:PORT]` [default:
+    /// regular].
+    #[arg(short = 'm', long = "mode", value_name = "MODE")]
+    pub mode: Option<String>,
+
+    /// Address to bind the proxy to [default: 127.0.0.1].
+    #[arg(long = "listen-host", value_name = "HOST")]
+    pub listen_host: Option<String>,
+
+    /// Port to bind the proxy to; 0 picks a free port [default: 8080].
+    #[arg(short = 'p', long = "listen-port", value_name = "PORT")]
+    pub listen_port: Option<String>,
 
     /// Load the plugin library at PATH, after the plugins folder (repeatable, in order).
     #[arg(long = "plugin", value_name = "PATH")]
-    pub plugins: Vec<PathBuf>,
+    pub plugins: Vec<String>,
 
     /// Folder whose plugin libraries (.so, .dylib, .dll) load at startup, in file-name order
-    /// [default: ~/.interpose/plugins].
+    /// [default: CONFDIR/plugins].
     #[arg(long = "plugins-dir", value_name = "DIR")]
-    pub plugins_dir: Option<PathBuf>,
+    pub plugins_dir: Option<String>,
 
     /// Worker threads serving connections [default: one per CPU core].
-    #[arg(long = "threads", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    pub threads: Option<u16>,
+    #[arg(long = "threads", value_name = "N")]
+    pub threads: Option<String>,
+
+    /// Tunnel CONNECT targets matching this regex on host:port without intercepting them
+    /// (repeatable).
+    #[arg(long = "ignore-hosts", value_name = "REGEX")]
+    pub ignore_hosts: Vec<String>,
+
+    /// Intercept only CONNECT targets matching this regex on host:port (repeatable).
+    #[arg(long = "allow-hosts", value_name = "REGEX")]
+    pub allow_hosts: Vec<String>,
+
+    /// Do not verify upstream servers' TLS certificates.
+    #[arg(short = 'k', long = "ssl-insecure")]
+    pub ssl_insecure: bool,
+
+    /// Configuration folder, where config.yaml is read [default: ~/.interpose].
+    #[arg(long = "confdir", value_name = "DIR")]
+    pub confdir: Option<String>,
 
     /// Quiet: print errors only.
     #[arg(short = 'q', long = "quiet", conflicts_with = "verbose")]
@@ -56,35 +70,93 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// The settings the command line asks for.
-    pub fn into_config(self) -> Config {
-        let log_level = if self.quiet {
-            Level::Error
-        } else if self.verbose {
-            Level::Debug
-        } else {
-            Level::Info
+    /// The option assignments this command line makes: `--set` arguments, then the
+    /// dedicated flags (which win).
+    pub fn command_line(&self) -> CommandLine {
+        let mut flags = Vec::new();
+        let mut one = |name: &str, flag: &'static str, value: &Option<String>| {
+            if let Some(value) = value {
+                flags.push(Assignment::new(
+                    name,
+                    RawValue::Text(value.clone()),
+                    Origin::Flag(flag),
+                ));
+            }
         };
-        Config {
-            listen_host: self.listen_host,
-            listen_port: self.listen_port,
-            mode: self.mode,
-            log_level,
-            plugins_dir: self.plugins_dir.or_else(default_plugins_dir),
-            plugins: self.plugins,
-            threads: self.threads.map(usize::from),
+        one("mode", "-m/--mode", &self.mode);
+        one("listen_host", "--listen-host", &self.listen_host);
+        one("listen_port", "-p/--listen-port", &self.listen_port);
+        one("plugins_dir", "--plugins-dir", &self.plugins_dir);
+        one("threads", "--threads", &self.threads);
+        one("confdir", "--confdir", &self.confdir);
+        let mut many = |name: &str, flag: &'static str, values: &[String], append: bool| {
+            for value in values {
+                let assignment =
+                    Assignment::new(name, RawValue::Text(value.clone()), Origin::Flag(flag));
+                flags.push(if append {
+                    assignment.appending()
+                } else {
+                    assignment
+                });
+            }
+        };
+        many("plugins", "--plugin", &self.plugins, true);
+        many("ignore_hosts", "--ignore-hosts", &self.ignore_hosts, false);
+        many("allow_hosts", "--allow-hosts", &self.allow_hosts, false);
+        let mut switch = |on: bool, name: &str, flag: &'static str, value: &str| {
+            if on {
+                flags.push(Assignment::new(
+                    name,
+                    RawValue::Text(value.to_string()),
+                    Origin::Flag(flag),
+                ));
+            }
+        };
+        switch(
+            self.ssl_insecure,
+            "ssl_insecure",
+            "-k/--ssl-insecure",
+            "true",
+        );
+        switch(self.quiet, "termlog_verbosity", "-q/--quiet", "error");
+        switch(self.verbose, "termlog_verbosity", "-v/--verbose", "debug");
+        CommandLine {
+            set: self
+                .set
+                .iter()
+                .map(|a| Assignment::from_set_argument(a))
+                .collect(),
+            flags,
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
+    use interpose_plugin_abi::Level;
+
     use super::*;
+    use crate::{
+        options::{CoreOptions, OptionStore},
+        proxy::Mode,
+    };
+
+    /// The snapshot a command line gives, with no config file (confdir points nowhere).
+    fn core(args: &[&str]) -> CoreOptions {
+        let mut argv = vec!["interpose", "--confdir", "/nonexistent/interpose-cli-test"];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).unwrap();
+        OptionStore::build(&cli.command_line())
+            .unwrap()
+            .core_options()
+            .unwrap()
+    }
 
     #[test]
     fn mitmdump_style_flags() {
-        let cli = Cli::try_parse_from([
-            "interpose",
+        let options = core(&[
             "--mode",
             "reverse:http://127.0.0.1:9000",
             "-p",
@@ -96,33 +168,82 @@ mod tests {
             "b.so",
             "--threads",
             "2",
-        ])
-        .unwrap();
-        let config = cli.into_config();
-        assert_eq!(config.listen_port, 8081);
-        assert_eq!(config.listen_host, "127.0.0.1");
-        assert_eq!(config.log_level, Level::Error);
+            "--ignore-hosts",
+            "one",
+            "--ignore-hosts",
+            "two",
+            "-k",
+        ]);
+        assert_eq!(options.listen_port, 8081);
+        assert_eq!(options.listen_host, "127.0.0.1");
+        assert_eq!(options.termlog_verbosity, Level::Error);
         assert_eq!(
-            config.plugins,
+            options.plugins,
             [PathBuf::from("a.so"), PathBuf::from("b.so")]
         );
-        assert_eq!(config.mode.spec(), "reverse:http://127.0.0.1:9000");
-        assert_eq!(config.threads, Some(2));
+        assert_eq!(options.mode.spec(), "reverse:http://127.0.0.1:9000");
+        assert_eq!(options.threads, Some(2));
+        assert!(options.is_ignored("one", 443) && options.is_ignored("two", 443));
+        assert!(options.ssl_insecure);
+        assert_eq!(core(&["-v"]).termlog_verbosity, Level::Debug);
     }
 
     #[test]
     fn defaults_and_errors() {
-        let config = Cli::try_parse_from(["interpose"]).unwrap().into_config();
+        let options = core(&[]);
         assert_eq!(
-            (config.listen_host.as_str(), config.listen_port),
+            (options.listen_host.as_str(), options.listen_port),
             ("127.0.0.1", 8080)
         );
-        assert_eq!(config.mode, Mode::Regular);
-        assert_eq!(config.log_level, Level::Info);
-        assert_eq!(config.threads, None);
+        assert_eq!(options.mode, Mode::Regular);
+        assert_eq!(options.termlog_verbosity, Level::Info);
+        assert_eq!(options.threads, None);
+        assert_eq!(
+            options.plugins_dir,
+            Some(PathBuf::from("/nonexistent/interpose-cli-test/plugins"))
+        );
         assert!(Cli::try_parse_from(["interpose", "-q", "-v"]).is_err());
-        assert!(Cli::try_parse_from(["interpose", "--threads", "0"]).is_err());
-        let err = Cli::try_parse_from(["interpose", "--mode", "reverse:https://x"]).unwrap_err();
-        assert!(err.to_string().contains("not supported yet"), "{err}");
+
+        let error = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            OptionStore::build(&cli.command_line())
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            error(&["interpose", "--threads", "0"]),
+            r#"--threads: threads: expected an integer from 1 to 65535, got "0""#
+        );
+        assert!(error(&["interpose", "--mode", "reverse:https://x"]).contains("not supported yet"));
+        assert_eq!(
+            error(&["interpose", "-p", "http"]),
+            r#"-p/--listen-port: listen_port: expected an integer from 0 to 65535, got "http""#
+        );
+    }
+
+    #[test]
+    fn flags_beat_set() {
+        let options = core(&[
+            "--set",
+            "listen_host=10.0.0.1",
+            "--listen-host",
+            "10.0.0.2",
+            "--set",
+            "termlog_verbosity=debug",
+            "-q",
+            "--set",
+            "ignore_hosts=from-set",
+            "--set",
+            "plugins=from-set.so",
+            "--plugin",
+            "flag.so",
+        ]);
+        assert_eq!(options.listen_host, "10.0.0.2");
+        assert_eq!(options.termlog_verbosity, Level::Error);
+        assert!(options.is_ignored("from-set", 1));
+        assert_eq!(
+            options.plugins,
+            [PathBuf::from("from-set.so"), PathBuf::from("flag.so")]
+        );
     }
 }

@@ -10,5 +10,6 @@ pub mod options;
 pub mod plugin;
 pub mod proxy;
 
-pub use app::{run, Config, RunError};
+pub use app::{run, RunError};
 pub use cli::Cli;
+pub use options::{CoreOptions, OptionStore};

@@ -1,17 +1,28 @@
-//! `interpose`: parse the command line, run the proxy, map failure to an exit code.
+//! `interpose`: parse the command line, build the options, run the proxy, map failure to an
+//! exit code.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use interpose::Cli;
+use interpose::{Cli, OptionStore};
 
 fn main() -> ExitCode {
-    let config = Cli::parse().into_config();
-    match interpose::run(config) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("interpose: {e}");
-            ExitCode::FAILURE
-        }
+    let cli = Cli::parse();
+    let store = match OptionStore::build(&cli.command_line()) {
+        Ok(store) => store,
+        Err(e) => return fail(e),
+    };
+    if cli.options {
+        print!("{}", store.describe());
+        return ExitCode::SUCCESS;
     }
+    match interpose::run(store) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("interpose: {error}");
+    ExitCode::FAILURE
 }

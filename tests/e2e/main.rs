@@ -8,10 +8,13 @@
 //! - [`plugins`]: loading from `--plugin` and the plugins folder, addon order, broken plugins.
 //! - [`events`]: event order, short-circuit, kill, panicking addons, upstream failures,
 //!   shutdown.
+//! - [`options`]: `--options`, config.yaml, `--set` and flags in order of precedence, and
+//!   the errors for unknown names, bad values and bad files.
 //! - [`readme`]: the README's addon, built outside the workspace and loaded.
 
 mod events;
 mod forwarding;
 mod harness;
+mod options;
 mod plugins;
 mod readme;

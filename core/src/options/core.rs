@@ -3,6 +3,8 @@
 
 use std::{path::PathBuf, time::Duration};
 
+use interpose_plugin_abi::Level;
+
 use crate::proxy::Mode;
 
 /// What a panic inside an addon does to its flow (`addon_errors`).
@@ -91,6 +93,8 @@ pub struct CoreOptions {
     pub upstream_idle_timeout: Duration,
     /// `shutdown_grace`: how long in-flight requests get to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// `termlog_verbosity`: the least severe log level printed.
+    pub termlog_verbosity: Level,
 }
 
 impl Default for CoreOptions {
@@ -114,6 +118,7 @@ impl Default for CoreOptions {
             upstream_idle_max: 256,
             upstream_idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
+            termlog_verbosity: Level::Info,
         }
     }
 }

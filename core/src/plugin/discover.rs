@@ -1,4 +1,4 @@
-//! Which files to load: the plugins folder in file-name order, then each `--plugin`.
+//! Which files to load: the plugins folder in file-name order, then each of `plugins`.
 
 use std::{
     ffi::OsStr,
@@ -8,14 +8,6 @@ use std::{
 
 /// File extensions of shared libraries on the platforms Interpose runs on.
 const LIBRARY_EXTENSIONS: [&str; 3] = ["so", "dylib", "dll"];
-
-/// `~/.interpose/plugins`, when the home directory is known.
-pub fn default_plugins_dir() -> Option<PathBuf> {
-    std::env::var_os("HOME")
-        .or_else(|| std::env::var_os("USERPROFILE"))
-        .filter(|home| !home.is_empty())
-        .map(|home| PathBuf::from(home).join(".interpose").join("plugins"))
-}
 
 /// The shared libraries directly inside `dir`, sorted by file name. A missing folder has no
 /// plugins.

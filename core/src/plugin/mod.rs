@@ -4,6 +4,6 @@ mod discover;
 mod error;
 mod load;
 
-pub use discover::{default_plugins_dir, plugin_paths};
+pub use discover::plugin_paths;
 pub use error::LoadError;
 pub use load::{load_plugin, LoadedPlugin};

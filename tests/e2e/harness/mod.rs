@@ -8,7 +8,7 @@ mod upstream;
 
 pub use build::plugin;
 pub use client::{raw_exchange, send, Connection};
-pub use proxy::Proxy;
+pub use proxy::{Finished, Proxy, ProxyBuilder};
 pub use upstream::{bad_upstream, closed_port, BadUpstream, Upstream};
 
 use std::sync::OnceLock;

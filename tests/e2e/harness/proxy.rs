@@ -1,7 +1,7 @@
 //! The real `interpose` binary, started on a free port, with its log captured.
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read},
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
@@ -16,6 +16,7 @@ const WAIT: Duration = Duration::from_secs(20);
 pub struct ProxyBuilder {
     args: Vec<String>,
     plugins_dir: Option<PathBuf>,
+    home: Option<PathBuf>,
 }
 
 impl ProxyBuilder {
@@ -43,23 +44,88 @@ impl ProxyBuilder {
         self
     }
 
-    /// Starts the proxy and waits until it listens.
+    /// Uses `dir` as the configuration folder (`--confdir`), where config.yaml is read.
+    pub fn confdir(self, dir: &Path) -> Self {
+        self.args(["--confdir".to_string(), dir.display().to_string()])
+    }
+
+    /// Runs with `HOME` set to `dir`, so that the default confdir is `dir/.interpose` (the
+    /// default is a fresh empty folder, so that the machine's `~/.interpose` never leaks into
+    /// a test).
+    pub fn home(mut self, dir: &Path) -> Self {
+        self.home = Some(dir.to_path_buf());
+        self
+    }
+
+    /// The command with the test's `HOME` and no arguments yet.
+    fn command(&self) -> Command {
+        let home = self.home.clone().unwrap_or_else(|| super::temp_dir("home"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_interpose"));
+        command
+            .env("HOME", &home)
+            .env("USERPROFILE", &home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// Runs the binary with exactly the arguments given (no `-p 0`, no plugins folder: for
+    /// `--options` and startup errors) until it exits, and returns what it printed.
+    pub fn run(self) -> Finished {
+        let mut child = self
+            .command()
+            .args(&self.args)
+            .spawn()
+            .expect("start interpose");
+        let readers: Vec<_> = [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ]
+        .into_iter()
+        .map(|mut stream| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = stream.read_to_string(&mut text);
+                text
+            })
+        })
+        .collect();
+        let deadline = Instant::now() + WAIT;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!("interpose {:?} did not exit within {WAIT:?}", self.args);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut texts = readers.into_iter().map(|r| r.join().expect("reader"));
+        Finished {
+            status,
+            stdout: texts.next().unwrap_or_default(),
+            stderr: texts.next().unwrap_or_default(),
+        }
+    }
+
+    /// Starts the proxy on a free port (`-p 0`) and waits until it listens.
     pub fn start(self) -> Proxy {
         let plugins_dir = self
             .plugins_dir
+            .clone()
             .unwrap_or_else(|| super::temp_dir("no-plugins"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_interpose"))
+        let mut child = self
+            .command()
             .args(["-p", "0", "--plugins-dir"])
             .arg(&plugins_dir)
             .args(&self.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             .spawn()
             .expect("start interpose");
         let log = Arc::new(Log::default());
         for stream in [
-            Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn Read + Send>,
             Box::new(child.stderr.take().expect("stderr")),
         ] {
             let log = Arc::clone(&log);
@@ -84,6 +150,16 @@ impl ProxyBuilder {
         proxy.addr = addr;
         proxy
     }
+}
+
+/// What a run to completion printed, and how it ended.
+pub struct Finished {
+    /// The exit status.
+    pub status: ExitStatus,
+    /// Everything on stdout (the log, `--options`).
+    pub stdout: String,
+    /// Everything on stderr (startup errors).
+    pub stderr: String,
 }
 
 #[derive(Default)]
@@ -113,6 +189,7 @@ impl Proxy {
         ProxyBuilder {
             args: Vec::new(),
             plugins_dir: None,
+            home: None,
         }
     }
 

@@ -1,0 +1,432 @@
+//! The core's options, under mitmproxy's names where mitmproxy has the option, and the typed
+//! [`CoreOptions`] snapshot built from them.
+
+use std::{path::PathBuf, time::Duration};
+
+use interpose_plugin_abi::Level;
+
+use super::{
+    core::{AddonErrors, CoreOptions, HostPatterns},
+    error::{OptionError, Origin},
+    spec::{OptionSpec, OptionType, Value},
+    store::OptionStore,
+};
+use crate::proxy::Mode;
+
+/// `termlog_verbosity` choices, least verbose first.
+const VERBOSITIES: [&str; 4] = ["error", "warn", "info", "debug"];
+
+/// Every option of the core, in no particular order (the store sorts them).
+pub fn core_specs() -> Vec<OptionSpec> {
+    use OptionType::{Bool, Duration as Seconds, Int, List, Size, Str};
+    let text = |s: &str| Value::Str(s.to_string());
+    let seconds = |s: u64| Value::Duration(Duration::from_secs(s));
+    vec![
+        OptionSpec::new(
+            "listen_host",
+            Str,
+            text("127.0.0.1"),
+            "Address to bind the proxy to. Loopback by default: use 0.0.0.0 or :: to accept \
+             other machines.",
+        )
+        .with_validator(non_empty_host),
+        OptionSpec::new(
+            "listen_port",
+            Int { min: 0, max: 65535 },
+            Value::Int(8080),
+            "Port to bind the proxy to; 0 picks a free one.",
+        ),
+        OptionSpec::new(
+            "mode",
+            Str,
+            text("regular"),
+            "Proxy mode: regular (an explicit HTTP proxy) or reverse:http://HOST[:PORT] (a \
+             reverse proxy in front of one server). config.yaml may give it as a one-item list, \
+             as mitmproxy does.",
+        )
+        .with_validator(runnable_mode),
+        OptionSpec::new(
+            "confdir",
+            Str,
+            text("~/.interpose"),
+            "Folder of config.yaml and the default plugins folder. Set it on the command line \
+             (--confdir or --set confdir=DIR): it says where config.yaml is.",
+        ),
+        OptionSpec::optional(
+            "stream_large_bodies",
+            Size,
+            "Bodies larger than this are streamed to the other side instead of buffered; \
+             addons do not see their content. A size: bytes, or a number with a b, k, m, g or \
+             t suffix (powers of 1024), e.g. 3m.",
+        ),
+        OptionSpec::optional(
+            "body_size_limit",
+            Size,
+            "Bodies larger than this fail their flow (413 for a request, 502 for a response). \
+             A size: bytes, or a number with a b, k, m, g or t suffix, e.g. 3m.",
+        ),
+        OptionSpec::new(
+            "ignore_hosts",
+            List,
+            Value::List(Vec::new()),
+            "Regular expressions matched against host:port of CONNECT targets: matching \
+             connections are tunnelled without interception.",
+        )
+        .with_validator(host_patterns),
+        OptionSpec::new(
+            "allow_hosts",
+            List,
+            Value::List(Vec::new()),
+            "The opposite of ignore_hosts: when set, only CONNECT targets matching one of \
+             these regular expressions are intercepted.",
+        )
+        .with_validator(host_patterns),
+        OptionSpec::new(
+            "ssl_insecure",
+            Bool,
+            Value::Bool(false),
+            "Do not verify the TLS certificates of upstream servers.",
+        ),
+        OptionSpec::optional(
+            "plugins_dir",
+            Str,
+            "Folder whose plugin libraries (.so, .dylib, .dll) load at startup, in file-name \
+             order; none means CONFDIR/plugins.",
+        ),
+        OptionSpec::new(
+            "plugins",
+            List,
+            Value::List(Vec::new()),
+            "Plugin libraries to load after the plugins folder's, in order; --plugin adds to \
+             this list.",
+        ),
+        OptionSpec::optional(
+            "threads",
+            Int { min: 1, max: 65535 },
+            "Worker threads serving connections; none for one per CPU core.",
+        ),
+        OptionSpec::new(
+            "addon_errors",
+            Str,
+            text("continue"),
+            "What a panicking addon does to its flow: continue (log the panic and go on with \
+             the next addon, as mitmproxy does) or fail (end the flow with an error).",
+        )
+        .with_choices(&["continue", "fail"]),
+        OptionSpec::new(
+            "connect_timeout",
+            Seconds,
+            seconds(10),
+            "Seconds a connection to a server may take to open.",
+        )
+        .with_validator(positive),
+        OptionSpec::optional(
+            "response_timeout",
+            Seconds,
+            "Seconds a server may take to start its response; none for no limit.",
+        )
+        .with_validator(positive),
+        OptionSpec::new(
+            "upstream_idle_max",
+            Int {
+                min: 0,
+                max: u64::from(u32::MAX),
+            },
+            Value::Int(256),
+            "Idle connections kept open per server for reuse by later requests.",
+        ),
+        OptionSpec::new(
+            "upstream_idle_timeout",
+            Seconds,
+            seconds(60),
+            "Seconds an idle server connection is kept for reuse.",
+        ),
+        OptionSpec::new(
+            "shutdown_grace",
+            Seconds,
+            seconds(5),
+            "Seconds requests in flight get to finish once the proxy is asked to stop.",
+        ),
+        OptionSpec::new(
+            "termlog_verbosity",
+            Str,
+            text("info"),
+            "Least severe log level printed (-q is error, -v is debug).",
+        )
+        .with_choices(&VERBOSITIES),
+    ]
+}
+
+fn non_empty_host(value: &Value) -> Result<(), String> {
+    match value.as_str() {
+        Some("") => Err("all interfaces is spelt 0.0.0.0 or :: here, not an empty value".into()),
+        _ => Ok(()),
+    }
+}
+
+fn runnable_mode(value: &Value) -> Result<(), String> {
+    let spec = value.as_str().unwrap_or_default();
+    spec.parse::<Mode>().map(drop).map_err(|e| e.to_string())
+}
+
+fn host_patterns(value: &Value) -> Result<(), String> {
+    HostPatterns::new(value.as_list().unwrap_or_default()).map(drop)
+}
+
+fn positive(value: &Value) -> Result<(), String> {
+    match value.as_duration() {
+        Some(Duration::ZERO) => Err("must be more than 0 seconds".into()),
+        _ => Ok(()),
+    }
+}
+
+/// `~` and `~/...` with the home folder; other paths as they are.
+pub fn expand_home(path: &str) -> PathBuf {
+    let rest = match path.strip_prefix('~') {
+        Some("") => "",
+        Some(rest) if rest.starts_with(['/', std::path::MAIN_SEPARATOR]) => &rest[1..],
+        _ => return PathBuf::from(path),
+    };
+    let home = std::env::var_os("HOME")
+        .or_else(|| std::env::var_os("USERPROFILE"))
+        .filter(|home| !home.is_empty());
+    match home {
+        Some(home) => PathBuf::from(home).join(rest),
+        None => PathBuf::from(path),
+    }
+}
+
+impl OptionStore {
+    /// A store with every core option at its default.
+    pub fn with_core_options() -> Self {
+        let mut store = OptionStore::empty();
+        for spec in core_specs() {
+            if let Err(e) = store.declare(spec) {
+                // The core's own table is checked by a unit test.
+                unreachable!("{e}");
+            }
+        }
+        store
+    }
+
+    /// `confdir`, with `~` expanded.
+    pub fn confdir(&self) -> PathBuf {
+        expand_home(self.text("confdir").unwrap_or("~/.interpose"))
+    }
+
+    /// The typed snapshot of the core options that the engine reads. Paths have `~`
+    /// expanded; `plugins_dir` defaults to `CONFDIR/plugins`.
+    pub fn core_options(&self) -> Result<CoreOptions, OptionError> {
+        let invalid = |name: &str, problem: String| OptionError::Invalid {
+            name: name.to_string(),
+            origin: self.origin(name).cloned().unwrap_or(Origin::Default),
+            problem,
+        };
+        let confdir = self.confdir();
+        let plugins_dir = match self.text("plugins_dir") {
+            Some(dir) => expand_home(dir),
+            None => confdir.join("plugins"),
+        };
+        let mode = self.text("mode").unwrap_or("regular");
+        Ok(CoreOptions {
+            listen_host: self.text("listen_host").unwrap_or_default().to_string(),
+            listen_port: self.int("listen_port").map_or(8080, |p| p as u16),
+            mode: mode
+                .parse()
+                .map_err(|e: crate::proxy::ModeError| invalid("mode", e.to_string()))?,
+            confdir,
+            stream_large_bodies: self.int("stream_large_bodies"),
+            body_size_limit: self.int("body_size_limit"),
+            ignore_hosts: HostPatterns::new(self.list("ignore_hosts"))
+                .map_err(|e| invalid("ignore_hosts", e))?,
+            allow_hosts: HostPatterns::new(self.list("allow_hosts"))
+                .map_err(|e| invalid("allow_hosts", e))?,
+            ssl_insecure: self.get("ssl_insecure").and_then(Value::as_bool) == Some(true),
+            plugins_dir: Some(plugins_dir),
+            plugins: self
+                .list("plugins")
+                .iter()
+                .map(|p| expand_home(p))
+                .collect(),
+            threads: self.int("threads").map(|n| n as usize),
+            addon_errors: match self.text("addon_errors") {
+                Some("fail") => AddonErrors::Fail,
+                _ => AddonErrors::Continue,
+            },
+            connect_timeout: self.duration("connect_timeout").unwrap_or_default(),
+            response_timeout: self.duration("response_timeout"),
+            upstream_idle_max: self.int("upstream_idle_max").unwrap_or_default() as usize,
+            upstream_idle_timeout: self.duration("upstream_idle_timeout").unwrap_or_default(),
+            shutdown_grace: self.duration("shutdown_grace").unwrap_or_default(),
+            termlog_verbosity: match self.text("termlog_verbosity") {
+                Some("error") => Level::Error,
+                Some("warn") => Level::Warn,
+                Some("debug") => Level::Debug,
+                _ => Level::Info,
+            },
+        })
+    }
+
+    fn text(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(Value::as_str)
+    }
+
+    fn int(&self, name: &str) -> Option<u64> {
+        self.get(name).and_then(Value::as_int)
+    }
+
+    fn duration(&self, name: &str) -> Option<Duration> {
+        self.get(name).and_then(Value::as_duration)
+    }
+
+    fn list(&self, name: &str) -> &[String] {
+        self.get(name).and_then(Value::as_list).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::{spec::RawValue, store::Assignment};
+
+    #[test]
+    fn the_core_table_is_consistent() {
+        let specs = core_specs();
+        for spec in &specs {
+            spec.check()
+                .unwrap_or_else(|e| panic!("{}: {e}", spec.name));
+            assert!(!spec.help.is_empty(), "{} has no help", spec.name);
+        }
+        let store = OptionStore::with_core_options();
+        assert_eq!(store.names().count(), specs.len(), "names are unique");
+    }
+
+    #[test]
+    fn defaults_give_the_default_snapshot() {
+        let core = OptionStore::with_core_options().core_options().unwrap();
+        let default = CoreOptions::default();
+        assert_eq!(core.listen_host, default.listen_host);
+        assert_eq!(core.listen_port, default.listen_port);
+        assert_eq!(core.mode, default.mode);
+        assert_eq!(core.confdir, expand_home("~/.interpose"));
+        assert_eq!(core.plugins_dir, Some(core.confdir.join("plugins")));
+        assert_eq!(core.stream_large_bodies, None);
+        assert_eq!(core.body_size_limit, None);
+        assert!(core.ignore_hosts.is_empty() && core.allow_hosts.is_empty());
+        assert!(!core.ssl_insecure);
+        assert!(core.plugins.is_empty());
+        assert_eq!(core.threads, None);
+        assert_eq!(core.addon_errors, AddonErrors::Continue);
+        assert_eq!(core.connect_timeout, default.connect_timeout);
+        assert_eq!(core.response_timeout, None);
+        assert_eq!(core.upstream_idle_max, default.upstream_idle_max);
+        assert_eq!(core.upstream_idle_timeout, default.upstream_idle_timeout);
+        assert_eq!(core.shutdown_grace, default.shutdown_grace);
+        assert_eq!(core.termlog_verbosity, Level::Info);
+    }
+
+    #[test]
+    fn every_core_option_reaches_the_snapshot() {
+        let mut store = OptionStore::with_core_options();
+        let sets: Vec<Assignment> = [
+            "listen_host=0.0.0.0",
+            "listen_port=9",
+            "mode=reverse:http://127.0.0.1:9000",
+            "confdir=/etc/interpose",
+            "stream_large_bodies=1m",
+            "body_size_limit=2k",
+            "ignore_hosts=^example\\.com:443$",
+            "allow_hosts=internal",
+            "ssl_insecure",
+            "plugins=a.so",
+            "plugins=~/b.so",
+            "threads=2",
+            "addon_errors=fail",
+            "connect_timeout=2.5",
+            "response_timeout=30",
+            "upstream_idle_max=0",
+            "upstream_idle_timeout=1",
+            "shutdown_grace=0",
+            "termlog_verbosity=debug",
+        ]
+        .iter()
+        .map(|a| Assignment::from_set_argument(a))
+        .collect();
+        store.apply(&sets).unwrap();
+        let core = store.core_options().unwrap();
+        assert_eq!(core.listen_host, "0.0.0.0");
+        assert_eq!(core.listen_port, 9);
+        assert_eq!(core.mode.spec(), "reverse:http://127.0.0.1:9000");
+        assert_eq!(core.confdir, PathBuf::from("/etc/interpose"));
+        assert_eq!(
+            core.plugins_dir,
+            Some(PathBuf::from("/etc/interpose/plugins"))
+        );
+        assert_eq!(core.stream_large_bodies, Some(1 << 20));
+        assert_eq!(core.body_size_limit, Some(2048));
+        assert!(core.is_ignored("example.com", 443));
+        assert!(core.is_ignored("example.com", 80), "not in allow_hosts");
+        assert!(!core.is_ignored("internal.example", 443));
+        assert!(core.ssl_insecure);
+        assert_eq!(core.plugins, [PathBuf::from("a.so"), expand_home("~/b.so")]);
+        assert_eq!(core.threads, Some(2));
+        assert_eq!(core.addon_errors, AddonErrors::Fail);
+        assert_eq!(core.connect_timeout, Duration::from_millis(2500));
+        assert_eq!(core.response_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(core.upstream_idle_max, 0);
+        assert_eq!(core.upstream_idle_timeout, Duration::from_secs(1));
+        assert_eq!(core.shutdown_grace, Duration::ZERO);
+        assert_eq!(core.termlog_verbosity, Level::Debug);
+
+        store
+            .apply(&[Assignment::from_set_argument("plugins_dir=/p")])
+            .unwrap();
+        assert_eq!(
+            store.core_options().unwrap().plugins_dir,
+            Some(PathBuf::from("/p"))
+        );
+    }
+
+    #[test]
+    fn core_checks_refuse_what_cannot_run() {
+        let mut store = OptionStore::with_core_options();
+        for (argument, problem) in [
+            ("mode=upstream:http://x", "not supported yet"),
+            ("mode=bogus", "unknown mode"),
+            ("ignore_hosts=(", "invalid host pattern"),
+            ("connect_timeout=0", "more than 0"),
+            ("threads=0", "from 1 to 65535"),
+            ("listen_host=", "0.0.0.0 or ::"),
+            ("termlog_verbosity=loud", "one of error, warn, info, debug"),
+        ] {
+            let error = store
+                .apply(&[Assignment::from_set_argument(argument)])
+                .unwrap_err();
+            assert!(error.to_string().contains(problem), "{argument}: {error}");
+        }
+        // mitmproxy writes `mode` as a list.
+        store
+            .assign(
+                &Assignment::new(
+                    "mode",
+                    RawValue::List(vec!["reverse:http://h:1".into()]),
+                    Origin::Set,
+                ),
+                false,
+            )
+            .unwrap();
+        assert_eq!(
+            store.get("mode"),
+            Some(&Value::Str("reverse:http://h:1".into()))
+        );
+    }
+
+    #[test]
+    fn home_expansion() {
+        let home = expand_home("~");
+        assert_eq!(expand_home("~/x/y"), home.join("x/y"));
+        assert_eq!(expand_home("/abs"), PathBuf::from("/abs"));
+        assert_eq!(expand_home("rel/~"), PathBuf::from("rel/~"));
+        assert_eq!(expand_home("~user/x"), PathBuf::from("~user/x"));
+    }
+}
