@@ -75,7 +75,7 @@ impl ProxyBuilder {
             log,
             addr: "0.0.0.0:0".parse().unwrap(),
         };
-        let line = proxy.wait_for_log("listening at ");
+        let line = proxy.wait_for_listening();
         let addr = line
             .rsplit("listening at ")
             .next()
@@ -132,6 +132,32 @@ impl Proxy {
             .into_iter()
             .filter(|l| l.contains(needle))
             .collect()
+    }
+
+    /// Waits for the "listening at" line, failing at once if the process exits first (a
+    /// rejected command line, say) instead of after the whole wait.
+    fn wait_for_listening(&mut self) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(line) = self.lines_with("listening at ").pop() {
+                return line;
+            }
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                // Let the reader threads drain the pipes.
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "interpose exited ({status}) before listening; log:\n{}",
+                    self.dump()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "interpose did not listen within {WAIT:?}; log:\n{}",
+                self.dump()
+            );
+            let lines = self.log.lines.lock().unwrap();
+            drop(self.log.grew.wait_timeout(lines, Duration::from_millis(50)));
+        }
     }
 
     /// Waits for a line containing `needle` and returns it.
