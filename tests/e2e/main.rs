@@ -9,7 +9,9 @@
 //! - [`events`]: event order, short-circuit, kill, panicking addons, upstream failures,
 //!   shutdown.
 //! - [`readme`]: the README's addon, built outside the workspace and loaded.
+//! - [`bodies`]: trailers, and header-field case and order on the wire.
 
+mod bodies;
 mod events;
 mod forwarding;
 mod harness;

@@ -1,15 +1,17 @@
-//! What the end-to-end tests drive: real plugin builds, the real `interpose` binary, an
-//! upstream server recording what reaches it, and real HTTP clients.
+//! What the end-to-end tests drive: real plugin builds, the real `interpose` binary, upstream
+//! servers (recording, raw), and real HTTP clients.
 
 mod build;
 mod client;
 mod proxy;
 mod upstream;
+mod wire;
 
 pub use build::plugin;
 pub use client::{raw_exchange, send, Connection};
 pub use proxy::Proxy;
 pub use upstream::{bad_upstream, closed_port, BadUpstream, Upstream};
+pub use wire::{raw_request, RawUpstream};
 
 use std::sync::OnceLock;
 
