@@ -9,7 +9,8 @@
 //! - [`events`]: event order, short-circuit, kill, panicking addons, upstream failures,
 //!   shutdown.
 //! - [`readme`]: the README's addon, built outside the workspace and loaded.
-//! - [`bodies`]: trailers, and header-field case and order on the wire.
+//! - [`bodies`]: streamed bodies in bounded memory, `body_size_limit`, trailers, and
+//!   header-field case and order on the wire.
 
 mod bodies;
 mod events;

@@ -1,12 +1,14 @@
 //! What the end-to-end tests drive: real plugin builds, the real `interpose` binary, upstream
-//! servers (recording, raw), and real HTTP clients.
+//! servers (recording, raw, big bodies), and real HTTP clients.
 
+mod big;
 mod build;
 mod client;
 mod proxy;
 mod upstream;
 mod wire;
 
+pub use big::{download, upload, BigUpstream};
 pub use build::plugin;
 pub use client::{raw_exchange, send, Connection};
 pub use proxy::Proxy;

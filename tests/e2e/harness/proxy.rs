@@ -36,6 +36,11 @@ impl ProxyBuilder {
         self.args(["--plugin".to_string(), path.display().to_string()])
     }
 
+    /// Sets option `name` to `value` with `--set name=value`.
+    pub fn set(self, name: &str, value: &str) -> Self {
+        self.args(["--set".to_string(), format!("{name}={value}")])
+    }
+
     /// Uses `dir` as the plugins folder (the default is a fresh empty one, so that the
     /// machine's `~/.interpose/plugins` never leaks into a test).
     pub fn plugins_dir(mut self, dir: &Path) -> Self {
@@ -132,6 +137,24 @@ impl Proxy {
             .into_iter()
             .filter(|l| l.contains(needle))
             .collect()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The most memory the process has held so far (its peak resident set, `VmHWM`), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let path = format!("/proc/{}/status", self.pid());
+        let status = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .and_then(|kib| kib.trim().parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+            .unwrap_or_else(|| panic!("no VmHWM in {path}:\n{status}"))
     }
 
     /// Waits for the "listening at" line, failing at once if the process exits first (a
