@@ -9,6 +9,8 @@
 //! - [`events`]: event order, short-circuit, kill, panicking addons, upstream failures,
 //!   shutdown.
 //! - [`readme`]: the README's addon, built outside the workspace and loaded.
+//! - [`tunnel`]: CONNECT tunnels (plain and `--ignore-hosts`), refused CONNECT targets, and
+//!   WebSocket through reverse mode, a CONNECT tunnel and an absolute-form upgrade.
 //! - [`bodies`]: streamed bodies in bounded memory, `body_size_limit`, trailers, and
 //!   header-field case and order on the wire.
 
@@ -18,3 +20,4 @@ mod forwarding;
 mod harness;
 mod plugins;
 mod readme;
+mod tunnel;

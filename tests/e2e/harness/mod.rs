@@ -1,19 +1,23 @@
 //! What the end-to-end tests drive: real plugin builds, the real `interpose` binary, upstream
-//! servers (recording, raw, big bodies), and real HTTP clients.
+//! servers (recording, raw, TLS, WebSocket, big bodies), and real HTTP clients.
 
 mod big;
 mod build;
 mod client;
 mod proxy;
+mod tls;
 mod upstream;
 mod wire;
+mod ws;
 
 pub use big::{download, upload, BigUpstream};
 pub use build::plugin;
 pub use client::{raw_exchange, send, Connection};
 pub use proxy::Proxy;
+pub use tls::TlsServer;
 pub use upstream::{bad_upstream, closed_port, BadUpstream, Upstream};
 pub use wire::{raw_request, RawUpstream};
+pub use ws::ws_echo_server;
 
 use std::sync::OnceLock;
 
