@@ -145,16 +145,6 @@ fn malformed_requests_get_400_and_the_proxy_keeps_serving() {
 }
 
 #[test]
-fn connect_is_refused_until_tls_support_lands() {
-    let proxy = Proxy::builder().start();
-    let answer = raw_exchange(
-        proxy.addr,
-        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
-    );
-    assert!(answer.starts_with("HTTP/1.1 501"), "{answer:?}");
-}
-
-#[test]
 fn the_built_in_disable_h2c_strips_cleartext_http2_upgrades() {
     let upstream = Upstream::start();
     let proxy = Proxy::builder().reverse(upstream.addr).start();
