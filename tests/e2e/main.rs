@@ -11,10 +11,16 @@
 //! - [`options`]: `--options`, config.yaml, `--set` and flags in order of precedence, and
 //!   the errors for unknown names, bad values and bad files.
 //! - [`readme`]: the README's addon, built outside the workspace and loaded.
+//! - [`tunnel`]: CONNECT tunnels (plain and `--ignore-hosts`), refused CONNECT targets, and
+//!   WebSocket through reverse mode, a CONNECT tunnel and an absolute-form upgrade.
+//! - [`bodies`]: streamed bodies in bounded memory, `body_size_limit`, trailers, and
+//!   header-field case and order on the wire.
 
+mod bodies;
 mod events;
 mod forwarding;
 mod harness;
 mod options;
 mod plugins;
 mod readme;
+mod tunnel;

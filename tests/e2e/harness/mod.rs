@@ -1,15 +1,23 @@
-//! What the end-to-end tests drive: real plugin builds, the real `interpose` binary, an
-//! upstream server recording what reaches it, and real HTTP clients.
+//! What the end-to-end tests drive: real plugin builds, the real `interpose` binary, upstream
+//! servers (recording, raw, TLS, WebSocket, big bodies), and real HTTP clients.
 
+mod big;
 mod build;
 mod client;
 mod proxy;
+mod tls;
 mod upstream;
+mod wire;
+mod ws;
 
+pub use big::{download, upload, BigUpstream};
 pub use build::plugin;
 pub use client::{raw_exchange, send, Connection};
 pub use proxy::{Finished, Proxy, ProxyBuilder};
+pub use tls::TlsServer;
 pub use upstream::{bad_upstream, closed_port, BadUpstream, Upstream};
+pub use wire::{raw_request, RawUpstream};
+pub use ws::ws_echo_server;
 
 use std::sync::OnceLock;
 

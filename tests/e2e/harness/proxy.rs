@@ -37,6 +37,11 @@ impl ProxyBuilder {
         self.args(["--plugin".to_string(), path.display().to_string()])
     }
 
+    /// Sets option `name` to `value` with `--set name=value`.
+    pub fn set(self, name: &str, value: &str) -> Self {
+        self.args(["--set".to_string(), format!("{name}={value}")])
+    }
+
     /// Uses `dir` as the plugins folder (the default is a fresh empty one, so that the
     /// machine's `~/.interpose/plugins` never leaks into a test).
     pub fn plugins_dir(mut self, dir: &Path) -> Self {
@@ -141,7 +146,7 @@ impl ProxyBuilder {
             log,
             addr: "0.0.0.0:0".parse().unwrap(),
         };
-        let line = proxy.wait_for_log("listening at ");
+        let line = proxy.wait_for_listening();
         let addr = line
             .rsplit("listening at ")
             .next()
@@ -209,6 +214,50 @@ impl Proxy {
             .into_iter()
             .filter(|l| l.contains(needle))
             .collect()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The most memory the process has held so far (its peak resident set, `VmHWM`), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let path = format!("/proc/{}/status", self.pid());
+        let status = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .and_then(|kib| kib.trim().parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+            .unwrap_or_else(|| panic!("no VmHWM in {path}:\n{status}"))
+    }
+
+    /// Waits for the "listening at" line, failing at once if the process exits first (a
+    /// rejected command line, say) instead of after the whole wait.
+    fn wait_for_listening(&mut self) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(line) = self.lines_with("listening at ").pop() {
+                return line;
+            }
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                // Let the reader threads drain the pipes.
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "interpose exited ({status}) before listening; log:\n{}",
+                    self.dump()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "interpose did not listen within {WAIT:?}; log:\n{}",
+                self.dump()
+            );
+            let lines = self.log.lines.lock().unwrap();
+            drop(self.log.grew.wait_timeout(lines, Duration::from_millis(50)));
+        }
     }
 
     /// Waits for a line containing `needle` and returns it.
