@@ -187,3 +187,29 @@ fn a_client_leaving_mid_flow_gives_the_flow_an_error() {
     );
     assert!(proxy.lines_with("event response /leaving").is_empty());
 }
+
+#[test]
+fn shutdown_ends_flows_in_flight_with_an_error_before_done() {
+    let slow = bad_upstream(BadUpstream::Slow);
+    let mut proxy = Proxy::builder()
+        .reverse(slow)
+        .set("shutdown_grace", "0.3")
+        .plugin(&plugin("event-log"))
+        .start();
+    let mut client = std::net::TcpStream::connect(proxy.addr).unwrap();
+    std::io::Write::write_all(&mut client, b"GET /in-flight HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    proxy.wait_for_log("event server_connected");
+    let status = proxy.terminate();
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    let log = proxy.log();
+    let error = first(
+        &log,
+        "event error /in-flight status=- error=Proxy shutting down.",
+    );
+    let done = first(&log, "event done");
+    assert!(error < done, "error before done:\n{}", log.join("\n"));
+    assert!(first(&log, "event client_disconnected") < done);
+    assert!(first(&log, "event server_disconnected") < done);
+    assert_eq!(proxy.lines_with("event done").len(), 1);
+    drop(client);
+}
