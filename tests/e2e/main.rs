@@ -15,6 +15,8 @@
 //!   WebSocket through reverse mode, a CONNECT tunnel and an absolute-form upgrade.
 //! - [`bodies`]: streamed bodies in bounded memory, `body_size_limit`, trailers, and
 //!   header-field case and order on the wire.
+//! - [`steering`]: addons rerouting flows (in `request` and `server_connect`), chunk hooks on
+//!   streamed requests and responses, and `addon_errors=fail`.
 
 mod bodies;
 mod events;
@@ -23,4 +25,5 @@ mod harness;
 mod options;
 mod plugins;
 mod readme;
+mod steering;
 mod tunnel;

@@ -17,6 +17,7 @@ pub struct ProxyBuilder {
     args: Vec<String>,
     plugins_dir: Option<PathBuf>,
     home: Option<PathBuf>,
+    env: Vec<(String, String)>,
 }
 
 impl ProxyBuilder {
@@ -62,6 +63,12 @@ impl ProxyBuilder {
         self
     }
 
+    /// Sets an environment variable for the proxy process (fixtures read their settings so).
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+
     /// The command with the test's `HOME` and no arguments yet.
     fn command(&self) -> Command {
         let home = self.home.clone().unwrap_or_else(|| super::temp_dir("home"));
@@ -69,6 +76,7 @@ impl ProxyBuilder {
         command
             .env("HOME", &home)
             .env("USERPROFILE", &home)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -195,6 +203,7 @@ impl Proxy {
             args: Vec::new(),
             plugins_dir: None,
             home: None,
+            env: Vec::new(),
         }
     }
 
