@@ -50,6 +50,7 @@ pub mod addon;
 pub mod body;
 pub mod connection;
 pub mod context;
+mod events;
 mod export;
 pub mod ffi;
 pub mod flow;
