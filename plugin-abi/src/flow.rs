@@ -8,7 +8,9 @@ use abi_stable::{
     StableAbi,
 };
 
-use crate::{body::Body, connection::Client, connection::Server, headers::Headers, time::now};
+use crate::{
+    body::Body, connection::Client, connection::Server, headers::Headers, stream::Stream, time::now,
+};
 
 /// A 128-bit unique id, shown in the UUID text form mitmproxy uses for flows and connections.
 #[repr(C)]
@@ -68,7 +70,52 @@ impl fmt::Display for HttpVersion {
     }
 }
 
-/// Why a flow failed: a protocol error, an unreachable server, or a kill.
+/// Where a flow's failure came from (set by the host on [`FlowError::kind`]).
+#[repr(u8)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The client sent something invalid, or went away.
+    Client,
+    /// The server was unreachable, reset the connection, or sent an invalid response.
+    Server,
+    /// An addon panicked and `addon_errors` is `fail`.
+    Addon,
+    /// The proxy itself failed.
+    Proxy,
+    /// An addon or the user killed the flow ([`HttpFlow::kill`]).
+    Killed,
+    /// The proxy is shutting down.
+    Shutdown,
+    /// A timeout expired.
+    Timeout,
+    /// A body exceeded `body_size_limit`.
+    TooLarge,
+}
+
+impl ErrorKind {
+    /// The kind as one lower-case word: `client`, `server`, `addon`, `proxy`, `killed`,
+    /// `shutdown`, `timeout`, `too_large`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Client => "client",
+            ErrorKind::Server => "server",
+            ErrorKind::Addon => "addon",
+            ErrorKind::Proxy => "proxy",
+            ErrorKind::Killed => "killed",
+            ErrorKind::Shutdown => "shutdown",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::TooLarge => "too_large",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a flow failed (mitmproxy's `Error`), and where the failure came from.
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq)]
 pub struct FlowError {
@@ -76,17 +123,20 @@ pub struct FlowError {
     pub msg: RString,
     /// When it happened.
     pub timestamp: f64,
+    /// Where it came from: the client, the server, an addon, the proxy, a kill, ...
+    pub kind: ErrorKind,
 }
 
 impl FlowError {
     /// The message of a killed flow (mitmproxy's `Error.KILLED_MESSAGE`).
     pub const KILLED_MESSAGE: &'static str = "Connection killed.";
 
-    /// An error that happens now.
-    pub fn new(msg: impl Into<RString>) -> Self {
+    /// An error of `kind` that happens now.
+    pub fn new(kind: ErrorKind, msg: impl Into<RString>) -> Self {
         FlowError {
             msg: msg.into(),
             timestamp: now(),
+            kind,
         }
     }
 }
@@ -182,9 +232,12 @@ pub struct Request {
     pub http_version: HttpVersion,
     /// Header fields.
     pub headers: Headers,
-    /// The body (empty until the `request` event; the proxy sets `Content-Length` when
-    /// sending).
+    /// The body (empty until the `request` event, and in it too when streamed; the proxy sets
+    /// `Content-Length` when sending).
     pub content: Body,
+    /// Whether the body is streamed to the server instead of read whole; set it in
+    /// `requestheaders` (mitmproxy's `request.stream`).
+    pub stream: Stream,
     /// Trailer fields, if the message had any.
     pub trailers: ROption<Headers>,
     /// When the first byte of the request arrived.
@@ -240,6 +293,7 @@ impl Request {
             http_version: HttpVersion::Http11,
             headers,
             content,
+            stream: Stream::off(),
             trailers: ROption::RNone,
             timestamp_start: now,
             timestamp_end: ROption::RSome(now),
@@ -311,9 +365,12 @@ pub struct Response {
     pub reason: RString,
     /// Header fields.
     pub headers: Headers,
-    /// The body (empty until the `response` event; the proxy sets `Content-Length` when
-    /// sending).
+    /// The body (empty until the `response` event, and in it too when streamed; the proxy
+    /// sets `Content-Length` when sending).
     pub content: Body,
+    /// Whether the body is streamed to the client instead of read whole; set it in
+    /// `responseheaders` (mitmproxy's `response.stream`).
+    pub stream: Stream,
     /// Trailer fields, if the message had any.
     pub trailers: ROption<Headers>,
     /// When the first byte of the response arrived.
@@ -341,6 +398,7 @@ impl Response {
             reason: reason_phrase(status_code).into(),
             headers: all,
             content,
+            stream: Stream::off(),
             trailers: ROption::RNone,
             timestamp_start: now,
             timestamp_end: ROption::RSome(now),
@@ -497,7 +555,8 @@ impl HttpFlow {
     /// `flow.kill()`). Does nothing if the flow is not live or already killed.
     pub fn kill(&mut self) {
         if self.killable() {
-            self.error = ROption::RSome(FlowError::new(FlowError::KILLED_MESSAGE));
+            self.error =
+                ROption::RSome(FlowError::new(ErrorKind::Killed, FlowError::KILLED_MESSAGE));
             self.intercepted = false;
             self.live = false;
         }
@@ -508,9 +567,9 @@ impl HttpFlow {
         self.live && !self.killed()
     }
 
-    /// Whether the flow was killed.
+    /// Whether the flow was killed (its error is of kind [`ErrorKind::Killed`]).
     pub fn killed(&self) -> bool {
-        matches!(&self.error, ROption::RSome(e) if e.msg == FlowError::KILLED_MESSAGE)
+        matches!(&self.error, ROption::RSome(e) if e.kind == ErrorKind::Killed)
     }
 
     /// When the flow's request started (mitmproxy's `flow.timestamp_start`).
@@ -555,6 +614,26 @@ mod tests {
         assert_eq!(r.reason, "Forbidden");
         assert_eq!(r.headers.get("content-length"), Some("2"));
         assert_eq!(r.headers.get("content-type"), Some("text/plain"));
+    }
+
+    #[test]
+    fn kill_is_an_error_of_kind_killed() {
+        let mut flow = crate::testing::flow();
+        assert!(flow.killable());
+        flow.kill();
+        let error = flow.error.as_ref().expect("killed flows have an error");
+        assert_eq!(
+            (error.kind, error.msg.as_str()),
+            (ErrorKind::Killed, "Connection killed.")
+        );
+        assert!(flow.killed() && !flow.killable());
+
+        // The kind decides, not the text.
+        let mut other = crate::testing::flow();
+        other.error = ROption::RSome(FlowError::new(ErrorKind::Server, FlowError::KILLED_MESSAGE));
+        assert!(!other.killed());
+        assert_eq!(ErrorKind::TooLarge.name(), "too_large");
+        assert_eq!(ErrorKind::Client.to_string(), "client");
     }
 
     #[test]

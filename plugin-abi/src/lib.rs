@@ -55,6 +55,7 @@ mod export;
 pub mod ffi;
 pub mod flow;
 pub mod headers;
+pub mod stream;
 pub mod testing;
 mod time;
 
@@ -68,11 +69,12 @@ pub use connection::{
 };
 pub use context::{Context, Level};
 pub use flow::{
-    FlowError, HttpFlow, HttpVersion, Metadata, ReplaySide, Request, Response, Uuid, WebSocketData,
-    WebSocketMessage, WebSocketMessageType,
+    ErrorKind, FlowError, HttpFlow, HttpVersion, Metadata, ReplaySide, Request, Response, Uuid,
+    WebSocketData, WebSocketMessage, WebSocketMessageType,
 };
 pub use headers::Headers;
 pub use interpose_plugin_abi_macros::addon;
+pub use stream::Stream;
 pub use time::now;
 
 /// The version of this crate, which is the version of the plugin ABI.
@@ -90,8 +92,8 @@ pub const ABI_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// with the prelude.
 pub mod prelude {
     pub use crate::{
-        addon, debug, error, export_plugin, info, warn, Addon, Body, Client, Context, HttpFlow,
-        Level, Request, Response, Server, ServerConnectionHookData,
+        addon, debug, error, export_plugin, info, warn, Addon, Body, Client, Context, ErrorKind,
+        HttpFlow, Level, Request, Response, Server, ServerConnectionHookData, Stream,
     };
     pub use abi_stable::std_types::{
         ROption::{self, RNone, RSome},

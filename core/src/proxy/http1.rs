@@ -9,7 +9,7 @@ use http::StatusCode;
 use http_body_util::BodyExt;
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use interpose_plugin_abi::{now, Client, Connection, FlowError, HttpFlow};
+use interpose_plugin_abi::{now, Client, Connection, ErrorKind, FlowError, HttpFlow};
 use tokio::{net::TcpStream, sync::watch};
 
 use super::{
@@ -139,9 +139,10 @@ impl LiveFlow<'_> {
                 request.timestamp_end = ROption::RSome(now());
             }
             Err(e) => {
-                self.fail(format!(
-                    "Client disconnected while sending the request: {e}"
-                ));
+                self.fail(
+                    ErrorKind::Client,
+                    format!("Client disconnected while sending the request: {e}"),
+                );
                 return Err(FlowAborted);
             }
         }
@@ -238,8 +239,8 @@ impl LiveFlow<'_> {
     }
 
     /// Records `message` as the flow's error and runs the `error` event.
-    fn fail(&mut self, message: String) {
-        self.flow.error = ROption::RSome(FlowError::new(message));
+    fn fail(&mut self, kind: ErrorKind, message: String) {
+        self.flow.error = ROption::RSome(FlowError::new(kind, message));
         self.flow.live = false;
         self.shared.addons.http(HttpEvent::Error, &mut self.flow);
         self.finished = true;
@@ -253,7 +254,7 @@ impl LiveFlow<'_> {
             self.flow.request.url(),
             refusal.message
         );
-        self.fail(refusal.message.clone());
+        self.fail(ErrorKind::Server, refusal.message.clone());
         refusal.into_response()
     }
 }
@@ -261,7 +262,7 @@ impl LiveFlow<'_> {
 impl Drop for LiveFlow<'_> {
     fn drop(&mut self) {
         if !self.finished {
-            self.fail("Client disconnected.".to_string());
+            self.fail(ErrorKind::Client, "Client disconnected.".to_string());
         }
     }
 }

@@ -8,7 +8,7 @@ use http_body_util::Full;
 use hyper::ext::ReasonPhrase;
 use interpose_plugin_abi::{
     flow::{default_port, reason_phrase, split_authority},
-    Body, HostPort, HttpVersion, Request, Response,
+    Body, HostPort, HttpVersion, Request, Response, Stream,
 };
 
 use super::mode::Mode;
@@ -131,6 +131,7 @@ pub fn request_from_parts(
         http_version: http_version(parts.version),
         headers,
         content: Body::empty(),
+        stream: Stream::off(),
         trailers: ROption::RNone,
         timestamp_start,
         timestamp_end: ROption::RNone,
@@ -178,6 +179,7 @@ pub fn response_from_parts(parts: &http::response::Parts, timestamp_start: f64) 
         reason,
         headers: headers_from_hyper(&parts.headers),
         content: Body::empty(),
+        stream: Stream::off(),
         trailers: ROption::RNone,
         timestamp_start,
         timestamp_end: ROption::RNone,
