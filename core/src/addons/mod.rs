@@ -7,4 +7,6 @@ mod manager;
 
 pub use builtin::builtin_plugins;
 pub use host::new_context;
-pub use manager::{AddonInfo, AddonManager, ClientEvent, HttpEvent, LifecycleEvent, ServerEvent};
+pub use manager::{
+    AddonInfo, AddonManager, AddonPanic, ClientEvent, HttpEvent, LifecycleEvent, ServerEvent,
+};

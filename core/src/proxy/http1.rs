@@ -44,11 +44,11 @@ pub async fn serve_client(
     }
     client.timestamp_start = ROption::RSome(now());
     tracing::debug!("[{peer}] client connect");
-    shared.addons.client(ClientEvent::Connected, &mut client);
+    let _ = shared.addons.client(ClientEvent::Connected, &mut client);
     if let ROption::RSome(reason) = &client.error {
         tracing::info!("[{peer}] client refused by an addon: {reason}");
         client.timestamp_end = ROption::RSome(now());
-        shared.addons.client(ClientEvent::Disconnected, &mut client);
+        let _ = shared.addons.client(ClientEvent::Disconnected, &mut client);
         return;
     }
 
@@ -79,7 +79,7 @@ pub async fn serve_client(
     if shared.addons.has_client(ClientEvent::Disconnected) {
         let mut client = (*client).clone();
         client.timestamp_end = ROption::RSome(now());
-        shared.addons.client(ClientEvent::Disconnected, &mut client);
+        let _ = shared.addons.client(ClientEvent::Disconnected, &mut client);
     }
     drop(guard);
 }
@@ -158,7 +158,7 @@ impl LiveFlow<'_> {
             self.event(HttpEvent::ResponseHeaders)?;
         }
 
-        self.shared.addons.http(HttpEvent::Response, &mut self.flow);
+        let _ = self.shared.addons.http(HttpEvent::Response, &mut self.flow);
         self.finished = true;
         if self.flow.killed() {
             return Err(FlowAborted);
@@ -229,9 +229,9 @@ impl LiveFlow<'_> {
 
     /// Runs an event before `response`; a flow killed there gets `error` and is dropped.
     fn event(&mut self, event: HttpEvent) -> Result<(), FlowAborted> {
-        self.shared.addons.http(event, &mut self.flow);
+        let _ = self.shared.addons.http(event, &mut self.flow);
         if self.flow.killed() {
-            self.shared.addons.http(HttpEvent::Error, &mut self.flow);
+            let _ = self.shared.addons.http(HttpEvent::Error, &mut self.flow);
             self.finished = true;
             return Err(FlowAborted);
         }
@@ -242,7 +242,7 @@ impl LiveFlow<'_> {
     fn fail(&mut self, kind: ErrorKind, message: String) {
         self.flow.error = ROption::RSome(FlowError::new(kind, message));
         self.flow.live = false;
-        self.shared.addons.http(HttpEvent::Error, &mut self.flow);
+        let _ = self.shared.addons.http(HttpEvent::Error, &mut self.flow);
         self.finished = true;
     }
 

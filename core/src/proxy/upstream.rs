@@ -362,7 +362,7 @@ impl Upstream {
                     client: &client,
                     server: &mut server,
                 };
-                addons.server(ServerEvent::Disconnected, &mut data);
+                let _ = addons.server(ServerEvent::Disconnected, &mut data);
             }
             drop(guard);
         });
@@ -381,7 +381,8 @@ impl Upstream {
 
     fn fire(&self, event: ServerEvent, client: &Client, server: &mut Server) {
         if self.addons.has_server(event) {
-            self.addons
+            let _ = self
+                .addons
                 .server(event, &mut ServerConnectionHookData { client, server });
         }
     }
