@@ -53,7 +53,11 @@ impl Addon for RequestOnly {
 fn run_flow(manager: &AddonManager, flow: &mut HttpFlow) {
     for event in FLOW_EVENTS {
         // The proxy checks each result; so does the benchmark.
-        black_box(manager.http(black_box(event), black_box(&mut *flow)).is_ok());
+        black_box(
+            manager
+                .http(black_box(event), black_box(&mut *flow))
+                .is_ok(),
+        );
     }
 }
 
