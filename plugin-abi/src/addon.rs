@@ -92,7 +92,9 @@ const fn const_str_eq(a: &str, b: &str) -> bool {
     true
 }
 
-/// A set of events, one bit each: which events an addon implements.
+/// A set of events, one bit each: which events an addon implements (written by `#[addon]`
+/// and `export_plugin!`, never by hand).
+#[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct EventSet(u64);
 

@@ -332,7 +332,10 @@ impl Request {
     }
 }
 
-/// Splits an authority, `host[:port]` with IPv6 addresses in brackets, into host and port.
+/// Splits an authority, `host[:port]` with IPv6 addresses in brackets, into host and port
+/// (for [`Request::make`] and the host's request parsing; addons have
+/// [`Request::pretty_host`]).
+#[doc(hidden)]
 pub fn split_authority(authority: &str, default_port: u16) -> Option<(&str, u16)> {
     if let Some(rest) = authority.strip_prefix('[') {
         let (host, after) = rest.split_once(']')?;
