@@ -77,6 +77,9 @@ macro_rules! event_enum {
 
 crate::for_each_event!(event_enum);
 
+// `EventSet` has one bit per event.
+const _: () = assert!(Event::ALL.len() <= 64, "more events than EventSet has bits");
+
 const fn const_str_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     if a.len() != b.len() {
@@ -170,7 +173,8 @@ mod tests {
             assert_eq!(Event::from_name(event.name()), Some(*event));
         }
         assert_eq!(Event::from_name("name"), None);
-        assert!(Event::ALL.len() < 64);
+        assert_eq!(Event::ALL.last(), Some(&Event::HttpConnect));
+        assert_eq!(Event::HttpConnect.name(), "http_connect");
     }
 
     #[test]

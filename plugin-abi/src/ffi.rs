@@ -288,3 +288,47 @@ macro_rules! shims {
 }
 
 crate::for_each_event!(shims);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{addon, testing};
+
+    struct Gate;
+
+    #[addon]
+    impl Addon for Gate {
+        fn http_connect(&self, _ctx: &Context, flow: &mut HttpFlow) {
+            if flow.request.path == "/panic" {
+                panic!("gate broke");
+            }
+            flow.comment = "gated".into();
+        }
+    }
+
+    struct Everything;
+
+    impl Addon for Everything {}
+
+    #[test]
+    fn tables_hold_only_the_implemented_events_and_shims_catch_panics() {
+        let gate = RawAddon::new(Gate);
+        let table = gate.events;
+        assert!(table.request().is_none() && table.load().is_none());
+        let call = table.http_connect().expect("implemented");
+        let tctx = testing::TestContext::new();
+        let mut flow = testing::flow();
+        assert_eq!(call(gate.state, tctx.ctx(), &mut flow), ROk(()));
+        assert_eq!(flow.comment, "gated");
+        flow.request.path = "/panic".into();
+        assert_eq!(
+            call(gate.state, tctx.ctx(), &mut flow),
+            RErr("gate broke".into())
+        );
+
+        // Without #[addon], every event has a function.
+        let all = RawAddon::new(Everything).events;
+        assert!(all.load().is_some() && all.client_disconnected().is_some());
+        assert!(all.server_connect().is_some() && all.http_connect().is_some());
+    }
+}
