@@ -52,6 +52,8 @@ impl Addon for RequestOnly {
 
 fn run_flow(manager: &AddonManager, flow: &mut HttpFlow) {
     for event in FLOW_EVENTS {
+        // Under the default `addon_errors=continue` no addon here panics, so every result
+        // is `Ok`; the proxy's check of it is one branch, not part of the dispatch cost.
         let _ = manager.http(black_box(event), black_box(&mut *flow));
     }
 }

@@ -43,6 +43,7 @@ pub fn run(mut store: OptionStore) -> Result<(), RunError> {
     let options = Arc::new(store.core_options().map_err(RunError::Options)?);
     logging::init(options.termlog_verbosity);
     let addons = Arc::new(load_addons(&options));
+    addons.set_addon_errors(options.addon_errors);
     addons.lifecycle(LifecycleEvent::Load);
     if let Err(e) = store.resolve_pending() {
         addons.lifecycle(LifecycleEvent::Done);

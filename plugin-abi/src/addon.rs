@@ -1,13 +1,51 @@
-//! The [`Addon`] trait authors implement, and the names of the events it can handle.
+//! The [`Addon`] trait authors implement, and the names of the events it can handle, both
+//! generated from the one list of events, [`for_each_event!`](crate::for_each_event).
+//!
+//! `#[addon]` records the event methods written in an `impl Addon` block, so that the host
+//! calls only those. It cannot see methods that a macro invoked in the block would produce,
+//! so it refuses such a block rather than leave them silently uncalled:
+//!
+//! ```compile_fail
+//! use interpose_plugin_abi::prelude::*;
+//!
+//! macro_rules! log_responses {
+//!     () => {
+//!         fn response(&self, ctx: &Context, _flow: &mut HttpFlow) {
+//!             info!(ctx, "response");
+//!         }
+//!     };
+//! }
+//!
+//! struct Generated;
+//!
+//! #[addon] // error: write the event methods directly, or remove #[addon]
+//! impl Addon for Generated {
+//!     log_responses!();
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! Without `#[addon]` the same block compiles, and the host calls every event:
+//!
+//! ```
+//! # use interpose_plugin_abi::prelude::*;
+//! # macro_rules! log_responses {
+//! #     () => {
+//! #         fn response(&self, ctx: &Context, _flow: &mut HttpFlow) {
+//! #             info!(ctx, "response");
+//! #         }
+//! #     };
+//! # }
+//! struct Generated;
+//!
+//! impl Addon for Generated {
+//!     log_responses!();
+//! }
+//! # fn main() {}
+//! ```
 
-use crate::{
-    connection::{Client, ServerConnectionHookData},
-    context::Context,
-    flow::HttpFlow,
-};
-
-macro_rules! events {
-    ($($(#[$doc:meta])* $variant:ident = $name:literal,)*) => {
+macro_rules! event_enum {
+    ([] $(($(#[$doc:meta])* $name:ident, $variant:ident, $kind:ident, $host:ident))*) => {
         /// An event the host can send to an addon, named as mitmproxy names it.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[repr(u8)]
@@ -22,13 +60,13 @@ macro_rules! events {
             /// The event's name (`request`, `client_connected`, ...).
             pub const fn name(self) -> &'static str {
                 match self {
-                    $(Event::$variant => $name,)*
+                    $(Event::$variant => ::core::stringify!($name),)*
                 }
             }
 
             /// The event called `name`, if there is one.
             pub const fn from_name(name: &str) -> Option<Event> {
-                $(if const_str_eq(name, $name) {
+                $(if const_str_eq(name, ::core::stringify!($name)) {
                     return Some(Event::$variant);
                 })*
                 None
@@ -37,38 +75,10 @@ macro_rules! events {
     };
 }
 
-events! {
-    /// The addon was loaded (mitmproxy's `load`).
-    Load = "load",
-    /// The proxy is up and every addon is loaded.
-    Running = "running",
-    /// The proxy is shutting down; the last event an addon sees.
-    Done = "done",
-    /// A client connected; setting `client.error` refuses it.
-    ClientConnected = "client_connected",
-    /// A client connection closed.
-    ClientDisconnected = "client_disconnected",
-    /// The proxy is about to connect to a server; setting `server.error` aborts.
-    ServerConnect = "server_connect",
-    /// The proxy connected to a server.
-    ServerConnected = "server_connected",
-    /// A server connection closed.
-    ServerDisconnected = "server_disconnected",
-    /// Connecting to a server failed (instead of `server_connected`).
-    ServerConnectError = "server_connect_error",
-    /// The request head was read; the body is still empty.
-    RequestHeaders = "requestheaders",
-    /// The whole request was read.
-    Request = "request",
-    /// The response head was read; the body is still empty.
-    ResponseHeaders = "responseheaders",
-    /// The whole response was read.
-    Response = "response",
-    /// The flow failed (instead of `response`).
-    Error = "error",
-    /// A CONNECT request was received.
-    HttpConnect = "http_connect",
-}
+crate::for_each_event!(event_enum);
+
+// `EventSet` has one bit per event.
+const _: () = assert!(Event::ALL.len() <= 64, "more events than EventSet has bits");
 
 const fn const_str_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
@@ -85,7 +95,9 @@ const fn const_str_eq(a: &str, b: &str) -> bool {
     true
 }
 
-/// A set of events, one bit each: which events an addon implements.
+/// A set of events, one bit each: which events an addon implements (written by `#[addon]`
+/// and `export_plugin!`, never by hand).
+#[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct EventSet(u64);
 
@@ -115,110 +127,41 @@ impl EventSet {
     }
 }
 
-/// An addon: one object reacting to the proxy's events, like a mitmproxy addon class.
-///
-/// Every event method does nothing unless you override it. Put `#[addon]` on the `impl`
-/// block so that the host only calls the events you implemented (without it, it calls all of
-/// them, which is correct but slower).
-///
-/// The host calls an addon from all of its worker threads at once, for different flows, so
-/// addons are `Send + Sync`: keep state in atomics or locks. Within one flow, events come in
-/// order and addons are called in load order. Events run on the proxy's threads: a slow event
-/// handler delays its own flow, so hand long work to a thread of your own.
-///
-/// A panic in an event is caught at the plugin boundary: the host logs it with the addon's
-/// name and the event, and goes on with the next addon.
-pub trait Addon: Send + Sync + 'static {
-    /// The events this addon implements; written by `#[addon]`.
-    #[doc(hidden)]
-    const EVENTS: EventSet = EventSet::ALL;
+macro_rules! addon_trait {
+    ([] $(($(#[$doc:meta])* $name:ident, $variant:ident, $kind:ident, $host:ident))*) => {
+        /// An addon: one object reacting to the proxy's events, like a mitmproxy addon class.
+        ///
+        /// Every event method does nothing unless you override it. Put `#[addon]` on the `impl`
+        /// block so that the host only calls the events you implemented (without it, it calls
+        /// all of them, which is correct but slower).
+        ///
+        /// The host calls an addon from all of its worker threads at once, for different
+        /// flows, so addons are `Send + Sync`: keep state in atomics or locks. Within one flow,
+        /// events come in order and addons are called in load order. Events run on the proxy's
+        /// threads: a slow event handler delays its own flow, so hand long work to a thread of
+        /// your own.
+        ///
+        /// A panic in an event is caught at the plugin boundary: the host logs it with the
+        /// addon's name and the event, and by default goes on with the next addon (with
+        /// `addon_errors=fail`, the flow fails instead).
+        pub trait Addon: Send + Sync + 'static {
+            /// The events this addon implements; written by `#[addon]`.
+            #[doc(hidden)]
+            const EVENTS: EventSet = EventSet::ALL;
 
-    /// The name the host uses in logs: by default the type's name in lower case.
-    fn name(&self) -> String {
-        let full = std::any::type_name::<Self>();
-        let base = full.split('<').next().unwrap_or(full);
-        base.rsplit("::").next().unwrap_or(base).to_lowercase()
-    }
+            /// The name the host uses in logs: by default the type's name in lower case.
+            fn name(&self) -> String {
+                let full = std::any::type_name::<Self>();
+                let base = full.split('<').next().unwrap_or(full);
+                base.rsplit("::").next().unwrap_or(base).to_lowercase()
+            }
 
-    /// The addon was loaded (mitmproxy's `load`).
-    fn load(&self, ctx: &Context) {
-        let _ = ctx;
-    }
-
-    /// The proxy is up and running: every addon is loaded.
-    fn running(&self, ctx: &Context) {
-        let _ = ctx;
-    }
-
-    /// The proxy is shutting down; this is the last event the addon sees.
-    fn done(&self, ctx: &Context) {
-        let _ = ctx;
-    }
-
-    /// A client connected. Calling `client.kill(..)` refuses the connection.
-    fn client_connected(&self, ctx: &Context, client: &mut Client) {
-        let _ = (ctx, client);
-    }
-
-    /// A client connection closed.
-    fn client_disconnected(&self, ctx: &Context, client: &Client) {
-        let _ = (ctx, client);
-    }
-
-    /// The proxy is about to connect to a server. Calling `data.server.kill(..)` aborts the
-    /// connection and fails the flow.
-    fn server_connect(&self, ctx: &Context, data: &mut ServerConnectionHookData<'_>) {
-        let _ = (ctx, data);
-    }
-
-    /// The proxy connected to a server.
-    fn server_connected(&self, ctx: &Context, data: &ServerConnectionHookData<'_>) {
-        let _ = (ctx, data);
-    }
-
-    /// A server connection closed.
-    fn server_disconnected(&self, ctx: &Context, data: &ServerConnectionHookData<'_>) {
-        let _ = (ctx, data);
-    }
-
-    /// Connecting to a server failed; `data.server.error` says why.
-    fn server_connect_error(&self, ctx: &Context, data: &ServerConnectionHookData<'_>) {
-        let _ = (ctx, data);
-    }
-
-    /// The request head was read; the body is still empty. Setting `flow.response` answers
-    /// without contacting the server.
-    fn requestheaders(&self, ctx: &Context, flow: &mut HttpFlow) {
-        let _ = (ctx, flow);
-    }
-
-    /// The whole request was read. Setting `flow.response` answers without contacting the
-    /// server; changing `flow.request.host`/`port`/`scheme` sends it elsewhere.
-    fn request(&self, ctx: &Context, flow: &mut HttpFlow) {
-        let _ = (ctx, flow);
-    }
-
-    /// The response head was read; the body is still empty.
-    fn responseheaders(&self, ctx: &Context, flow: &mut HttpFlow) {
-        let _ = (ctx, flow);
-    }
-
-    /// The whole response was read; changes are sent to the client.
-    fn response(&self, ctx: &Context, flow: &mut HttpFlow) {
-        let _ = (ctx, flow);
-    }
-
-    /// The flow failed (server unreachable, protocol error, killed). Every flow gets either
-    /// `response` or `error`, never both.
-    fn error(&self, ctx: &Context, flow: &mut HttpFlow) {
-        let _ = (ctx, flow);
-    }
-
-    /// A CONNECT request was received.
-    fn http_connect(&self, ctx: &Context, flow: &mut HttpFlow) {
-        let _ = (ctx, flow);
-    }
+            $($crate::__event_method!($kind $name $(#[$doc])* =>);)*
+        }
+    };
 }
+
+crate::for_each_event!(addon_trait);
 
 #[cfg(test)]
 mod tests {
@@ -230,7 +173,8 @@ mod tests {
             assert_eq!(Event::from_name(event.name()), Some(*event));
         }
         assert_eq!(Event::from_name("name"), None);
-        assert!(Event::ALL.len() < 64);
+        assert_eq!(Event::ALL.last(), Some(&Event::HttpConnect));
+        assert_eq!(Event::HttpConnect.name(), "http_connect");
     }
 
     #[test]

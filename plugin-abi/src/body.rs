@@ -9,7 +9,8 @@ use std::{ffi::c_void, fmt, ops::Deref};
 
 use abi_stable::StableAbi;
 
-/// Releases a body's owner: `(owner, ptr, len)`.
+/// Releases a body's owner: `(owner, ptr, len)`. For the host's raw-part access only.
+#[doc(hidden)]
 pub type ReleaseFn = unsafe extern "C" fn(*mut c_void, *const u8, usize);
 
 /// The bytes of a request or response body (mitmproxy's `raw_content`).
@@ -88,13 +89,15 @@ impl Body {
         Body::from_vec(bytes.to_vec())
     }
 
-    /// Builds a body from its raw parts (used by the host to wrap its own buffers).
+    /// Builds a body from its raw parts (used by the host to wrap its own buffers; hidden from
+    /// the docs because addons have no use for it).
     ///
     /// # Safety
     ///
     /// `ptr..ptr + len` must stay valid and unchanged until `release(owner, ptr, len)` is
     /// called (once, when the body is dropped), `release` must be safe to call from any thread,
     /// and with `release == None` the bytes must live forever.
+    #[doc(hidden)]
     pub const unsafe fn from_raw_parts(
         ptr: *const u8,
         len: usize,
@@ -112,6 +115,7 @@ impl Body {
     /// Takes the body apart without releasing it: `(ptr, len, owner, release)`.
     ///
     /// The caller becomes responsible for calling `release` (if any) exactly once.
+    #[doc(hidden)]
     pub fn into_raw_parts(self) -> (*const u8, usize, *mut c_void, Option<ReleaseFn>) {
         let this = std::mem::ManuallyDrop::new(self);
         (this.ptr, this.len, this.owner, this.release)
@@ -119,11 +123,13 @@ impl Body {
 
     /// What keeps the bytes alive, as given to [`Body::from_raw_parts`] (only meaningful to
     /// the library that made the body).
+    #[doc(hidden)]
     pub fn owner(&self) -> *mut c_void {
         self.owner
     }
 
     /// The function that will release this body's memory (lets the host recognise its own).
+    #[doc(hidden)]
     pub fn release_fn(&self) -> Option<ReleaseFn> {
         self.release
     }

@@ -68,12 +68,14 @@ unsafe impl Sync for Context {}
 unsafe impl Send for Context {}
 
 impl Context {
-    /// Builds a context (done by the host, or by [`crate::testing`] in tests).
+    /// Builds a context (done by the host, or by [`crate::testing`] in tests; addons use
+    /// `TestContext`, so this is hidden from the docs).
     ///
     /// # Safety
     ///
     /// Every function in `host` must accept this context (and its `host_data`) from any
     /// thread, for as long as the context is used.
+    #[doc(hidden)]
     pub const unsafe fn new(
         host: HostRef,
         host_data: *const c_void,
@@ -87,6 +89,7 @@ impl Context {
     }
 
     /// The host's per-addon data (for the host's implementation of its functions).
+    #[doc(hidden)]
     pub fn host_data(&self) -> *const c_void {
         self.host_data
     }

@@ -48,64 +48,28 @@ macro_rules! export_plugin {
     };
 }
 
-/// One `Addon` method forwarding to the free function of the same name.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __function_event {
-    (load $f:ident) => { fn load(&self, ctx: &$crate::Context) { $f(ctx) } };
-    (running $f:ident) => { fn running(&self, ctx: &$crate::Context) { $f(ctx) } };
-    (done $f:ident) => { fn done(&self, ctx: &$crate::Context) { $f(ctx) } };
-    (client_connected $f:ident) => {
-        fn client_connected(&self, ctx: &$crate::Context, client: &mut $crate::Client) {
-            $f(ctx, client)
+/// Defines `__function_event!`, which writes the `Addon` method of one event forwarding to
+/// the free function of the same name, with one arm per event of the list. (It is generated
+/// so that it cannot miss an event; `$d` is a `$` for the generated macro's own variables.)
+macro_rules! define_function_event {
+    ([$d:tt] $(($(#[$doc:meta])* $name:ident, $variant:ident, $kind:ident, $host:ident))*) => {
+        /// One `Addon` method forwarding to the free function of the same name.
+        #[doc(hidden)]
+        #[macro_export]
+        macro_rules! __function_event {
+            $(($name $d f:ident) => {
+                $crate::__event_method!($kind $name => $d f);
+            };)*
+            ($d other:ident $d f:ident) => {
+                ::core::compile_error!(::core::concat!(
+                    "`", ::core::stringify!($d other), "` is not an Interpose event"
+                ));
+            };
         }
-    };
-    (client_disconnected $f:ident) => {
-        fn client_disconnected(&self, ctx: &$crate::Context, client: &$crate::Client) {
-            $f(ctx, client)
-        }
-    };
-    (server_connect $f:ident) => {
-        fn server_connect(
-            &self,
-            ctx: &$crate::Context,
-            data: &mut $crate::ServerConnectionHookData<'_>,
-        ) {
-            $f(ctx, data)
-        }
-    };
-    (server_connected $f:ident) => {
-        fn server_connected(&self, ctx: &$crate::Context, data: &$crate::ServerConnectionHookData<'_>) {
-            $f(ctx, data)
-        }
-    };
-    (server_disconnected $f:ident) => {
-        fn server_disconnected(&self, ctx: &$crate::Context, data: &$crate::ServerConnectionHookData<'_>) {
-            $f(ctx, data)
-        }
-    };
-    (server_connect_error $f:ident) => {
-        fn server_connect_error(&self, ctx: &$crate::Context, data: &$crate::ServerConnectionHookData<'_>) {
-            $f(ctx, data)
-        }
-    };
-    (requestheaders $f:ident) => { $crate::__function_event!(@http requestheaders $f); };
-    (request $f:ident) => { $crate::__function_event!(@http request $f); };
-    (responseheaders $f:ident) => { $crate::__function_event!(@http responseheaders $f); };
-    (response $f:ident) => { $crate::__function_event!(@http response $f); };
-    (error $f:ident) => { $crate::__function_event!(@http error $f); };
-    (http_connect $f:ident) => { $crate::__function_event!(@http http_connect $f); };
-    (@http $event:ident $f:ident) => {
-        fn $event(&self, ctx: &$crate::Context, flow: &mut $crate::HttpFlow) {
-            $f(ctx, flow)
-        }
-    };
-    ($other:ident $f:ident) => {
-        ::core::compile_error!(::core::concat!(
-            "`", ::core::stringify!($other), "` is not an Interpose event"
-        ));
     };
 }
+
+crate::for_each_event!(define_function_event [$]);
 
 /// The entry symbol and root module shared by both forms of `export_plugin!`.
 #[doc(hidden)]

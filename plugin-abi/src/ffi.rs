@@ -48,62 +48,76 @@ pub type AddonPtr = *const c_void;
 /// addon.
 pub type EventStatus = RResult<(), RString>;
 
-/// `load`, `running`, `done`.
+/// Events of kind `lifecycle` (`load`, `running`, `done`).
 pub type LifecycleFn = extern "C" fn(AddonPtr, &Context) -> EventStatus;
-/// `client_connected`, `client_disconnected`.
+/// Events of kinds `client_mut` and `client` (`client_connected`, ...).
 pub type ClientFn = extern "C" fn(AddonPtr, &Context, &mut Client) -> EventStatus;
-/// `server_connect`, `server_connected`, `server_disconnected`, `server_connect_error`.
+/// Events of kinds `server_mut` and `server` (`server_connect`, ...).
 pub type ServerFn =
     extern "C" fn(AddonPtr, &Context, &mut ServerConnectionHookData<'_>) -> EventStatus;
-/// `requestheaders`, `request`, `responseheaders`, `response`, `error`.
+/// Events of kind `http` (`requestheaders`, `request`, ...).
 pub type HttpFn = extern "C" fn(AddonPtr, &Context, &mut HttpFlow) -> EventStatus;
 
-/// One optional function pointer per event; `None` for events the addon does not implement.
-///
-/// The field types spell out the function types of [`LifecycleFn`], [`ClientFn`],
-/// [`ServerFn`] and [`HttpFn`] because `abi_stable` only understands literal function pointer
-/// types. Append new events at the end only.
-#[repr(C)]
-#[derive(StableAbi)]
-#[sabi(kind(Prefix(prefix_ref = EventTableRef)))]
-#[sabi(missing_field(default))]
-pub struct EventTable {
-    /// `load`
-    pub load: Option<extern "C" fn(AddonPtr, &Context) -> EventStatus>,
-    /// `running`
-    pub running: Option<extern "C" fn(AddonPtr, &Context) -> EventStatus>,
-    /// `done`
-    pub done: Option<extern "C" fn(AddonPtr, &Context) -> EventStatus>,
-    /// `client_connected`
-    pub client_connected: Option<extern "C" fn(AddonPtr, &Context, &mut Client) -> EventStatus>,
-    /// `client_disconnected`
-    pub client_disconnected: Option<extern "C" fn(AddonPtr, &Context, &mut Client) -> EventStatus>,
-    /// `server_connect`
-    pub server_connect:
-        Option<extern "C" fn(AddonPtr, &Context, &mut ServerConnectionHookData<'_>) -> EventStatus>,
-    /// `server_connected`
-    pub server_connected:
-        Option<extern "C" fn(AddonPtr, &Context, &mut ServerConnectionHookData<'_>) -> EventStatus>,
-    /// `server_disconnected`
-    pub server_disconnected:
-        Option<extern "C" fn(AddonPtr, &Context, &mut ServerConnectionHookData<'_>) -> EventStatus>,
-    /// `server_connect_error`
-    pub server_connect_error:
-        Option<extern "C" fn(AddonPtr, &Context, &mut ServerConnectionHookData<'_>) -> EventStatus>,
-    /// `requestheaders`
-    pub requestheaders: Option<extern "C" fn(AddonPtr, &Context, &mut HttpFlow) -> EventStatus>,
-    /// `request`
-    pub request: Option<extern "C" fn(AddonPtr, &Context, &mut HttpFlow) -> EventStatus>,
-    /// `responseheaders`
-    pub responseheaders: Option<extern "C" fn(AddonPtr, &Context, &mut HttpFlow) -> EventStatus>,
-    /// `response`
-    pub response: Option<extern "C" fn(AddonPtr, &Context, &mut HttpFlow) -> EventStatus>,
-    /// `error`
-    #[sabi(last_prefix_field)]
-    pub error: Option<extern "C" fn(AddonPtr, &Context, &mut HttpFlow) -> EventStatus>,
-    /// `http_connect`
-    pub http_connect: Option<extern "C" fn(AddonPtr, &Context, &mut HttpFlow) -> EventStatus>,
+/// Writes `EventTable` from the list of events: the fields' function types are spelled out
+/// per kind, because `abi_stable` only understands literal function pointer types, and the
+/// last field ends the prefix.
+macro_rules! event_table {
+    ([] $($entries:tt)*) => {
+        event_table!(@types [] $($entries)*);
+    };
+    (@types [$($done:tt)*]) => {
+        event_table!(@fields [] $($done)*);
+    };
+    (@types [$($done:tt)*] ($(#[$doc:meta])* $name:ident, $variant:ident, lifecycle, $host:ident) $($rest:tt)*) => {
+        event_table!(@types [$($done)* {$name [extern "C" fn(AddonPtr, &Context) -> EventStatus]}] $($rest)*);
+    };
+    (@types [$($done:tt)*] ($(#[$doc:meta])* $name:ident, $variant:ident, client_mut, $host:ident) $($rest:tt)*) => {
+        event_table!(@types [$($done)* {$name [extern "C" fn(AddonPtr, &Context, &mut Client) -> EventStatus]}] $($rest)*);
+    };
+    (@types [$($done:tt)*] ($(#[$doc:meta])* $name:ident, $variant:ident, client, $host:ident) $($rest:tt)*) => {
+        event_table!(@types [$($done)* {$name [extern "C" fn(AddonPtr, &Context, &mut Client) -> EventStatus]}] $($rest)*);
+    };
+    (@types [$($done:tt)*] ($(#[$doc:meta])* $name:ident, $variant:ident, server_mut, $host:ident) $($rest:tt)*) => {
+        event_table!(@types [$($done)* {$name [extern "C" fn(AddonPtr, &Context, &mut ServerConnectionHookData<'_>) -> EventStatus]}] $($rest)*);
+    };
+    (@types [$($done:tt)*] ($(#[$doc:meta])* $name:ident, $variant:ident, server, $host:ident) $($rest:tt)*) => {
+        event_table!(@types [$($done)* {$name [extern "C" fn(AddonPtr, &Context, &mut ServerConnectionHookData<'_>) -> EventStatus]}] $($rest)*);
+    };
+    (@types [$($done:tt)*] ($(#[$doc:meta])* $name:ident, $variant:ident, http, $host:ident) $($rest:tt)*) => {
+        event_table!(@types [$($done)* {$name [extern "C" fn(AddonPtr, &Context, &mut HttpFlow) -> EventStatus]}] $($rest)*);
+    };
+    (@fields [$($done:tt)*] {$name:ident [$($ty:tt)*]}) => {
+        event_table!(@emit
+            $($done)*
+            #[doc = ::core::concat!("`", ::core::stringify!($name), "`")]
+            #[sabi(last_prefix_field)]
+            pub $name: Option<$($ty)*>,
+        );
+    };
+    (@fields [$($done:tt)*] {$name:ident [$($ty:tt)*]} $($rest:tt)+) => {
+        event_table!(@fields [
+            $($done)*
+            #[doc = ::core::concat!("`", ::core::stringify!($name), "`")]
+            pub $name: Option<$($ty)*>,
+        ] $($rest)+);
+    };
+    (@emit $($fields:tt)*) => {
+        /// One optional function pointer per event; `None` for events the addon does not
+        /// implement. Generated from [`for_each_event!`](crate::for_each_event), in its order.
+        ///
+        /// The field types spell out the function types of [`LifecycleFn`], [`ClientFn`],
+        /// [`ServerFn`] and [`HttpFn`]. Events are appended at the end only.
+        #[repr(C)]
+        #[derive(StableAbi)]
+        #[sabi(kind(Prefix(prefix_ref = EventTableRef)))]
+        #[sabi(missing_field(default))]
+        pub struct EventTable {
+            $($fields)*
+        }
+    };
 }
+
+crate::for_each_event!(event_table);
 
 /// One addon as a plugin hands it to the host.
 #[repr(C)]
@@ -207,54 +221,114 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> String {
 /// The `extern "C"` event functions and the event table of addon type `T`.
 pub struct Shims<T>(PhantomData<T>);
 
+/// The `extern "C"` function of one event, by kind: it turns the erased pointer back into
+/// `&T` and calls the event method inside [`guard`].
+macro_rules! shim {
+    (lifecycle $name:ident) => {
+        extern "C" fn $name(this: AddonPtr, ctx: &Context) -> EventStatus {
+            // SAFETY: see `Shims::addon`.
+            let addon = unsafe { Self::addon(this) };
+            guard(|| addon.$name(ctx))
+        }
+    };
+    (client_mut $name:ident) => {
+        shim!(@with $name client: &mut Client);
+    };
+    (client $name:ident) => {
+        shim!(@with $name client: &mut Client);
+    };
+    (server_mut $name:ident) => {
+        shim!(@with $name data: &mut ServerConnectionHookData<'_>);
+    };
+    (server $name:ident) => {
+        shim!(@with $name data: &mut ServerConnectionHookData<'_>);
+    };
+    (http $name:ident) => {
+        shim!(@with $name flow: &mut HttpFlow);
+    };
+    (@with $name:ident $arg:ident: $ty:ty) => {
+        extern "C" fn $name(this: AddonPtr, ctx: &Context, $arg: $ty) -> EventStatus {
+            // SAFETY: see `Shims::addon`.
+            let addon = unsafe { Self::addon(this) };
+            guard(|| addon.$name(ctx, $arg))
+        }
+    };
+}
+
 macro_rules! shims {
-    ($($event:ident: $ty:ty = |$addon:ident, $ctx:ident $(, $arg:ident: $arg_ty:ty)?| $call:expr;)*) => {
+    ([] $(($(#[$doc:meta])* $name:ident, $variant:ident, $kind:ident, $host:ident))*) => {
         impl<T: Addon> Shims<T> {
-            $(
-                extern "C" fn $event(this: AddonPtr, $ctx: &Context $(, $arg: $arg_ty)?) -> EventStatus {
-                    // SAFETY: `this` is the pointer `RawAddon::new::<T>` leaked, and the table
-                    // holding this function is only ever paired with it.
-                    let $addon = unsafe { &*(this as *const T) };
-                    guard(|| $call)
-                }
-            )*
+            /// The addon behind an erased pointer.
+            ///
+            /// # Safety
+            ///
+            /// `this` must be the pointer `RawAddon::new::<T>` leaked; the tables holding the
+            /// shims of `T` are only ever paired with such pointers.
+            unsafe fn addon<'a>(this: AddonPtr) -> &'a T {
+                // SAFETY: the caller's contract; addons are leaked, so never freed.
+                unsafe { &*(this as *const T) }
+            }
+
+            $(shim!($kind $name);)*
 
             const TABLE_WITH_METADATA: &'static WithMetadata<EventTable> =
                 &WithMetadata::new(EventTable {
-                    $($event: if T::EVENTS.contains(event_of(stringify!($event))) {
-                        Some(Self::$event as $ty)
+                    $($name: if T::EVENTS.contains(Event::$variant) {
+                        Some(Self::$name)
                     } else {
                         None
                     },)*
                 });
 
             /// The event table of `T`: a pointer only for the events `T` implements.
-            pub const TABLE: EventTableRef = EventTableRef(Self::TABLE_WITH_METADATA.static_as_prefix());
+            pub const TABLE: EventTableRef =
+                EventTableRef(Self::TABLE_WITH_METADATA.static_as_prefix());
         }
     };
 }
 
-const fn event_of(name: &str) -> Event {
-    match Event::from_name(name) {
-        Some(event) => event,
-        None => panic!("shim without an event"),
-    }
-}
+crate::for_each_event!(shims);
 
-shims! {
-    load: LifecycleFn = |addon, ctx| addon.load(ctx);
-    running: LifecycleFn = |addon, ctx| addon.running(ctx);
-    done: LifecycleFn = |addon, ctx| addon.done(ctx);
-    client_connected: ClientFn = |addon, ctx, client: &mut Client| addon.client_connected(ctx, client);
-    client_disconnected: ClientFn = |addon, ctx, client: &mut Client| addon.client_disconnected(ctx, client);
-    server_connect: ServerFn = |addon, ctx, data: &mut ServerConnectionHookData<'_>| addon.server_connect(ctx, data);
-    server_connected: ServerFn = |addon, ctx, data: &mut ServerConnectionHookData<'_>| addon.server_connected(ctx, data);
-    server_disconnected: ServerFn = |addon, ctx, data: &mut ServerConnectionHookData<'_>| addon.server_disconnected(ctx, data);
-    server_connect_error: ServerFn = |addon, ctx, data: &mut ServerConnectionHookData<'_>| addon.server_connect_error(ctx, data);
-    requestheaders: HttpFn = |addon, ctx, flow: &mut HttpFlow| addon.requestheaders(ctx, flow);
-    request: HttpFn = |addon, ctx, flow: &mut HttpFlow| addon.request(ctx, flow);
-    responseheaders: HttpFn = |addon, ctx, flow: &mut HttpFlow| addon.responseheaders(ctx, flow);
-    response: HttpFn = |addon, ctx, flow: &mut HttpFlow| addon.response(ctx, flow);
-    error: HttpFn = |addon, ctx, flow: &mut HttpFlow| addon.error(ctx, flow);
-    http_connect: HttpFn = |addon, ctx, flow: &mut HttpFlow| addon.http_connect(ctx, flow);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{addon, testing};
+
+    struct Gate;
+
+    #[addon]
+    impl Addon for Gate {
+        fn http_connect(&self, _ctx: &Context, flow: &mut HttpFlow) {
+            if flow.request.path == "/panic" {
+                panic!("gate broke");
+            }
+            flow.comment = "gated".into();
+        }
+    }
+
+    struct Everything;
+
+    impl Addon for Everything {}
+
+    #[test]
+    fn tables_hold_only_the_implemented_events_and_shims_catch_panics() {
+        let gate = RawAddon::new(Gate);
+        let table = gate.events;
+        assert!(table.request().is_none() && table.load().is_none());
+        let call = table.http_connect().expect("implemented");
+        let tctx = testing::TestContext::new();
+        let mut flow = testing::flow();
+        assert_eq!(call(gate.state, tctx.ctx(), &mut flow), ROk(()));
+        assert_eq!(flow.comment, "gated");
+        flow.request.path = "/panic".into();
+        assert_eq!(
+            call(gate.state, tctx.ctx(), &mut flow),
+            RErr("gate broke".into())
+        );
+
+        // Without #[addon], every event has a function.
+        let all = RawAddon::new(Everything).events;
+        assert!(all.load().is_some() && all.client_disconnected().is_some());
+        assert!(all.server_connect().is_some() && all.http_connect().is_some());
+    }
 }

@@ -9,7 +9,8 @@ use abi_stable::{
 };
 
 use crate::{
-    body::Body, connection::Client, connection::Server, headers::Headers, stream::Stream, time::now,
+    body::Body, connection::Client, connection::HostPort, connection::Server, headers::Headers,
+    stream::Stream, time::now,
 };
 
 /// A 128-bit unique id, shown in the UUID text form mitmproxy uses for flows and connections.
@@ -70,19 +71,19 @@ impl fmt::Display for HttpVersion {
     }
 }
 
-/// Where a flow's failure came from (set by the host).
+/// Where a flow's failure came from (set by the host on [`FlowError::kind`]).
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
-    /// The client sent something invalid or left.
+    /// The client sent something invalid, or went away.
     Client,
-    /// The server was unreachable, reset, or answered with something invalid.
+    /// The server was unreachable, reset the connection, or sent an invalid response.
     Server,
-    /// An addon panicked and `addon_errors=fail`.
+    /// An addon panicked and `addon_errors` is `fail`.
     Addon,
     /// The proxy itself failed.
     Proxy,
-    /// An addon or the user killed the flow.
+    /// An addon or the user killed the flow ([`HttpFlow::kill`]).
     Killed,
     /// The proxy is shutting down.
     Shutdown,
@@ -92,7 +93,30 @@ pub enum ErrorKind {
     TooLarge,
 }
 
-/// Why a flow failed: a protocol error, an unreachable server, or a kill.
+impl ErrorKind {
+    /// The kind as one lower-case word: `client`, `server`, `addon`, `proxy`, `killed`,
+    /// `shutdown`, `timeout`, `too_large`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Client => "client",
+            ErrorKind::Server => "server",
+            ErrorKind::Addon => "addon",
+            ErrorKind::Proxy => "proxy",
+            ErrorKind::Killed => "killed",
+            ErrorKind::Shutdown => "shutdown",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::TooLarge => "too_large",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a flow failed (mitmproxy's `Error`), and where the failure came from.
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq)]
 pub struct FlowError {
@@ -100,7 +124,7 @@ pub struct FlowError {
     pub msg: RString,
     /// When it happened.
     pub timestamp: f64,
-    /// Where it came from.
+    /// Where it came from: the client, the server, an addon, the proxy, a kill, ...
     pub kind: ErrorKind,
 }
 
@@ -108,7 +132,7 @@ impl FlowError {
     /// The message of a killed flow (mitmproxy's `Error.KILLED_MESSAGE`).
     pub const KILLED_MESSAGE: &'static str = "Connection killed.";
 
-    /// An error that happens now.
+    /// An error of `kind` that happens now.
     pub fn new(kind: ErrorKind, msg: impl Into<RString>) -> Self {
         FlowError {
             msg: msg.into(),
@@ -209,13 +233,14 @@ pub struct Request {
     pub http_version: HttpVersion,
     /// Header fields.
     pub headers: Headers,
-    /// The body (empty until the `request` event; the proxy sets `Content-Length` when
-    /// sending).
+    /// The body (empty until the `request` event, and in it too when streamed; the proxy sets
+    /// `Content-Length` when sending).
     pub content: Body,
+    /// Whether the body is streamed to the server instead of read whole; set it in
+    /// `requestheaders` (mitmproxy's `request.stream`).
+    pub stream: Stream,
     /// Trailer fields, if the message had any.
     pub trailers: ROption<Headers>,
-    /// Whether (and how) the body streams through instead of being buffered.
-    pub stream: Stream,
     /// When the first byte of the request arrived.
     pub timestamp_start: f64,
     /// When the last byte of the request arrived.
@@ -269,11 +294,51 @@ impl Request {
             http_version: HttpVersion::Http11,
             headers,
             content,
+            stream: Stream::off(),
             trailers: ROption::RNone,
-            stream: Stream::default(),
             timestamp_start: now,
             timestamp_end: ROption::RSome(now),
         })
+    }
+
+    /// Sends the request to `host` (mitmproxy's `request.host = ...`): also updates the
+    /// `Host` header (when there is one) and the authority (when set) to match.
+    ///
+    /// ```
+    /// # use interpose_plugin_abi::Request;
+    /// let mut request = Request::make("GET", "http://example.com/", "").unwrap();
+    /// request.set_host("example.org");
+    /// assert_eq!(request.headers.get("host"), Some("example.org"));
+    /// assert_eq!(request.url(), "http://example.org/");
+    /// ```
+    pub fn set_host(&mut self, host: &str) {
+        self.host = host.into();
+        self.update_host_and_authority();
+    }
+
+    /// Sends the request to `port` (mitmproxy's `request.port = ...`): also updates the
+    /// `Host` header (when there is one) and the authority (when set) to match.
+    pub fn set_port(&mut self, port: u16) {
+        self.port = port;
+        self.update_host_and_authority();
+    }
+
+    fn update_host_and_authority(&mut self) {
+        let value = if self.port == default_port(&self.scheme) {
+            if self.host.contains(':') {
+                format!("[{}]", self.host)
+            } else {
+                self.host.to_string()
+            }
+        } else {
+            HostPort(&self.host, self.port).to_string()
+        };
+        if self.headers.contains("host") {
+            self.headers.insert("Host", &value);
+        }
+        if !self.authority.is_empty() {
+            self.authority = value.into();
+        }
     }
 
     /// The full URL: scheme, host, port (when not the scheme's default) and path.
@@ -308,7 +373,10 @@ impl Request {
     }
 }
 
-/// Splits an authority, `host[:port]` with IPv6 addresses in brackets, into host and port.
+/// Splits an authority, `host[:port]` with IPv6 addresses in brackets, into host and port
+/// (for [`Request::make`] and the host's request parsing; addons have
+/// [`Request::pretty_host`]).
+#[doc(hidden)]
 pub fn split_authority(authority: &str, default_port: u16) -> Option<(&str, u16)> {
     if let Some(rest) = authority.strip_prefix('[') {
         let (host, after) = rest.split_once(']')?;
@@ -341,13 +409,14 @@ pub struct Response {
     pub reason: RString,
     /// Header fields.
     pub headers: Headers,
-    /// The body (empty until the `response` event; the proxy sets `Content-Length` when
-    /// sending).
+    /// The body (empty until the `response` event, and in it too when streamed; the proxy
+    /// sets `Content-Length` when sending).
     pub content: Body,
+    /// Whether the body is streamed to the client instead of read whole; set it in
+    /// `responseheaders` (mitmproxy's `response.stream`).
+    pub stream: Stream,
     /// Trailer fields, if the message had any.
     pub trailers: ROption<Headers>,
-    /// Whether (and how) the body streams through instead of being buffered.
-    pub stream: Stream,
     /// When the first byte of the response arrived.
     pub timestamp_start: f64,
     /// When the last byte of the response arrived.
@@ -373,8 +442,8 @@ impl Response {
             reason: reason_phrase(status_code).into(),
             headers: all,
             content,
+            stream: Stream::off(),
             trailers: ROption::RNone,
-            stream: Stream::default(),
             timestamp_start: now,
             timestamp_end: ROption::RSome(now),
         }
@@ -542,7 +611,7 @@ impl HttpFlow {
         self.live && !self.killed()
     }
 
-    /// Whether the flow was killed.
+    /// Whether the flow was killed (its error is of kind [`ErrorKind::Killed`]).
     pub fn killed(&self) -> bool {
         matches!(&self.error, ROption::RSome(e) if e.kind == ErrorKind::Killed)
     }
@@ -589,6 +658,26 @@ mod tests {
         assert_eq!(r.reason, "Forbidden");
         assert_eq!(r.headers.get("content-length"), Some("2"));
         assert_eq!(r.headers.get("content-type"), Some("text/plain"));
+    }
+
+    #[test]
+    fn kill_is_an_error_of_kind_killed() {
+        let mut flow = crate::testing::flow();
+        assert!(flow.killable());
+        flow.kill();
+        let error = flow.error.as_ref().expect("killed flows have an error");
+        assert_eq!(
+            (error.kind, error.msg.as_str()),
+            (ErrorKind::Killed, "Connection killed.")
+        );
+        assert!(flow.killed() && !flow.killable());
+
+        // The kind decides, not the text.
+        let mut other = crate::testing::flow();
+        other.error = ROption::RSome(FlowError::new(ErrorKind::Server, FlowError::KILLED_MESSAGE));
+        assert!(!other.killed());
+        assert_eq!(ErrorKind::TooLarge.name(), "too_large");
+        assert_eq!(ErrorKind::Client.to_string(), "client");
     }
 
     #[test]

@@ -46,10 +46,15 @@
 //! fenced [`ffi`] module, which authors never need to touch.
 #![deny(missing_docs)]
 
+// What `#[addon]` expands to names this crate by its path; the crate's own tests use it too.
+#[cfg(test)]
+extern crate self as interpose_plugin_abi;
+
 pub mod addon;
 pub mod body;
 pub mod connection;
 pub mod context;
+mod events;
 mod export;
 pub mod ffi;
 pub mod flow;
@@ -91,8 +96,8 @@ pub const ABI_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// with the prelude.
 pub mod prelude {
     pub use crate::{
-        addon, debug, error, export_plugin, info, warn, Addon, Body, Client, Context, HttpFlow,
-        Level, Request, Response, Server, ServerConnectionHookData,
+        addon, debug, error, export_plugin, info, warn, Addon, Body, Client, Context, ErrorKind,
+        HttpFlow, Level, Request, Response, Server, ServerConnectionHookData, Stream,
     };
     pub use abi_stable::std_types::{
         ROption::{self, RNone, RSome},

@@ -13,7 +13,7 @@ use abi_stable::{type_layout::TypeLayout, StableAbi};
 use interpose_plugin_abi::{ffi::PluginModuleRef, ABI_VERSION};
 
 /// `(ABI version, layout fingerprint)`.
-const PINNED: (&str, u64) = ("0.1.0", 0xc7d1_0107_65dd_ff1a);
+const PINNED: (&str, u64) = ("0.2.0", 0xce7e_f947_0ccb_14d8);
 
 /// Every layout reachable from the root module, described without source line numbers (so
 /// moving code does not count as an ABI change), hashed with FNV-1a.

@@ -94,7 +94,7 @@ fn broken_plugins_are_rejected_with_one_clear_line_each() {
         &old_abi,
         &format!(
             "built against interpose-plugin-abi 0.0.1, but this interpose expects {}",
-            env!("CARGO_PKG_VERSION")
+            interpose_plugin_abi::ABI_VERSION
         ),
     );
     expect(&bad_layout, "layout check failed");

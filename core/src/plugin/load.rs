@@ -1,5 +1,5 @@
-//! Loading one plugin library: find its entry symbol, check its ABI version and layout, and
-//! build its addons.
+//! Loading one plugin library: find its entry symbol, check its ABI version, then its layout,
+//! and build its addons.
 //!
 //! Each library is loaded through its own `abi_stable` header (not `RootModule::load_from*`,
 //! which caches one module per root-module type), so any number of plugins load side by side.
@@ -9,7 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use abi_stable::{
-    library::{AbiHeaderRef, LibraryError, RawLibrary},
+    library::{AbiHeaderRef, LibraryError, RawLibrary, RootModule},
+    sabi_types::{VersionNumber, VersionStrings},
     std_types::{RErr, ROk},
 };
 use interpose_plugin_abi::ffi::{PluginModuleRef, RawAddon, ENTRY_SYMBOL_PREFIX};
@@ -76,6 +77,7 @@ pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, LoadError> {
         },
         other => init_error(&path_buf, "its abi_stable header is unusable", &other),
     })?;
+    check_abi_version(&path_buf, header.version_strings())?;
     let module = header
         .init_root_module::<PluginModuleRef>()
         .map_err(|e| match e {
@@ -116,6 +118,32 @@ pub fn load_plugin(path: &Path) -> Result<LoadedPlugin, LoadError> {
         version: module.version().to_string(),
         addons,
     })
+}
+
+/// Refuses a plugin built against another `interpose-plugin-abi` than the host's (same major
+/// version; for `0.x`, same minor), in one line, before the layout check. abi_stable's own
+/// version check lets a newer `0.x` minor through, and its layout check then reports the
+/// mismatch once for every type.
+fn check_abi_version(path: &Path, plugin: VersionStrings) -> Result<(), LoadError> {
+    let host = PluginModuleRef::VERSION_STRINGS;
+    if versions_compatible(host, plugin) {
+        return Ok(());
+    }
+    Err(LoadError::AbiVersion {
+        path: path.to_path_buf(),
+        plugin: plugin.version.to_string(),
+        host: host.version.to_string(),
+    })
+}
+
+/// Whether a plugin built against `plugin` works with a host implementing `host`: same
+/// major version, and for `0.x` the same minor version (patch releases only append to the
+/// prefix tables). A version that does not parse is incompatible.
+fn versions_compatible(host: VersionStrings, plugin: VersionStrings) -> bool {
+    match (VersionNumber::new(host), VersionNumber::new(plugin)) {
+        (Ok(host), Ok(plugin)) => host.is_loosely_compatible(plugin),
+        _ => false,
+    }
 }
 
 fn init_error(path: &Path, what: &str, error: &LibraryError) -> LoadError {
@@ -249,6 +277,25 @@ mod tests {
         );
         assert!(is_shared_library(&file));
         assert!(!is_shared_library(b"#!/bin/sh\n"));
+    }
+
+    #[test]
+    fn version_rule() {
+        let compatible = |host: &'static str, plugin: &'static str| {
+            versions_compatible(VersionStrings::new(host), VersionStrings::new(plugin))
+        };
+        assert!(compatible("0.2.0", "0.2.0"));
+        assert!(compatible("0.2.0", "0.2.3"));
+        assert!(compatible("0.2.3", "0.2.0"));
+        assert!(
+            !compatible("0.1.0", "0.2.0"),
+            "a newer minor is refused up front"
+        );
+        assert!(!compatible("0.2.0", "0.1.0"));
+        assert!(!compatible("0.2.0", "0.0.1"));
+        assert!(compatible("1.2.0", "1.5.0"));
+        assert!(!compatible("1.0.0", "2.0.0"));
+        assert!(!compatible("0.2.0", "not a version"));
     }
 
     #[test]
