@@ -291,3 +291,55 @@ fn response_field_names_keep_their_case() {
     );
     assert_eq!(answer.text(), "ok");
 }
+
+/// The engine's streaming figures (issue "The engine, second pass"): 1 GiB through the proxy,
+/// download and upload, peak RSS and time to first byte against a direct fetch; and a 1 GiB
+/// upload over `body_size_limit` refused without buffering. A measurement, not part of the
+/// default run: `cargo test --release -p interpose --test e2e -- --ignored --nocapture one_gib`.
+#[test]
+#[ignore = "load measurement; run on demand (see docs/PERFORMANCE.md)"]
+fn one_gib_streams_through_in_bounded_memory() {
+    let upstream = BigUpstream::start();
+    let size = 1024 * MIB;
+    let target = format!("/big?size={size}");
+    let direct = download(upstream.addr, &target).unwrap();
+    assert_eq!(direct.check.count, size);
+
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .set("stream_large_bodies", "1m")
+        .start();
+    let clock = std::time::Instant::now();
+    let through = download(proxy.addr, &target).unwrap();
+    let download_time = clock.elapsed();
+    assert_eq!(through.check.count, size, "every byte arrived");
+    assert_eq!(through.check.first_mismatch, None, "bytes intact");
+    let clock = std::time::Instant::now();
+    let up = upload(proxy.addr, "/upload", size, false).unwrap();
+    let upload_time = clock.elapsed();
+    assert_eq!(up.text(), format!("received {size}"));
+    let rss = proxy.peak_rss();
+    eprintln!(
+        "1 GiB: time to first byte direct {:?}, through the proxy {:?}; download {:?}, upload \
+         {:?}; proxy peak RSS {} MiB",
+        direct.first_byte,
+        through.first_byte,
+        download_time,
+        upload_time,
+        rss / MIB
+    );
+    assert!(rss < 64 * MIB, "peak RSS {} MiB", rss / MIB);
+
+    let limited = Proxy::builder()
+        .reverse(upstream.addr)
+        .set("body_size_limit", "1m")
+        .start();
+    let refused = upload(limited.addr, "/upload", size, false);
+    let rss = limited.peak_rss();
+    eprintln!(
+        "1 GiB upload over body_size_limit: {:?}; proxy peak RSS {} MiB",
+        refused.as_ref().map(|r| r.status),
+        rss / MIB
+    );
+    assert!(rss < 64 * MIB, "peak RSS {} MiB", rss / MIB);
+}

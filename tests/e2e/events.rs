@@ -213,3 +213,24 @@ fn shutdown_ends_flows_in_flight_with_an_error_before_done() {
     assert_eq!(proxy.lines_with("event done").len(), 1);
     drop(client);
 }
+
+#[test]
+fn a_server_slower_than_response_timeout_gets_504_and_a_timeout_error() {
+    let slow = bad_upstream(BadUpstream::Slow);
+    let proxy = Proxy::builder()
+        .reverse(slow)
+        .set("response_timeout", "0.5")
+        .plugin(&plugin("event-log"))
+        .start();
+    let started = std::time::Instant::now();
+    let reply = send(proxy.addr, "GET", "/late", b"").unwrap();
+    assert_eq!(reply.status, 504, "{}", reply.text());
+    assert!(
+        reply.text().contains("did not answer within 0.5s"),
+        "{}",
+        reply.text()
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    let error = proxy.wait_for_log("event error /late");
+    assert!(error.ends_with("(timeout)"), "{error}");
+}

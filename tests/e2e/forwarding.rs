@@ -182,3 +182,51 @@ fn a_request_addressed_to_the_proxy_itself_is_refused_instead_of_looping() {
     let url = format!("http://localhost:{}/loop", proxy.addr.port());
     assert_eq!(send(proxy.addr, "GET", &url, b"").unwrap().status, 502);
 }
+
+#[test]
+fn expect_100_continue_is_answered_by_the_proxy() {
+    use std::io::{Read, Write};
+    let upstream = Upstream::start();
+    let proxy = Proxy::builder().reverse(upstream.addr).start();
+    let mut client = std::net::TcpStream::connect(proxy.addr).unwrap();
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    client
+        .write_all(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\
+              Connection: close\r\n\r\n",
+        )
+        .unwrap();
+    let mut interim = [0u8; 25];
+    client.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    client.write_all(b"hello").unwrap();
+    let mut answer = String::new();
+    let _ = client.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("hello"), "{answer}");
+    let seen = upstream.seen();
+    assert_eq!(seen[0].body, b"hello");
+    assert_eq!(
+        seen[0].header("expect"),
+        None,
+        "the proxy answered it; it is not forwarded"
+    );
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let upstream = Upstream::start();
+    let proxy = Proxy::builder().reverse(upstream.addr).start();
+    let answer = raw_exchange(
+        proxy.addr,
+        b"GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /three HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let one = answer.find("upstream saw GET /one").expect(&answer);
+    let two = answer.find("upstream saw GET /two").expect(&answer);
+    let three = answer.find("upstream saw GET /three").expect(&answer);
+    assert!(one < two && two < three, "{answer}");
+    assert_eq!(answer.matches("HTTP/1.1 200").count(), 3, "{answer}");
+}

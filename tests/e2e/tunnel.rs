@@ -14,7 +14,7 @@ use tokio_tungstenite::{
     WebSocketStream,
 };
 
-use crate::harness::{closed_port, raw_request, rt, ws_echo_server, Proxy, TlsServer};
+use crate::harness::{closed_port, plugin, raw_request, rt, ws_echo_server, Proxy, TlsServer};
 
 /// How long one WebSocket conversation may take.
 const WS_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,8 +22,19 @@ const WS_TIMEOUT: Duration = Duration::from_secs(10);
 /// What curl got from `https://localhost:PORT/path` through `proxy`: the CONNECT status
 /// (`%{http_connect}`) and the body, or curl's complaint.
 fn curl_https(proxy: &Proxy, server: &TlsServer, path: &str) -> Result<(String, String), String> {
+    curl_https_with(proxy, server, path, &[])
+}
+
+/// [`curl_https`] with more curl arguments.
+fn curl_https_with(
+    proxy: &Proxy,
+    server: &TlsServer,
+    path: &str,
+    extra: &[&str],
+) -> Result<(String, String), String> {
     let output = Command::new("curl")
         .args(["-sS", "--max-time", "20", "--noproxy", ""])
+        .args(extra)
         .arg("--proxy")
         .arg(format!("http://{}", proxy.addr))
         .arg("--cacert")
@@ -79,6 +90,39 @@ fn connect_to_an_ignored_host_is_tunnelled_byte_for_byte() {
         .args(["--ignore-hosts", "^localhost:"])
         .start();
     assert_tunnelled(&proxy, &server);
+}
+
+#[test]
+fn an_addon_answering_http_connect_keeps_the_tunnel_closed() {
+    let server = TlsServer::start();
+    let proxy = Proxy::builder()
+        .plugin(&plugin("engine-probe"))
+        .plugin(&plugin("event-log"))
+        .env("PROBE_CONNECT_AUTH", "1")
+        .start();
+    let port = server.addr.port();
+    let request = format!("CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n");
+    let answer = raw_request(proxy.addr, request.as_bytes()).unwrap();
+    assert!(
+        answer.start_line().starts_with("HTTP/1.1 407"),
+        "{}",
+        answer.start_line()
+    );
+    assert_eq!(
+        answer.field("Proxy-Authenticate").as_deref(),
+        Some("Basic realm=\"probe\"")
+    );
+    assert_eq!(answer.text(), "proxy authentication required");
+    proxy.wait_for_log("event http_connect");
+    assert!(
+        proxy.lines_with("event server_connect").is_empty(),
+        "no tunnel was opened"
+    );
+
+    // With credentials (curl sends them with the CONNECT), the addon lets it through.
+    let (connect, body) = curl_https_with(&proxy, &server, "/auth", &["--proxy-user", "u:p"])
+        .unwrap_or_else(|e| panic!("{e}\nproxy log:\n{}", proxy.dump()));
+    assert_eq!((connect.as_str(), body.as_str()), ("200", "tls-ok /auth"));
 }
 
 #[test]

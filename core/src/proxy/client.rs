@@ -27,6 +27,8 @@ use crate::addons::ClientEvent;
 
 /// How long a client may take to send a request head, idle time between requests included.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection closed with an unread request body keeps draining it.
+const LINGER: Duration = Duration::from_secs(2);
 /// While the server thinks, pipelined bytes are read ahead up to this much.
 const READ_AHEAD_MAX: usize = 64 * 1024;
 
@@ -113,6 +115,7 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 let status =
                     http::StatusCode::from_u16(e.status()).unwrap_or(http::StatusCode::BAD_REQUEST);
                 let _ = write_refusal(&mut conn, status, &e.to_string()).await;
+                linger(&mut conn).await;
                 return;
             }
             Err(ReadError::Body(_)) => return,
@@ -146,6 +149,7 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
             Err(e) => {
                 let _ =
                     write_refusal(&mut conn, http::StatusCode::BAD_REQUEST, &e.to_string()).await;
+                linger(&mut conn).await;
                 return;
             }
         };
@@ -162,6 +166,7 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
             Err(failure) => {
                 let _ =
                     write_refusal(&mut conn, http::StatusCode::BAD_REQUEST, &failure.message).await;
+                linger(&mut conn).await;
                 return;
             }
         };
@@ -178,16 +183,41 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
         let outcome = FlowDriver::new(shared, client.clone(), request, &mut down)
             .run()
             .await;
-        let keep_alive = down.keep_alive && down.request_done;
+        let request_done = down.request_done;
+        let keep_alive = down.keep_alive && request_done;
         match outcome {
             Outcome::Done if keep_alive => continue,
-            Outcome::Done | Outcome::Close => return,
+            Outcome::Done | Outcome::Close => {
+                if !request_done {
+                    linger(&mut conn).await;
+                }
+                return;
+            }
             Outcome::Upgrade(mut server) => {
                 splice(&mut conn, &mut server).await;
                 return;
             }
         }
     }
+}
+
+/// Closes a connection whose request body was not read (refused, or a flow that failed early)
+/// gently: after the answer, the proxy stops sending and reads and drops what the client is
+/// still sending for a moment, so that closing does not reset the connection before the
+/// client has read the answer (nothing is buffered).
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Http1Io<S>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = conn.io.shutdown().await;
+    conn.buf.clear();
+    let drain = async {
+        let mut scratch = [0u8; 16 * 1024];
+        while let Ok(n) = conn.io.read(&mut scratch).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 /// Answers with an error response of the proxy's own and marks the connection for closing.

@@ -242,19 +242,12 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             self.request_read = true;
             return Ok(Buffered::Complete);
         }
-        let (stream_at, limit) = (limits.stream_large_bodies, limits.body_size_limit);
-        let mut pieces = Vec::new();
-        let mut total = 0u64;
+        let mut body = Accumulator::new(limits, "request");
         while let Some(frame) = self.down.request_frame().await? {
             match frame {
                 BodyFrame::Data(data) => {
-                    total += data.len() as u64;
-                    pieces.push(data);
-                    if stream_at.is_some_and(|t| total > t) {
-                        return Ok(Buffered::Stream(pieces));
-                    }
-                    if let Some(limit) = limit.filter(|l| total > *l) {
-                        return Err(too_large("request", limit));
+                    if body.push(data)? {
+                        return Ok(Buffered::Stream(body.pieces));
                     }
                 }
                 BodyFrame::Trailers(trailers) => {
@@ -263,7 +256,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             }
         }
         let request = &mut self.flow.request;
-        request.content = body_from_bytes(concat(pieces));
+        request.content = body_from_bytes(body.finish());
         request.timestamp_end = ROption::RSome(now());
         self.request_read = true;
         Ok(Buffered::Complete)
@@ -303,12 +296,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             *decoder = BodyDecoder::new(Framing::Empty);
             body
         } else {
-            let (stream_at, limit) = (
-                self.shared.options.stream_large_bodies,
-                self.shared.options.body_size_limit,
-            );
-            let mut pieces = Vec::new();
-            let mut total = 0u64;
+            let mut body = Accumulator::new(&self.shared.options, "response");
             loop {
                 let frame = conn
                     .io
@@ -317,13 +305,8 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
                     .map_err(|e| server_body_failure(&server(), &e))?;
                 match frame {
                     Frame::Data(data) => {
-                        total += data.len() as u64;
-                        pieces.push(data);
-                        if stream_at.is_some_and(|t| total > t) {
-                            return Ok(Buffered::Stream(pieces));
-                        }
-                        if let Some(limit) = limit.filter(|l| total > *l) {
-                            return Err(too_large("response", limit));
+                        if body.push(data)? {
+                            return Ok(Buffered::Stream(body.pieces));
                         }
                     }
                     Frame::Trailers(trailers) => {
@@ -332,7 +315,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
                     Frame::End => break,
                 }
             }
-            concat(pieces)
+            body.finish()
         };
         let response = self.response();
         response.content = body_from_bytes(body);
@@ -868,6 +851,47 @@ fn expects_continue(headers: &Headers) -> bool {
     headers
         .get_bytes("expect")
         .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue"))
+}
+
+/// Collects a body's pieces while watching `stream_large_bodies` and `body_size_limit`.
+struct Accumulator {
+    pieces: Vec<Bytes>,
+    total: u64,
+    stream_at: Option<u64>,
+    limit: Option<u64>,
+    /// `request` or `response`, for the error message.
+    what: &'static str,
+}
+
+impl Accumulator {
+    fn new(options: &crate::options::CoreOptions, what: &'static str) -> Self {
+        Accumulator {
+            pieces: Vec::new(),
+            total: 0,
+            stream_at: options.stream_large_bodies,
+            limit: options.body_size_limit,
+            what,
+        }
+    }
+
+    /// Adds a piece; `Ok(true)` when the body has grown past `stream_large_bodies` and must
+    /// stream from now on.
+    fn push(&mut self, data: Bytes) -> Result<bool, Failure> {
+        self.total += data.len() as u64;
+        self.pieces.push(data);
+        if self.stream_at.is_some_and(|t| self.total > t) {
+            return Ok(true);
+        }
+        match self.limit {
+            Some(limit) if self.total > limit => Err(too_large(self.what, limit)),
+            _ => Ok(false),
+        }
+    }
+
+    /// The whole body.
+    fn finish(self) -> Bytes {
+        concat(self.pieces)
+    }
 }
 
 /// The pieces of a body as one buffer (no copy for a single piece).

@@ -317,3 +317,99 @@ impl Upstream {
                     && (peer.ip().is_loopback() || peer.ip() == local.ip())))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use interpose_plugin_abi::{Connection, Uuid};
+    use tokio::{io::AsyncWriteExt, net::TcpListener};
+
+    fn key_of(url: &str) -> PoolKey {
+        PoolKey::for_request(&Request::make("GET", url, "").unwrap())
+    }
+
+    fn server(n: u8) -> RArc<Server> {
+        RArc::new(Server {
+            conn: Connection::new(Uuid([n; 16])),
+            address: ROption::RNone,
+            timestamp_tcp_setup: ROption::RNone,
+            via: ROption::RNone,
+        })
+    }
+
+    #[test]
+    fn pool_keys_tell_apart_what_is_not_interchangeable() {
+        assert_eq!(key_of("http://a:81/x"), key_of("http://a:81/y?z"));
+        assert_ne!(key_of("http://a:81/"), key_of("http://a:82/"));
+        assert_ne!(key_of("http://a/"), key_of("http://b/"));
+        assert_ne!(key_of("http://a:443/"), key_of("https://a:443/"));
+        let mut tls = key_of("https://a/");
+        tls.sni = Some("other".into());
+        assert_ne!(tls, key_of("https://a/"));
+        assert_eq!(key_of("http://[::1]:8080/").to_string(), "[::1]:8080");
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_reused_newest_first_and_never_after_stray_bytes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let upstream = Upstream::new(&CoreOptions::default(), "127.0.0.1:1".parse().unwrap());
+        let key = key_of(&format!("http://127.0.0.1:{port}/"));
+        let mut peers = Vec::new();
+        for n in [1, 2] {
+            let stream = upstream.connect("127.0.0.1", port).await.unwrap();
+            peers.push(listener.accept().await.unwrap().0);
+            upstream.release(upstream.wrap(stream, key.clone(), server(n), None));
+        }
+        assert_eq!(upstream.connections().active(), 2);
+        let newest = upstream.checkout(&key).expect("an idle connection");
+        assert_eq!(newest.server.conn.id, Uuid([2; 16]));
+
+        // The server writes on the other idle connection although nothing was asked: a late
+        // response that must never reach the next flow.
+        peers[0]
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            upstream.checkout(&key).is_none(),
+            "the stray connection is discarded"
+        );
+        assert_eq!(upstream.connections().active(), 1, "and closed");
+
+        // A connection the server closed is not reused either.
+        upstream.release(newest);
+        drop(peers.pop());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(upstream.checkout(&key).is_none());
+    }
+
+    #[tokio::test]
+    async fn the_pool_keeps_at_most_upstream_idle_max_per_key() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let options = CoreOptions {
+            upstream_idle_max: 2,
+            ..CoreOptions::default()
+        };
+        let upstream = Upstream::new(&options, "127.0.0.1:1".parse().unwrap());
+        let key = key_of(&format!("http://127.0.0.1:{port}/"));
+        let mut peers = Vec::new();
+        for n in 1..=3 {
+            let stream = upstream.connect("127.0.0.1", port).await.unwrap();
+            peers.push(listener.accept().await.unwrap().0);
+            upstream.release(upstream.wrap(stream, key.clone(), server(n), None));
+        }
+        assert_eq!(upstream.connections().active(), 2, "the oldest was closed");
+    }
+
+    #[tokio::test]
+    async fn connecting_to_the_proxy_itself_is_refused() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let own = listener.local_addr().unwrap();
+        let upstream = Upstream::new(&CoreOptions::default(), own);
+        let error = upstream.connect("127.0.0.1", own.port()).await.unwrap_err();
+        assert!(matches!(error, UpstreamError::Loop { .. }), "{error}");
+    }
+}

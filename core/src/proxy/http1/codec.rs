@@ -8,7 +8,7 @@
 use std::{fmt, mem::MaybeUninit};
 
 use bytes::{Buf, Bytes, BytesMut};
-use interpose_plugin_abi::{Headers, HttpVersion};
+use interpose_plugin_abi::{flow::reason_phrase, Headers, HttpVersion};
 
 /// The largest message head accepted: the request or status line plus every header field.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -757,7 +757,7 @@ pub fn write_request_head(
 }
 
 /// Writes a response head for sending; like [`write_request_head`]. An empty `reason` writes
-/// the status's canonical phrase ([`canonical_reason`]).
+/// the status's canonical phrase ([`reason_phrase`]).
 pub fn write_response_head(
     out: &mut BytesMut,
     version: HttpVersion,
@@ -767,7 +767,7 @@ pub fn write_response_head(
     opts: HeadOptions,
 ) {
     let reason = if reason.is_empty() {
-        canonical_reason(status)
+        reason_phrase(status)
     } else {
         reason
     };
@@ -841,75 +841,6 @@ pub fn wants_close(version: HttpVersion, headers: &Headers) -> bool {
 /// and an Upgrade field exists.
 pub fn is_upgrade(headers: &Headers) -> bool {
     connection_has(headers, "upgrade") && headers.contains("upgrade")
-}
-
-/// The canonical reason phrase of `status` (RFC 9110), or `""` for a code it does not name.
-pub fn canonical_reason(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        101 => "Switching Protocols",
-        102 => "Processing",
-        103 => "Early Hints",
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        203 => "Non-Authoritative Information",
-        204 => "No Content",
-        205 => "Reset Content",
-        206 => "Partial Content",
-        207 => "Multi-Status",
-        208 => "Already Reported",
-        226 => "IM Used",
-        300 => "Multiple Choices",
-        301 => "Moved Permanently",
-        302 => "Found",
-        303 => "See Other",
-        304 => "Not Modified",
-        305 => "Use Proxy",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        402 => "Payment Required",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        406 => "Not Acceptable",
-        407 => "Proxy Authentication Required",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        410 => "Gone",
-        411 => "Length Required",
-        412 => "Precondition Failed",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        415 => "Unsupported Media Type",
-        416 => "Range Not Satisfiable",
-        417 => "Expectation Failed",
-        418 => "I'm a teapot",
-        421 => "Misdirected Request",
-        422 => "Unprocessable Content",
-        423 => "Locked",
-        424 => "Failed Dependency",
-        425 => "Too Early",
-        426 => "Upgrade Required",
-        428 => "Precondition Required",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        451 => "Unavailable For Legal Reasons",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        505 => "HTTP Version Not Supported",
-        506 => "Variant Also Negotiates",
-        507 => "Insufficient Storage",
-        508 => "Loop Detected",
-        510 => "Not Extended",
-        511 => "Network Authentication Required",
-        _ => "",
-    }
 }
 
 fn version_bytes(version: HttpVersion) -> &'static [u8] {
@@ -2229,9 +2160,9 @@ mod tests {
             b"GET / HTTP/1.0\r\n\r\nGET / HTTP/1.1\r\n\r\nHTTP/1.0 404 Not Found\r\n\r\n\
               HTTP/1.1 200 Fine\r\n\r\nHTTP/1.1 599 \r\n\r\n"
         );
-        assert_eq!(canonical_reason(101), "Switching Protocols");
-        assert_eq!(canonical_reason(502), "Bad Gateway");
-        assert_eq!(canonical_reason(299), "");
+        assert_eq!(reason_phrase(101), "Switching Protocols");
+        assert_eq!(reason_phrase(502), "Bad Gateway");
+        assert_eq!(reason_phrase(299), "");
     }
 
     #[test]

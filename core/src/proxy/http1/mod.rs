@@ -149,7 +149,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1Io<S> {
     /// fit in memory; the caller knows the body's framing).
     pub async fn read_exact(&mut self, len: usize) -> Result<Bytes, ReadError> {
         if self.buf.len() < len {
-            self.buf.reserve(len - self.buf.len());
+            // Room for the whole body and a read past it, so that filling never reallocates
+            // (and copies) the body on its way in.
+            self.buf.reserve(len - self.buf.len() + READ_CHUNK);
         }
         while self.buf.len() < len {
             if self.fill().await? == 0 {
