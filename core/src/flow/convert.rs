@@ -1,89 +1,10 @@
-//! Conversions between hyper's message parts and the plugin ABI's flow types: headers are
-//! copied once per message in each direction, bodies are handed over without copying.
+//! Bodies between the wire's `Bytes` and the plugin ABI's `Body`, handed over without copying
+//! in either direction.
 
-use std::{ffi::c_void, fmt};
+use std::ffi::c_void;
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderName, HeaderValue};
-use interpose_plugin_abi::{body::ReleaseFn, Body, Headers};
-
-/// Fields that describe one hop's connection and must not be forwarded (RFC 9110 7.6.1).
-/// `Content-Length` is not among them: the proxy decides it separately.
-const HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
-    HeaderName::from_static("proxy-connection"),
-    HeaderName::from_static("keep-alive"),
-    header::TRANSFER_ENCODING,
-    header::TE,
-    header::TRAILER,
-    header::UPGRADE,
-];
-
-/// A header an addon set that cannot go on the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidHeader {
-    /// The offending field name (lossy if it was not text).
-    pub name: String,
-    /// Whether the name or the value is invalid.
-    pub part: &'static str,
-}
-
-impl fmt::Display for InvalidHeader {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid header {} {:?}", self.part, self.name)
-    }
-}
-
-impl std::error::Error for InvalidHeader {}
-
-/// Copies hyper's header map into ABI headers (names as hyper keeps them: lower case).
-pub fn headers_from_hyper(map: &HeaderMap) -> Headers {
-    let bytes = map
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
-    let mut headers = Headers::with_capacity(map.len(), bytes);
-    for (name, value) in map {
-        headers.append(name.as_str(), value.as_bytes());
-    }
-    headers
-}
-
-/// Writes `headers` into `out` for sending, leaving out hop-by-hop fields, the fields the
-/// `Connection` header names and, unless `keep_content_length`, `Content-Length`.
-pub fn headers_to_hyper(
-    headers: &Headers,
-    keep_content_length: bool,
-    out: &mut HeaderMap,
-) -> Result<(), InvalidHeader> {
-    out.reserve(headers.len());
-    let connection_tokens: Vec<&[u8]> = headers
-        .get_all("connection")
-        .flat_map(|v| v.split(|b| *b == b','))
-        .map(|t| t.trim_ascii())
-        .filter(|t| !t.is_empty())
-        .collect();
-    for (name, value) in headers.iter() {
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| InvalidHeader {
-            name: name.to_string(),
-            part: "name",
-        })?;
-        if HOP_BY_HOP.contains(&name)
-            || (!keep_content_length && name == header::CONTENT_LENGTH)
-            || connection_tokens
-                .iter()
-                .any(|t| t.eq_ignore_ascii_case(name.as_str().as_bytes()))
-        {
-            continue;
-        }
-        let value = HeaderValue::from_bytes(value).map_err(|_| InvalidHeader {
-            name: name.to_string(),
-            part: "value",
-        })?;
-        out.append(name, value);
-    }
-    Ok(())
-}
+use interpose_plugin_abi::{body::ReleaseFn, Body};
 
 unsafe extern "C" fn release_bytes(owner: *mut c_void, _ptr: *const u8, _len: usize) {
     // SAFETY: `body_from_bytes` stored a leaked `Box<Bytes>` in `owner`; the body calls this
@@ -169,53 +90,5 @@ mod tests {
         assert_eq!(bytes.as_ptr(), built_ptr);
         assert_eq!(&bytes[..], b"from an addon");
         assert!(body_from_bytes(Bytes::new()).is_empty());
-    }
-
-    #[test]
-    fn hop_by_hop_fields_are_not_forwarded() {
-        let headers: Headers = [
-            ("Host", "example.com"),
-            ("Connection", "keep-alive, X-Secret"),
-            ("X-Secret", "1"),
-            ("Keep-Alive", "timeout=5"),
-            ("Transfer-Encoding", "chunked"),
-            ("Content-Length", "5"),
-            ("X-Kept", "a"),
-            ("x-kept", "b"),
-        ]
-        .into_iter()
-        .collect();
-        let mut map = HeaderMap::new();
-        headers_to_hyper(&headers, false, &mut map).unwrap();
-        let names: Vec<&str> = map.keys().map(|k| k.as_str()).collect();
-        assert_eq!(names, ["host", "x-kept"]);
-        assert_eq!(map.get_all("x-kept").iter().count(), 2);
-
-        let mut map = HeaderMap::new();
-        headers_to_hyper(&headers, true, &mut map).unwrap();
-        assert_eq!(map.get("content-length").unwrap(), "5");
-    }
-
-    #[test]
-    fn invalid_headers_are_reported() {
-        let mut headers = Headers::new();
-        headers.append("bad name", "x");
-        let err = headers_to_hyper(&headers, false, &mut HeaderMap::new()).unwrap_err();
-        assert_eq!(err.part, "name");
-        let mut headers = Headers::new();
-        headers.append("x", "line\nbreak");
-        let err = headers_to_hyper(&headers, false, &mut HeaderMap::new()).unwrap_err();
-        assert_eq!(err.to_string(), "invalid header value \"x\"");
-    }
-
-    #[test]
-    fn from_hyper_keeps_every_value() {
-        let mut map = HeaderMap::new();
-        map.append("set-cookie", HeaderValue::from_static("a=1"));
-        map.append("set-cookie", HeaderValue::from_static("b=2"));
-        map.insert("x-one", HeaderValue::from_static("1"));
-        let headers = headers_from_hyper(&map);
-        assert_eq!(headers.len(), 3);
-        assert_eq!(headers.get_all("set-cookie").count(), 2);
     }
 }
