@@ -1,6 +1,11 @@
 //! What the host provides to addons through their [`Context`]: logging into the proxy's log.
 
-use std::ffi::c_void;
+use std::{
+    ffi::c_void,
+    hash::{Hash, Hasher},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
 use abi_stable::{prefix_type::WithMetadata, std_types::RStr};
 use interpose_plugin_abi::{
@@ -10,9 +15,46 @@ use interpose_plugin_abi::{
 
 use crate::logging::{ADDON_LOG_LEVEL, ADDON_TARGET};
 
+/// Identical lines an addon repeats within this window are counted instead of printed.
+const REPEAT_WINDOW: Duration = Duration::from_secs(1);
+
 /// The host's per-addon data behind `Context::host_data`.
 struct AddonIdentity {
     name: String,
+    repeats: Mutex<Repeats>,
+}
+
+/// The addon's last printed line, to fold repeats of it.
+#[derive(Default)]
+struct Repeats {
+    /// Hash of the last printed line (level and text).
+    last: u64,
+    /// When it was printed.
+    printed_at: Option<Instant>,
+    /// Identical lines since, not printed.
+    suppressed: u64,
+}
+
+impl AddonIdentity {
+    /// Whether to print `message` now; also how many repeats of the previous line to report
+    /// first.
+    fn admit(&self, level: Level, message: &str) -> Option<u64> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (level as u8, message).hash(&mut hasher);
+        let key = hasher.finish();
+        let mut repeats = self.repeats.lock().unwrap_or_else(|e| e.into_inner());
+        if repeats.last == key
+            && repeats
+                .printed_at
+                .is_some_and(|t| t.elapsed() < REPEAT_WINDOW)
+        {
+            repeats.suppressed += 1;
+            return None;
+        }
+        repeats.last = key;
+        repeats.printed_at = Some(Instant::now());
+        Some(std::mem::take(&mut repeats.suppressed))
+    }
 }
 
 static HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable { log: host_log });
@@ -20,8 +62,19 @@ static HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable { log: host
 extern "C" fn host_log(ctx: &Context, level: Level, message: RStr<'_>) {
     // SAFETY: every context handed to addons is made by `new_context`, whose `host_data` is a
     // leaked `AddonIdentity`, valid for the rest of the process.
-    let addon = unsafe { &*(ctx.host_data() as *const AddonIdentity) };
-    let (addon, message) = (addon.name.as_str(), message.as_str());
+    let identity = unsafe { &*(ctx.host_data() as *const AddonIdentity) };
+    let message = message.as_str();
+    let Some(repeated) = identity.admit(level, message) else {
+        return;
+    };
+    let addon = identity.name.as_str();
+    if repeated > 0 {
+        tracing::info!(
+            target: ADDON_TARGET,
+            addon,
+            "(the previous line repeated {repeated} more times)"
+        );
+    }
     match level {
         Level::Error => tracing::error!(target: ADDON_TARGET, addon, "{message}"),
         Level::Warn => tracing::warn!(target: ADDON_TARGET, addon, "{message}"),
@@ -35,6 +88,7 @@ extern "C" fn host_log(ctx: &Context, level: Level, message: RStr<'_>) {
 pub fn new_context(name: &str) -> &'static Context {
     let identity: &'static AddonIdentity = Box::leak(Box::new(AddonIdentity {
         name: name.to_string(),
+        repeats: Mutex::default(),
     }));
     // SAFETY: `host_log` accepts this context from any thread, and the identity it points to
     // is leaked, so it outlives every use of the context.

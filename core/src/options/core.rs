@@ -17,6 +17,16 @@ pub enum AddonErrors {
     Fail,
 }
 
+/// Who may reuse an idle server connection (`upstream_pool`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamPool {
+    /// Only the client connection that opened it (mitmproxy's behaviour).
+    #[default]
+    Client,
+    /// Any client connection (nginx's behaviour; for reverse mode's own servers).
+    Shared,
+}
+
 /// Host patterns of `ignore_hosts` / `allow_hosts`: regular expressions matched (anywhere, as
 /// Python's `re.search`) against `host:port`.
 #[derive(Debug, Clone, Default)]
@@ -85,7 +95,7 @@ pub struct CoreOptions {
     pub addon_errors: AddonErrors,
     /// `connect_timeout`: how long connecting to a server may take.
     pub connect_timeout: Duration,
-    /// `response_timeout`: how long a server may take to start its response (`None`: no limit).
+    /// `response_timeout`: how long a server may take to start its response.
     pub response_timeout: Option<Duration>,
     /// `upstream_idle_max`: idle connections kept per server.
     pub upstream_idle_max: usize,
@@ -93,6 +103,18 @@ pub struct CoreOptions {
     pub upstream_idle_timeout: Duration,
     /// `shutdown_grace`: how long in-flight requests get to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// `upstream_pool`: who may reuse an idle server connection (`auto` resolved by mode).
+    pub upstream_pool: UpstreamPool,
+    /// `body_buffer_budget`: bytes of buffered bodies (over 64 KiB each) across all flows.
+    pub body_buffer_budget: u64,
+    /// `header_read_timeout`: how long a started request head may take.
+    pub header_read_timeout: Duration,
+    /// `client_idle_timeout`: how long an idle keep-alive client connection stays open.
+    pub client_idle_timeout: Duration,
+    /// `body_read_timeout`: how long a body may go without a byte arriving.
+    pub body_read_timeout: Duration,
+    /// `max_connections`: most client connections at once (`None`: from the descriptor limit).
+    pub max_connections: Option<usize>,
     /// `termlog_verbosity`: the least severe log level printed.
     pub termlog_verbosity: Level,
 }
@@ -114,11 +136,17 @@ impl Default for CoreOptions {
             threads: None,
             addon_errors: AddonErrors::Continue,
             connect_timeout: Duration::from_secs(10),
-            response_timeout: None,
+            response_timeout: Some(Duration::from_secs(120)),
             upstream_idle_max: 256,
             upstream_idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(5),
             termlog_verbosity: Level::Info,
+            upstream_pool: UpstreamPool::Client,
+            body_buffer_budget: 1 << 30,
+            header_read_timeout: Duration::from_secs(30),
+            client_idle_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(60),
+            max_connections: None,
         }
     }
 }

@@ -8,7 +8,7 @@ mod spec;
 mod store;
 mod yaml;
 
-pub use self::core::{AddonErrors, CoreOptions, HostPatterns};
+pub use self::core::{AddonErrors, CoreOptions, HostPatterns, UpstreamPool};
 pub use error::{OptionError, Origin};
 pub use registry::{core_specs, expand_home};
 pub use spec::{

@@ -6,7 +6,7 @@ use std::{path::PathBuf, time::Duration};
 use interpose_plugin_abi::Level;
 
 use super::{
-    core::{AddonErrors, CoreOptions, HostPatterns},
+    core::{AddonErrors, CoreOptions, HostPatterns, UpstreamPool},
     error::{OptionError, Origin},
     spec::{OptionSpec, OptionType, Value},
     store::OptionStore,
@@ -120,10 +120,11 @@ pub fn core_specs() -> Vec<OptionSpec> {
             "Seconds a connection to a server may take to open.",
         )
         .with_validator(positive),
-        OptionSpec::optional(
+        OptionSpec::new(
             "response_timeout",
             Seconds,
-            "Seconds a server may take to start its response; none for no limit.",
+            seconds(120),
+            "Seconds a server may take to start its response; then 504.",
         )
         .with_validator(positive),
         OptionSpec::new(
@@ -142,6 +143,54 @@ pub fn core_specs() -> Vec<OptionSpec> {
             "Seconds an idle server connection is kept for reuse.",
         ),
         OptionSpec::new(
+            "upstream_pool",
+            Str,
+            text("auto"),
+            "Who may reuse an idle server connection: client (only the client connection that \
+             opened it, as mitmproxy), shared (any client, as nginx), or auto (client in regular \
+             mode, shared in reverse mode, where the server is the operator's own).",
+        )
+        .with_choices(&["auto", "client", "shared"]),
+        OptionSpec::new(
+            "body_buffer_budget",
+            Size,
+            Value::Int(default_body_buffer_budget()),
+            "Memory for buffered bodies over 64k across all flows; a body that would go over it \
+             is streamed instead of buffered. The default is a quarter of the machine's memory. \
+             A size, e.g. 512m.",
+        ),
+        OptionSpec::new(
+            "header_read_timeout",
+            Seconds,
+            seconds(30),
+            "Seconds a client may take to send a request head once it started; then 408.",
+        )
+        .with_validator(positive),
+        OptionSpec::new(
+            "client_idle_timeout",
+            Seconds,
+            seconds(60),
+            "Seconds an idle keep-alive client connection stays open between requests.",
+        )
+        .with_validator(positive),
+        OptionSpec::new(
+            "body_read_timeout",
+            Seconds,
+            seconds(60),
+            "Seconds a request or response body may go without a byte arriving; then the flow \
+             fails (408 for a client, 504 or a closed connection for a server).",
+        )
+        .with_validator(positive),
+        OptionSpec::optional(
+            "max_connections",
+            Int {
+                min: 1,
+                max: u64::from(u32::MAX),
+            },
+            "Most client connections served at once; accepting pauses at the limit. None: half \
+             the file descriptors the process may open.",
+        ),
+        OptionSpec::new(
             "shutdown_grace",
             Seconds,
             seconds(5),
@@ -155,6 +204,18 @@ pub fn core_specs() -> Vec<OptionSpec> {
         )
         .with_choices(&VERBOSITIES),
     ]
+}
+
+/// A quarter of the machine's memory (1 GiB where it cannot be read).
+fn default_body_buffer_budget() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        });
+    total.map_or(1 << 30, |bytes| bytes / 4)
 }
 
 fn non_empty_host(value: &Value) -> Result<(), String> {
@@ -258,6 +319,15 @@ impl OptionStore {
             upstream_idle_max: self.int("upstream_idle_max").unwrap_or_default() as usize,
             upstream_idle_timeout: self.duration("upstream_idle_timeout").unwrap_or_default(),
             shutdown_grace: self.duration("shutdown_grace").unwrap_or_default(),
+            upstream_pool: match (self.text("upstream_pool"), mode.starts_with("reverse")) {
+                (Some("client"), _) | (Some("auto") | None, false) => UpstreamPool::Client,
+                _ => UpstreamPool::Shared,
+            },
+            body_buffer_budget: self.int("body_buffer_budget").unwrap_or(u64::MAX),
+            header_read_timeout: self.duration("header_read_timeout").unwrap_or_default(),
+            client_idle_timeout: self.duration("client_idle_timeout").unwrap_or_default(),
+            body_read_timeout: self.duration("body_read_timeout").unwrap_or_default(),
+            max_connections: self.int("max_connections").map(|n| n as usize),
             termlog_verbosity: match self.text("termlog_verbosity") {
                 Some("error") => Level::Error,
                 Some("warn") => Level::Warn,
@@ -318,8 +388,21 @@ mod tests {
         assert_eq!(core.threads, None);
         assert_eq!(core.addon_errors, AddonErrors::Continue);
         assert_eq!(core.connect_timeout, default.connect_timeout);
-        assert_eq!(core.response_timeout, None);
+        assert_eq!(core.response_timeout, default.response_timeout);
         assert_eq!(core.upstream_idle_max, default.upstream_idle_max);
+        assert_eq!(
+            core.upstream_pool,
+            UpstreamPool::Client,
+            "auto in regular mode"
+        );
+        assert_eq!(core.header_read_timeout, default.header_read_timeout);
+        assert_eq!(core.client_idle_timeout, default.client_idle_timeout);
+        assert_eq!(core.body_read_timeout, default.body_read_timeout);
+        assert_eq!(core.max_connections, None);
+        assert!(
+            core.body_buffer_budget >= 64 << 20,
+            "a quarter of the machine's memory"
+        );
         assert_eq!(core.upstream_idle_timeout, default.upstream_idle_timeout);
         assert_eq!(core.shutdown_grace, default.shutdown_grace);
         assert_eq!(core.termlog_verbosity, Level::Info);
@@ -348,6 +431,12 @@ mod tests {
             "upstream_idle_timeout=1",
             "shutdown_grace=0",
             "termlog_verbosity=debug",
+            "upstream_pool=client",
+            "body_buffer_budget=64m",
+            "header_read_timeout=3",
+            "client_idle_timeout=4",
+            "body_read_timeout=5",
+            "max_connections=100",
         ]
         .iter()
         .map(|a| Assignment::from_set_argument(a))
@@ -377,6 +466,24 @@ mod tests {
         assert_eq!(core.upstream_idle_timeout, Duration::from_secs(1));
         assert_eq!(core.shutdown_grace, Duration::ZERO);
         assert_eq!(core.termlog_verbosity, Level::Debug);
+        assert_eq!(
+            core.upstream_pool,
+            UpstreamPool::Client,
+            "asked for, in reverse mode"
+        );
+        assert_eq!(core.body_buffer_budget, 64 << 20);
+        assert_eq!(core.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(core.client_idle_timeout, Duration::from_secs(4));
+        assert_eq!(core.body_read_timeout, Duration::from_secs(5));
+        assert_eq!(core.max_connections, Some(100));
+        store
+            .apply(&[Assignment::from_set_argument("upstream_pool=auto")])
+            .unwrap();
+        assert_eq!(
+            store.core_options().unwrap().upstream_pool,
+            UpstreamPool::Shared,
+            "auto is shared in reverse mode"
+        );
 
         store
             .apply(&[Assignment::from_set_argument("plugins_dir=/p")])

@@ -21,12 +21,11 @@ use super::{
     },
     messages::{request_from_head, wire_version, Destination},
     tracker::TrackerGuard,
+    upstream::ClientPool,
     Shared,
 };
 use crate::addons::ClientEvent;
 
-/// How long a client may take to send a request head, idle time between requests included.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a connection closed with an unread request body keeps draining it.
 const LINGER: Duration = Duration::from_secs(2);
 /// While the server thinks, pipelined bytes are read ahead up to this much.
@@ -100,17 +99,30 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
     signals: StopSignals,
 ) {
     let mut stop = signals.stop;
+    let mut pool = ClientPool::default();
+    let mut first = true;
+    conn.body_timeout = Some(shared.options.body_read_timeout);
     loop {
         if *stop.borrow() {
             return;
         }
+        let options = &shared.options;
         let head = tokio::select! {
-            head = conn.read_request_head(HEAD_TIMEOUT) => head,
+            head = conn.read_request_head(options.client_idle_timeout, options.header_read_timeout) => head,
             _ = stop.wait_for(|stopped| *stopped), if conn.buf.is_empty() => return,
         };
         let head = match head {
             Ok(Some(head)) => head,
-            Ok(None) | Err(ReadError::Closed | ReadError::Io(_) | ReadError::Timeout) => return,
+            Ok(None) | Err(ReadError::Closed | ReadError::Io(_)) => return,
+            Err(ReadError::Timeout) => {
+                let message = format!(
+                    "the request head was not complete within {}s",
+                    options.header_read_timeout.as_secs_f64()
+                );
+                let _ = write_refusal(&mut conn, http::StatusCode::REQUEST_TIMEOUT, &message).await;
+                linger(&mut conn).await;
+                return;
+            }
             Err(ReadError::Head(e)) => {
                 let status =
                     http::StatusCode::from_u16(e.status()).unwrap_or(http::StatusCode::BAD_REQUEST);
@@ -121,6 +133,14 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
             Err(ReadError::Body(_)) => return,
         };
         let timestamp_start = now();
+        if first && looped_back(shared, client) {
+            let message = "this request came from the proxy itself: forwarding it would loop";
+            tracing::warn!("{} {}: {message}", head.method, head.target);
+            let _ = write_refusal(&mut conn, http::StatusCode::LOOP_DETECTED, message).await;
+            linger(&mut conn).await;
+            return;
+        }
+        first = false;
         if head.method.eq_ignore_ascii_case("CONNECT") {
             if !matches!(destination, Destination::FromRequest) {
                 let _ = write_refusal(
@@ -131,7 +151,8 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 .await;
                 return;
             }
-            match handle_connect(shared, client, &mut conn, head, timestamp_start).await {
+            match handle_connect(shared, client, &mut conn, &mut pool, head, timestamp_start).await
+            {
                 ConnectOutcome::Answered => continue,
                 ConnectOutcome::Close => return,
                 ConnectOutcome::Tunnel(mut server) => {
@@ -180,7 +201,7 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
             expect_continue,
             response_framing: Framing::Empty,
         };
-        let outcome = FlowDriver::new(shared, client.clone(), request, &mut down)
+        let outcome = FlowDriver::new(shared, client.clone(), request, &mut down, &mut pool)
             .run()
             .await;
         let request_done = down.request_done;
@@ -199,6 +220,15 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
             }
         }
     }
+}
+
+/// Whether `client` is one of the proxy's own server connections coming back in.
+fn looped_back(shared: &Shared, client: &Client) -> bool {
+    let (Some(peer), Some(local)) = (client.peername.get(), client.sockname.get()) else {
+        return false;
+    };
+    // Only a connection from this machine can be one of ours.
+    (peer.ip().is_loopback() || peer.ip() == local.ip()) && shared.upstream.is_own_connection(peer)
 }
 
 /// Closes a connection whose request body was not read (refused, or a flow that failed early)
@@ -275,7 +305,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1Downstream<'_, S> {
     fn client_failure(&self, error: ReadError) -> Failure {
         match error {
             ReadError::Io(_) | ReadError::Closed => Failure::client_gone(),
-            ReadError::Timeout => Failure::client("the client stopped sending the request body"),
+            ReadError::Timeout => {
+                Failure::client_timeout("the client stopped sending the request body")
+            }
             other => Failure::client(format!("invalid request body: {other}")),
         }
     }

@@ -16,10 +16,10 @@ use super::{
     flow::connect_server,
     http1::{codec, Framing, HeadOptions, Http1Io, RequestHead},
     messages::{wire_version, FixedTarget},
-    upstream::{PoolKey, ServerConn},
+    upstream::{ClientPool, PoolKey, ServerConn},
     Shared,
 };
-use crate::addons::HttpEvent;
+use crate::{addons::HttpEvent, options::UpstreamPool};
 
 /// How long the proxy waits for the client's first bytes in a tunnel before deciding it
 /// speaks a server-first protocol.
@@ -66,6 +66,7 @@ pub async fn handle_connect<S: AsyncRead + AsyncWrite + Unpin>(
     shared: &Shared,
     client: &RArc<Client>,
     conn: &mut Http1Io<S>,
+    pool: &mut ClientPool,
     head: RequestHead,
     timestamp_start: f64,
 ) -> ConnectOutcome {
@@ -150,7 +151,10 @@ pub async fn handle_connect<S: AsyncRead + AsyncWrite + Unpin>(
     }
     match next_layer(&conn.buf) {
         Layer::Http1 => {
-            shared.upstream.release(server);
+            match shared.options.upstream_pool {
+                UpstreamPool::Client => pool.release(server),
+                UpstreamPool::Shared => shared.upstream.release(server),
+            }
             ConnectOutcome::Http(Arc::new(FixedTarget {
                 scheme: "http",
                 host,

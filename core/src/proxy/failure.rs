@@ -12,6 +12,8 @@ pub struct Failure {
     pub kind: ErrorKind,
     /// What went wrong.
     pub message: String,
+    /// Whether the client is to blame for a timeout (408) rather than the server (504).
+    pub client_timeout: bool,
 }
 
 /// The message of a flow cut short by shutdown.
@@ -25,12 +27,21 @@ impl Failure {
         Failure {
             kind,
             message: message.into(),
+            client_timeout: false,
         }
     }
 
     /// The client sent something invalid.
     pub fn client(message: impl Into<String>) -> Self {
         Failure::new(ErrorKind::Client, message)
+    }
+
+    /// The client stopped sending in the middle of a request.
+    pub fn client_timeout(message: impl Into<String>) -> Self {
+        Failure {
+            client_timeout: true,
+            ..Failure::new(ErrorKind::Timeout, message)
+        }
     }
 
     /// The client went away.
@@ -63,6 +74,7 @@ impl Failure {
             ErrorKind::Server | ErrorKind::Addon | ErrorKind::Proxy | ErrorKind::TooLarge => {
                 Some(StatusCode::BAD_GATEWAY)
             }
+            ErrorKind::Timeout if self.client_timeout => Some(StatusCode::REQUEST_TIMEOUT),
             ErrorKind::Timeout => Some(StatusCode::GATEWAY_TIMEOUT),
             ErrorKind::Killed | ErrorKind::Shutdown => None,
         }
@@ -116,6 +128,10 @@ mod tests {
             let got = Failure::new(kind, "x").status(request_side);
             assert_eq!(got.map(|s| s.as_u16()), status, "{kind:?}");
         }
+        assert_eq!(
+            Failure::client_timeout("slow").status(true),
+            Some(StatusCode::REQUEST_TIMEOUT)
+        );
         let response = error_response(StatusCode::BAD_GATEWAY, "no route");
         assert_eq!(&response.content[..], b"502 Bad Gateway: no route\n");
     }

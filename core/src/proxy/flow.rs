@@ -13,15 +13,17 @@ use interpose_plugin_abi::{
 };
 
 use super::{
+    budget::UNCOUNTED,
     failure::{error_response, Failure, SHUTDOWN_MESSAGE},
     http1::{chunked_with_trailers, codec, BodyDecoder, Frame, Framing, HeadOptions, ReadError},
     messages::{host_value, response_from_head, wire_version},
-    upstream::{PoolKey, ServerConn},
+    upstream::{ClientPool, PoolKey, ServerConn},
     Shared,
 };
 use crate::{
     addons::{HttpEvent, ServerEvent},
     flow::{body_from_bytes, bytes_from_body, share_bytes},
+    options::UpstreamPool,
 };
 
 /// A piece of a body, whatever the protocol.
@@ -88,6 +90,10 @@ pub struct FlowDriver<'a, D: Downstream> {
     request_read: bool,
     /// Whether a response head went to the client.
     response_started: bool,
+    /// Idle server connections of this flow's client connection (`upstream_pool=client`).
+    pool: &'a mut ClientPool,
+    /// Bytes this flow holds of the body budget.
+    reserved: u64,
 }
 
 impl<'a, D: Downstream> FlowDriver<'a, D> {
@@ -97,6 +103,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         client: RArc<Client>,
         request: Request,
         down: &'a mut D,
+        pool: &'a mut ClientPool,
     ) -> Self {
         let flow = HttpFlow::new(shared.ids.next_id(), client, request);
         FlowDriver {
@@ -106,6 +113,46 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             finished: false,
             request_read: false,
             response_started: false,
+            pool,
+            reserved: 0,
+        }
+    }
+
+    /// Takes `bytes` of the body budget for this flow; `false` if that would go over it.
+    fn reserve(&mut self, bytes: u64) -> bool {
+        let ok = self.shared.budget.try_reserve(bytes);
+        if ok {
+            self.reserved += bytes;
+        }
+        ok
+    }
+
+    /// Counts a growing buffered body against the budget; `false` once it would go over.
+    fn account(&mut self, body: &mut Accumulator) -> bool {
+        if body.total <= UNCOUNTED {
+            return true;
+        }
+        let more = body.total - body.counted;
+        if !self.reserve(more) {
+            tracing::debug!(
+                "{} {}: body buffers are at the budget ({} bytes in use); streaming this one",
+                self.flow.request.method,
+                self.flow.request.url(),
+                self.shared.budget.used()
+            );
+            return false;
+        }
+        body.counted = body.total;
+        true
+    }
+
+    /// An idle connection for `key` from the pool `upstream_pool` says.
+    fn checkout(&mut self, key: &PoolKey) -> Option<ServerConn> {
+        match self.shared.options.upstream_pool {
+            UpstreamPool::Client => self
+                .pool
+                .checkout(key, self.shared.options.upstream_idle_timeout),
+            UpstreamPool::Shared => self.shared.upstream.checkout(key),
         }
     }
 
@@ -171,6 +218,12 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         let mut stream = self.response().stream.is_on()
             || matches!((length, limits.stream_large_bodies), (Some(n), Some(t)) if n > t);
         if !stream {
+            if let Some(n) = length.filter(|n| *n > UNCOUNTED) {
+                // Over the memory budget: stream it instead (body_size_limit still applies).
+                stream = !self.reserve(n) && limits.body_size_limit.is_none_or(|l| n <= l);
+            }
+        }
+        if !stream {
             if let (Some(n), Some(limit)) = (length, limits.body_size_limit) {
                 if n > limit {
                     return Err(too_large("response", limit));
@@ -235,6 +288,10 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             }
         }
         if let Some(n) = length {
+            if n > UNCOUNTED && !self.reserve(n) {
+                // Over the memory budget: stream it instead.
+                return Ok(Buffered::Stream(Vec::new()));
+            }
             let body = self.down.request_body(n).await?;
             let request = &mut self.flow.request;
             request.content = body_from_bytes(body);
@@ -246,7 +303,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         while let Some(frame) = self.down.request_frame().await? {
             match frame {
                 BodyFrame::Data(data) => {
-                    if body.push(data)? {
+                    if body.push(data)? || !self.account(&mut body) {
                         return Ok(Buffered::Stream(body.pieces));
                     }
                 }
@@ -305,7 +362,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
                     .map_err(|e| server_body_failure(&server(), &e))?;
                 match frame {
                     Frame::Data(data) => {
-                        if body.push(data)? {
+                        if body.push(data)? || !self.account(&mut body) {
                             return Ok(Buffered::Stream(body.pieces));
                         }
                     }
@@ -350,7 +407,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         let key = PoolKey::for_request(&self.flow.request);
         let body = share_bytes(&self.flow.request.content);
         loop {
-            let (mut conn, reused) = match self.shared.upstream.checkout(&key) {
+            let (mut conn, reused) = match self.checkout(&key) {
                 Some(conn) => (conn, true),
                 None => (self.open_server(&key).await?, false),
             };
@@ -397,7 +454,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
     /// through, then sends the trailers. Returns the connection, awaiting the response.
     async fn stream_request(&mut self, prefix: Vec<Bytes>) -> Result<ServerConn, Failure> {
         let key = PoolKey::for_request(&self.flow.request);
-        let mut conn = match self.shared.upstream.checkout(&key) {
+        let mut conn = match self.checkout(&key) {
             Some(conn) => conn,
             None => self.open_server(&key).await?,
         };
@@ -642,7 +699,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         connect_server(self.shared, &self.flow.client_conn, key).await
     }
 
-    fn release(&self, conn: ServerConn) {
+    fn release(&mut self, conn: ServerConn) {
         let keep = !self
             .flow
             .response
@@ -650,7 +707,10 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             .into_option()
             .is_some_and(|r| codec::wants_close(r.http_version, &r.headers));
         if keep {
-            self.shared.upstream.release(conn);
+            match self.shared.options.upstream_pool {
+                UpstreamPool::Client => self.pool.release(conn),
+                UpstreamPool::Shared => self.shared.upstream.release(conn),
+            }
         }
     }
 
@@ -692,6 +752,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
 
 impl<D: Downstream> Drop for FlowDriver<'_, D> {
     fn drop(&mut self) {
+        self.shared.budget.release(self.reserved);
         if !self.finished {
             let failure = if self.shared.is_shutting_down() {
                 Failure::new(ErrorKind::Shutdown, SHUTDOWN_MESSAGE)
@@ -829,6 +890,12 @@ fn conn_name(request: &Request) -> String {
 }
 
 fn server_body_failure(server: &str, error: &ReadError) -> Failure {
+    if let ReadError::Timeout = error {
+        return Failure::new(
+            ErrorKind::Timeout,
+            format!("server {server} stopped sending the response body"),
+        );
+    }
     Failure::server(format!(
         "server {server} failed while sending the response body: {error}"
     ))
@@ -856,7 +923,10 @@ fn expects_continue(headers: &Headers) -> bool {
 /// Collects a body's pieces while watching `stream_large_bodies` and `body_size_limit`.
 struct Accumulator {
     pieces: Vec<Bytes>,
+    /// Bytes so far.
     total: u64,
+    /// Bytes counted against the body budget.
+    counted: u64,
     stream_at: Option<u64>,
     limit: Option<u64>,
     /// `request` or `response`, for the error message.
@@ -868,6 +938,7 @@ impl Accumulator {
         Accumulator {
             pieces: Vec::new(),
             total: 0,
+            counted: 0,
             stream_at: options.stream_large_bodies,
             limit: options.body_size_limit,
             what,

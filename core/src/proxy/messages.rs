@@ -112,10 +112,13 @@ pub fn request_from_head(
                 ))
             }
         };
-    if let Destination::Fixed(fixed) = destination {
-        if let Some(value) = &fixed.host_header {
-            headers.insert("Host", value);
+    match (destination, absolute) {
+        (Destination::Fixed(fixed), _) if fixed.host_header.is_some() => {
+            headers.insert("Host", fixed.host_header.as_deref().unwrap_or_default());
         }
+        // RFC 9112 §3.2.2: a proxy replaces `Host` with the absolute-form target's authority.
+        (_, Some(_)) => headers.insert("Host", &authority),
+        _ => {}
     }
     if !path.starts_with('/') && path != "*" {
         return Err(Failure::client(format!("invalid request target {target}")));
@@ -196,6 +199,11 @@ mod tests {
         assert_eq!(r.authority, "example.com:8080");
         let names: Vec<&str> = r.headers.iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["Host", "X-Mixed-Case"]);
+        assert_eq!(
+            r.headers.get("host"),
+            Some("example.com:8080"),
+            "Host follows the target"
+        );
         let r = request_from_head(&Destination::FromRequest, head("http://[::1]"), 0.0).unwrap();
         assert_eq!((r.host.as_str(), r.port, r.path.as_str()), ("::1", 80, "/"));
     }

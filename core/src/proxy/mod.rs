@@ -1,6 +1,7 @@
 //! The proxy engine: listening, modes, client connections (HTTP/1, CONNECT tunnels,
 //! upgrades), the protocol-neutral flow driver, and server connections.
 
+mod budget;
 mod client;
 mod connect;
 mod failure;
@@ -34,6 +35,8 @@ pub(crate) struct Shared {
     destination: messages::Destination,
     ids: Arc<IdGenerator>,
     upstream: upstream::Upstream,
+    /// Memory for buffered bodies across all flows.
+    budget: budget::BodyBudget,
     /// Set once in-flight flows are being cut short.
     shutting_down: AtomicBool,
 }

@@ -10,9 +10,13 @@ use std::{
     time::Duration,
 };
 
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{
+    net::TcpListener,
+    sync::{watch, Semaphore},
+};
 
 use super::{
+    budget::BodyBudget,
     client::{serve_client, StopSignals},
     messages::Destination,
     mode::Mode,
@@ -59,6 +63,44 @@ impl std::error::Error for ServeError {
     }
 }
 
+/// Raises the soft limit of open files to the hard limit (each client may need a server
+/// connection too); returns the limit in force.
+fn raise_open_files_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `getrlimit` writes the current limits into the struct we own.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+            return None;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            // SAFETY: `setrlimit` only reads the struct; raising the soft limit up to the hard
+            // limit needs no privilege.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+                limit.rlim_cur = limit.rlim_max;
+            }
+        }
+        #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
+        Some(limit.rlim_cur as u64)
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+/// Half the open files the process may have (a client and its server connection each),
+/// less a few for listeners, logs and plugins.
+fn default_max_connections(open_files: Option<u64>) -> usize {
+    let open_files = open_files.unwrap_or(1024).min(1 << 21);
+    (open_files / 2).saturating_sub(32).max(16) as usize
+}
+
 /// Serves until `shutdown` completes, then lets in-flight requests finish (up to
 /// `shutdown_grace`), ends the rest, and closes server connections. Fires `running` once
 /// listening.
@@ -89,6 +131,7 @@ pub async fn serve(
 
     let shared = Arc::new(Shared {
         upstream: Upstream::new(&options, local),
+        budget: BodyBudget::new(options.body_buffer_budget),
         mode_spec: Box::leak(options.mode.spec().into_boxed_str()),
         destination: Destination::for_mode(&options.mode),
         addons: Arc::clone(&addons),
@@ -97,6 +140,13 @@ pub async fn serve(
         options: Arc::clone(&options),
     });
     addons.lifecycle(LifecycleEvent::Running);
+
+    let max_connections = options
+        .max_connections
+        .unwrap_or_else(|| default_max_connections(raise_open_files_limit()));
+    let permits = Arc::new(Semaphore::new(max_connections));
+    let mut at_capacity = false;
+    let mut accept_failures = 0u64;
 
     let (stop, stopped) = watch::channel(false);
     let (kill, killed) = watch::channel(false);
@@ -107,23 +157,53 @@ pub async fn serve(
     let clients = Tracker::default();
     tokio::pin!(shutdown);
     loop {
+        let permit = match Arc::clone(&permits).try_acquire_owned() {
+            Ok(permit) => {
+                at_capacity = false;
+                permit
+            }
+            Err(_) => {
+                if !at_capacity {
+                    tracing::warn!(
+                        "{max_connections} client connections open (max_connections): new ones \
+                         wait until one closes"
+                    );
+                    at_capacity = true;
+                }
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    permit = Arc::clone(&permits).acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                }
+            }
+        };
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    if accept_failures > 0 {
+                        tracing::info!("accepting connections again after {accept_failures} failures");
+                        accept_failures = 0;
+                    }
                     let _ = stream.set_nodelay(true);
                     let guard = clients.enter();
-                    tokio::spawn(serve_client(
-                        Arc::clone(&shared),
-                        stream,
-                        peer,
-                        signals.clone(),
-                        guard,
-                    ));
+                    let shared = Arc::clone(&shared);
+                    let signals = signals.clone();
+                    tokio::spawn(async move {
+                        serve_client(shared, stream, peer, signals, guard).await;
+                        drop(permit);
+                    });
                 }
                 Err(e) => {
-                    // Usually out of file descriptors: back off instead of spinning.
-                    tracing::warn!("cannot accept a connection: {e}");
+                    // Usually out of file descriptors: say so once per episode, and back off
+                    // instead of spinning.
+                    if accept_failures == 0 {
+                        tracing::warn!("cannot accept a connection: {e}; retrying");
+                    }
+                    accept_failures += 1;
+                    drop(permit);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },

@@ -3,9 +3,9 @@
 //! `server_*` events; a connection fires `server_disconnected` when it is closed.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     fmt, io,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll, Waker},
@@ -117,6 +117,42 @@ impl PoolKey {
     }
 }
 
+/// Idle server connections kept by one client connection for itself (`upstream_pool=client`,
+/// mitmproxy's behaviour): nobody else can be handed a response meant for this client, and
+/// they close with it.
+#[derive(Default)]
+pub struct ClientPool {
+    idle: Vec<IdleConnection>,
+}
+
+impl ClientPool {
+    /// Most server connections one client keeps idle.
+    const MAX: usize = 8;
+
+    /// The most recently used idle connection for `key` that can still be used.
+    pub fn checkout(&mut self, key: &PoolKey, idle_timeout: Duration) -> Option<ServerConn> {
+        while let Some(index) = self.idle.iter().rposition(|c| c.conn.key == *key) {
+            let candidate = self.idle.remove(index);
+            let mut conn = candidate.conn;
+            if candidate.since.elapsed() < idle_timeout && conn.is_reusable() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Keeps a connection whose exchange completed.
+    pub fn release(&mut self, conn: ServerConn) {
+        if self.idle.len() >= Self::MAX {
+            self.idle.remove(0);
+        }
+        self.idle.push(IdleConnection {
+            conn,
+            since: Instant::now(),
+        });
+    }
+}
+
 impl fmt::Display for PoolKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         HostPort(&self.host, self.port).fmt(f)
@@ -137,6 +173,8 @@ pub struct ServerConn {
     pub server: RArc<Server>,
     key: PoolKey,
     notice: Option<DisconnectNotice>,
+    /// This connection's local address in the proxy's set of its own sockets.
+    own: Option<(SocketAddr, Arc<Mutex<HashSet<SocketAddr>>>)>,
     _guard: TrackerGuard,
 }
 
@@ -159,6 +197,9 @@ impl ServerConn {
 
 impl Drop for ServerConn {
     fn drop(&mut self) {
+        if let Some((local, own)) = self.own.take() {
+            own.lock().unwrap_or_else(|e| e.into_inner()).remove(&local);
+        }
         let Some(notice) = self.notice.take() else {
             return;
         };
@@ -175,6 +216,18 @@ impl Drop for ServerConn {
     }
 }
 
+/// An IP address with IPv4-mapped IPv6 addresses written as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+fn canonical_socket(address: SocketAddr) -> SocketAddr {
+    SocketAddr::new(canonical(address.ip()), address.port())
+}
+
 struct IdleConnection {
     conn: ServerConn,
     since: Instant,
@@ -187,6 +240,8 @@ pub struct Upstream {
     connections: Tracker,
     /// The proxy's own listening address, never to be connected to.
     listening: SocketAddr,
+    /// The local addresses of open server connections, to recognise them coming back in.
+    own_sockets: Arc<Mutex<HashSet<SocketAddr>>>,
     connect_timeout: Duration,
     idle_timeout: Duration,
     idle_max: usize,
@@ -199,6 +254,7 @@ impl Upstream {
             idle: Mutex::new(HashMap::new()),
             connections: Tracker::default(),
             listening,
+            own_sockets: Arc::default(),
             connect_timeout: options.connect_timeout,
             idle_timeout: options.upstream_idle_timeout,
             idle_max: options.upstream_idle_max,
@@ -299,8 +355,16 @@ impl Upstream {
         server: RArc<Server>,
         addons: Option<(Arc<AddonManager>, RArc<Client>)>,
     ) -> ServerConn {
+        let local = stream.local_addr().ok().map(canonical_socket);
+        if let Some(local) = local {
+            self.own_sockets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(local);
+        }
         ServerConn {
             io: Http1Io::new(stream, BytesMut::with_capacity(8 * 1024)),
+            own: local.map(|local| (local, Arc::clone(&self.own_sockets))),
             server,
             key,
             notice: addons.map(|(addons, client)| DisconnectNotice { addons, client }),
@@ -308,13 +372,28 @@ impl Upstream {
         }
     }
 
-    /// Whether a connection from `local` to `peer` reached this proxy's own listener.
+    /// Whether a connection from `local` to `peer` reached this proxy's own listener, in any
+    /// spelling of the address (IPv4-mapped IPv6, a wildcard listener reached through loopback
+    /// or one of the machine's own addresses).
     fn is_self(&self, local: SocketAddr, peer: SocketAddr) -> bool {
         let own = self.listening;
-        peer.port() == own.port()
-            && (peer.ip() == own.ip()
-                || (own.ip().is_unspecified()
-                    && (peer.ip().is_loopback() || peer.ip() == local.ip())))
+        if peer.port() != own.port() {
+            return false;
+        }
+        let (own, peer, local) = (
+            canonical(own.ip()),
+            canonical(peer.ip()),
+            canonical(local.ip()),
+        );
+        peer == own || (own.is_unspecified() && (peer.is_loopback() || peer == local))
+    }
+
+    /// Whether `peer`, a client that just sent a request, is one of this proxy's own server
+    /// connections: the request came back around (through another name, a port forward, a
+    /// second proxy on this machine).
+    pub fn is_own_connection(&self, peer: SocketAddr) -> bool {
+        let own = self.own_sockets.lock().unwrap_or_else(|e| e.into_inner());
+        own.contains(&canonical_socket(peer))
     }
 }
 

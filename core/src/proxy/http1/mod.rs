@@ -58,6 +58,8 @@ pub struct Http1Io<S> {
     pub buf: BytesMut,
     /// Whether the peer closed its side.
     pub eof: bool,
+    /// How long a body may go without a byte arriving.
+    pub body_timeout: Option<Duration>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Http1Io<S> {
@@ -67,6 +69,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1Io<S> {
             io,
             buf,
             eof: false,
+            body_timeout: None,
         }
     }
 
@@ -85,21 +88,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1Io<S> {
         Ok(n)
     }
 
-    /// Reads the next request head. `Ok(None)`: the client closed (or went silent for
-    /// `timeout`) between requests.
+    /// Reads more bytes within the body timeout.
+    async fn fill_body(&mut self) -> Result<usize, ReadError> {
+        match self.body_timeout {
+            Some(limit) => match tokio::time::timeout(limit, self.fill()).await {
+                Ok(read) => Ok(read?),
+                Err(_) => Err(ReadError::Timeout),
+            },
+            None => Ok(self.fill().await?),
+        }
+    }
+
+    /// Reads the next request head. `Ok(None)`: the client closed, or sent nothing for
+    /// `idle`, between requests. Once a head has started it must be complete within `limit`
+    /// (else `ReadError::Timeout`).
     pub async fn read_request_head(
         &mut self,
-        timeout: Duration,
+        idle: Duration,
+        limit: Duration,
     ) -> Result<Option<RequestHead>, ReadError> {
+        if self.buf.is_empty() {
+            match tokio::time::timeout(idle, self.fill()).await {
+                Err(_) | Ok(Ok(0)) => return Ok(None),
+                Ok(Err(e)) => return Err(e.into()),
+                Ok(Ok(_)) => {}
+            }
+        }
+        // Most heads arrive whole in one read: no timer for them.
+        if let Some(head) = codec::parse_request_head(&mut self.buf).map_err(ReadError::Head)? {
+            return Ok(Some(head));
+        }
         let read = async {
             loop {
-                if !self.buf.is_empty() {
-                    if let Some(head) =
-                        codec::parse_request_head(&mut self.buf).map_err(ReadError::Head)?
-                    {
-                        return Ok(Some(head));
-                    }
-                }
                 if self.fill().await? == 0 {
                     return if self.buf.iter().all(|b| matches!(b, b'\r' | b'\n')) {
                         Ok(None)
@@ -107,13 +127,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1Io<S> {
                         Err(ReadError::Closed)
                     };
                 }
+                if let Some(head) =
+                    codec::parse_request_head(&mut self.buf).map_err(ReadError::Head)?
+                {
+                    return Ok(Some(head));
+                }
             }
         };
-        match tokio::time::timeout(timeout, read).await {
-            Ok(result) => result,
-            Err(_) if self.buf.is_empty() => Ok(None),
-            Err(_) => Err(ReadError::Timeout),
-        }
+        tokio::time::timeout(limit, read)
+            .await
+            .unwrap_or(Err(ReadError::Timeout))
     }
 
     /// Reads the next response head.
@@ -141,7 +164,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1Io<S> {
             {
                 return Ok(frame);
             }
-            self.fill().await?;
+            self.fill_body().await?;
         }
     }
 
@@ -154,7 +177,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1Io<S> {
             self.buf.reserve(len - self.buf.len() + READ_CHUNK);
         }
         while self.buf.len() < len {
-            if self.fill().await? == 0 {
+            if self.fill_body().await? == 0 {
                 return Err(ReadError::Closed);
             }
         }
