@@ -15,12 +15,15 @@
 //!   WebSocket through reverse mode, a CONNECT tunnel and an absolute-form upgrade.
 //! - [`bodies`]: streamed bodies in bounded memory, `body_size_limit`, trailers, and
 //!   header-field case and order on the wire.
+//! - [`hardening`]: stray server responses, loops back into the proxy, the body memory
+//!   budget, timeouts, the connection cap, ambiguous framing, folded log repeats.
 //! - [`steering`]: addons rerouting flows (in `request` and `server_connect`), chunk hooks on
 //!   streamed requests and responses, and `addon_errors=fail`.
 
 mod bodies;
 mod events;
 mod forwarding;
+mod hardening;
 mod harness;
 mod options;
 mod plugins;

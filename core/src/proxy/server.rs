@@ -30,6 +30,8 @@ use crate::{
     options::CoreOptions,
 };
 
+/// The least time between two warnings that `max_connections` is reached.
+const CAPACITY_WARNING_INTERVAL: Duration = Duration::from_secs(60);
 /// How long cut-short connections and closing server connections may take at shutdown.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
@@ -145,7 +147,7 @@ pub async fn serve(
         .max_connections
         .unwrap_or_else(|| default_max_connections(raise_open_files_limit()));
     let permits = Arc::new(Semaphore::new(max_connections));
-    let mut at_capacity = false;
+    let mut capacity_warned: Option<std::time::Instant> = None;
     let mut accept_failures = 0u64;
 
     let (stop, stopped) = watch::channel(false);
@@ -158,17 +160,15 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         let permit = match Arc::clone(&permits).try_acquire_owned() {
-            Ok(permit) => {
-                at_capacity = false;
-                permit
-            }
+            Ok(permit) => permit,
             Err(_) => {
-                if !at_capacity {
+                // Once per episode, and episodes closer than a minute count as one.
+                if capacity_warned.is_none_or(|at| at.elapsed() >= CAPACITY_WARNING_INTERVAL) {
                     tracing::warn!(
                         "{max_connections} client connections open (max_connections): new ones \
                          wait until one closes"
                     );
-                    at_capacity = true;
+                    capacity_warned = Some(std::time::Instant::now());
                 }
                 tokio::select! {
                     _ = &mut shutdown => break,

@@ -243,6 +243,8 @@ pub struct Upstream {
     /// The local addresses of open server connections, to recognise them coming back in.
     own_sockets: Arc<Mutex<HashSet<SocketAddr>>>,
     connect_timeout: Duration,
+    /// How long a response body may go without a byte arriving.
+    body_timeout: Duration,
     idle_timeout: Duration,
     idle_max: usize,
 }
@@ -256,6 +258,7 @@ impl Upstream {
             listening,
             own_sockets: Arc::default(),
             connect_timeout: options.connect_timeout,
+            body_timeout: options.body_read_timeout,
             idle_timeout: options.upstream_idle_timeout,
             idle_max: options.upstream_idle_max,
         }
@@ -362,8 +365,10 @@ impl Upstream {
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(local);
         }
+        let mut io = Http1Io::new(stream, BytesMut::with_capacity(8 * 1024));
+        io.body_timeout = Some(self.body_timeout);
         ServerConn {
-            io: Http1Io::new(stream, BytesMut::with_capacity(8 * 1024)),
+            io,
             own: local.map(|local| (local, Arc::clone(&self.own_sockets))),
             server,
             key,

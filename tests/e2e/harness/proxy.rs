@@ -18,6 +18,7 @@ pub struct ProxyBuilder {
     plugins_dir: Option<PathBuf>,
     home: Option<PathBuf>,
     env: Vec<(String, String)>,
+    port: u16,
 }
 
 impl ProxyBuilder {
@@ -60,6 +61,12 @@ impl ProxyBuilder {
     /// a test).
     pub fn home(mut self, dir: &Path) -> Self {
         self.home = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Listens on `port` instead of a free one.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
         self
     }
 
@@ -131,7 +138,7 @@ impl ProxyBuilder {
             .unwrap_or_else(|| super::temp_dir("no-plugins"));
         let mut child = self
             .command()
-            .args(["-p", "0", "--plugins-dir"])
+            .args(["-p", &self.port.to_string(), "--plugins-dir"])
             .arg(&plugins_dir)
             .args(&self.args)
             .spawn()
@@ -204,6 +211,7 @@ impl Proxy {
             plugins_dir: None,
             home: None,
             env: Vec::new(),
+            port: 0,
         }
     }
 
@@ -232,15 +240,31 @@ impl Proxy {
 
     /// The most memory the process has held so far (its peak resident set, `VmHWM`), in bytes.
     pub fn peak_rss(&self) -> u64 {
+        self.status_kib("VmHWM:") * 1024
+    }
+
+    /// The proxy's resident memory now, in bytes.
+    pub fn rss(&self) -> u64 {
+        self.status_kib("VmRSS:") * 1024
+    }
+
+    /// How many file descriptors the proxy has open.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|dir| dir.count())
+            .unwrap_or(0)
+    }
+
+    /// A `kB` field of /proc/PID/status.
+    fn status_kib(&self, field: &str) -> u64 {
         let path = format!("/proc/{}/status", self.pid());
         let status = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().strip_suffix("kB"))
             .and_then(|kib| kib.trim().parse::<u64>().ok())
-            .map(|kib| kib * 1024)
-            .unwrap_or_else(|| panic!("no VmHWM in {path}:\n{status}"))
+            .unwrap_or_else(|| panic!("no {field} in {path}:\n{status}"))
     }
 
     /// Waits for the "listening at" line, failing at once if the process exits first (a
