@@ -1,7 +1,7 @@
 //! The memory budget for buffered bodies: one counter across all flows, so that many large
 //! bodies at once are streamed instead of exhausting memory.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Bodies up to this size are not counted: a single one cannot hurt, and counting every small
 /// body would put an atomic on every flow's path.
@@ -12,6 +12,8 @@ pub const UNCOUNTED: u64 = 64 * 1024;
 pub struct BodyBudget {
     used: AtomicU64,
     limit: u64,
+    /// Set when bodies were buffered since memory was last handed back.
+    busy_since_trim: AtomicBool,
 }
 
 impl BodyBudget {
@@ -20,16 +22,28 @@ impl BodyBudget {
         BodyBudget {
             used: AtomicU64::new(0),
             limit,
+            busy_since_trim: AtomicBool::new(false),
         }
     }
 
     /// Takes `bytes` from the budget, unless that would go over it.
     pub fn try_reserve(&self, bytes: u64) -> bool {
-        self.used
+        let reserved = self
+            .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 used.checked_add(bytes).filter(|total| *total <= self.limit)
             })
-            .is_ok()
+            .is_ok();
+        if reserved && !self.busy_since_trim.load(Ordering::Relaxed) {
+            self.busy_since_trim.store(true, Ordering::Relaxed);
+        }
+        reserved
+    }
+
+    /// Whether large bodies came and went since the last call: the moment to hand freed
+    /// memory back to the operating system.
+    pub fn settled_after_use(&self) -> bool {
+        self.used() == 0 && self.busy_since_trim.swap(false, Ordering::AcqRel)
     }
 
     /// Gives `bytes` back.
@@ -42,6 +56,16 @@ impl BodyBudget {
     /// Bytes in use.
     pub fn used(&self) -> u64 {
         self.used.load(Ordering::Acquire)
+    }
+}
+
+/// Hands memory freed by the allocator back to the operating system (glibc keeps freed
+/// arenas otherwise: after a burst of large bodies the process would stay at its peak).
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only walks glibc's own heap structures under their locks.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -60,5 +84,9 @@ mod tests {
         assert!(budget.try_reserve(50));
         assert!(!budget.try_reserve(u64::MAX));
         assert_eq!(budget.used(), 90);
+        assert!(!budget.settled_after_use(), "bodies still held");
+        budget.release(90);
+        assert!(budget.settled_after_use());
+        assert!(!budget.settled_after_use(), "once per spike");
     }
 }

@@ -16,7 +16,7 @@ use tokio::{
 };
 
 use super::{
-    budget::BodyBudget,
+    budget::{release_free_memory, BodyBudget},
     client::{serve_client, StopSignals},
     messages::Destination,
     mode::Mode,
@@ -30,6 +30,8 @@ use crate::{
     options::CoreOptions,
 };
 
+/// How often the proxy checks whether to hand freed memory back to the operating system.
+const TRIM_INTERVAL: Duration = Duration::from_secs(2);
 /// The least time between two warnings that `max_connections` is reached.
 const CAPACITY_WARNING_INTERVAL: Duration = Duration::from_secs(60);
 /// How long cut-short connections and closing server connections may take at shutdown.
@@ -150,6 +152,20 @@ pub async fn serve(
     let mut capacity_warned: Option<std::time::Instant> = None;
     let mut accept_failures = 0u64;
 
+    // After a burst of large bodies, hand the freed memory back.
+    let trimmer = {
+        let shared = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(TRIM_INTERVAL);
+            loop {
+                tick.tick().await;
+                if shared.budget.settled_after_use() {
+                    tokio::task::spawn_blocking(release_free_memory);
+                }
+            }
+        })
+    };
+
     let (stop, stopped) = watch::channel(false);
     let (kill, killed) = watch::channel(false);
     let signals = StopSignals {
@@ -211,6 +227,7 @@ pub async fn serve(
     }
 
     drop(listener);
+    trimmer.abort();
     tracing::info!("Shutting down.");
     let _ = stop.send(true);
     let grace = options.shutdown_grace;

@@ -171,17 +171,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1Io<S> {
     /// Reads exactly `len` body bytes into one contiguous buffer (no copies for bodies that
     /// fit in memory; the caller knows the body's framing).
     pub async fn read_exact(&mut self, len: usize) -> Result<Bytes, ReadError> {
-        if self.buf.len() < len {
-            // Room for the whole body and a read past it, so that filling never reallocates
-            // (and copies) the body on its way in.
-            self.buf.reserve(len - self.buf.len() + READ_CHUNK);
+        if self.buf.len() >= len {
+            return Ok(self.buf.split_to(len).freeze());
         }
-        while self.buf.len() < len {
-            if self.fill_body().await? == 0 {
+        if len <= READ_CHUNK {
+            while self.buf.len() < len {
+                if self.fill_body().await? == 0 {
+                    return Err(ReadError::Closed);
+                }
+            }
+            return Ok(self.buf.split_to(len).freeze());
+        }
+        // A large body gets an allocation of its own, read into directly: the connection's
+        // buffer stays small, and the body's memory goes when the body goes (a buffer shared
+        // with an idle pooled connection would keep it alive).
+        let mut body = BytesMut::with_capacity(len);
+        body.extend_from_slice(&self.buf.split());
+        while body.len() < len {
+            let want = (len - body.len()) as u64;
+            let mut limited = (&mut self.io).take(want);
+            let read = limited.read_buf(&mut body);
+            let n = match self.body_timeout {
+                Some(limit) => tokio::time::timeout(limit, read)
+                    .await
+                    .map_err(|_| ReadError::Timeout)??,
+                None => read.await?,
+            };
+            if n == 0 {
+                self.eof = true;
                 return Err(ReadError::Closed);
             }
         }
-        Ok(self.buf.split_to(len).freeze())
+        Ok(body.freeze())
     }
 
     /// Writes every buffer in `parts`, in order, with as few system calls as possible.
