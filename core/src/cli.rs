@@ -52,6 +52,12 @@ pub struct Cli {
     #[arg(long = "allow-hosts", value_name = "REGEX")]
     pub allow_hosts: Vec<String>,
 
+    /// Present this certificate to clients, as [DOMAIN=]PATH: a PEM file with the private key
+    /// and the chain; DOMAIN may be a wildcard (*.example.com) and is * when left out
+    /// (repeatable).
+    #[arg(long = "certs", value_name = "SPEC")]
+    pub certs: Vec<String>,
+
     /// Do not verify upstream servers' TLS certificates.
     #[arg(short = 'k', long = "ssl-insecure")]
     pub ssl_insecure: bool,
@@ -103,6 +109,7 @@ impl Cli {
         many("plugins", "--plugin", &self.plugins, true);
         many("ignore_hosts", "--ignore-hosts", &self.ignore_hosts, false);
         many("allow_hosts", "--allow-hosts", &self.allow_hosts, false);
+        many("certs", "--certs", &self.certs, false);
         let mut switch = |on: bool, name: &str, flag: &'static str, value: &str| {
             if on {
                 flags.push(Assignment::new(
@@ -173,6 +180,10 @@ mod tests {
             "--ignore-hosts",
             "two",
             "-k",
+            "--certs",
+            concat!("a.example=", env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+            "--certs",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
         ]);
         assert_eq!(options.listen_port, 8081);
         assert_eq!(options.listen_host, "127.0.0.1");
@@ -185,6 +196,8 @@ mod tests {
         assert_eq!(options.threads, Some(2));
         assert!(options.is_ignored("one", 443) && options.is_ignored("two", 443));
         assert!(options.ssl_insecure);
+        let domains: Vec<_> = options.certs.iter().map(|c| c.domain.as_deref()).collect();
+        assert_eq!(domains, [Some("a.example"), None]);
         assert_eq!(core(&["-v"]).termlog_verbosity, Level::Debug);
     }
 

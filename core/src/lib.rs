@@ -9,6 +9,7 @@ pub mod logging;
 pub mod options;
 pub mod plugin;
 pub mod proxy;
+pub mod tls;
 
 pub use app::{run, RunError};
 pub use cli::Cli;

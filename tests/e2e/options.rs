@@ -64,6 +64,7 @@ fn options_lists_every_option_with_its_default() {
         "addon_errors",
         "allow_hosts",
         "body_size_limit",
+        "certs",
         "confdir",
         "connect_timeout",
         "ignore_hosts",

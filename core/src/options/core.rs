@@ -5,7 +5,7 @@ use std::{path::PathBuf, time::Duration};
 
 use interpose_plugin_abi::Level;
 
-use crate::proxy::Mode;
+use crate::{proxy::Mode, tls::CertSpec};
 
 /// What a panic inside an addon does to its flow (`addon_errors`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -83,6 +83,8 @@ pub struct CoreOptions {
     pub ignore_hosts: HostPatterns,
     /// `allow_hosts`: when set, only these CONNECT targets are intercepted.
     pub allow_hosts: HostPatterns,
+    /// `certs`: the user's certificates, presented instead of generated leaves.
+    pub certs: Vec<CertSpec>,
     /// `ssl_insecure`: do not verify upstream certificates.
     pub ssl_insecure: bool,
     /// `plugins_dir`: folder of plugins loaded at startup.
@@ -130,6 +132,7 @@ impl Default for CoreOptions {
             body_size_limit: None,
             ignore_hosts: HostPatterns::default(),
             allow_hosts: HostPatterns::default(),
+            certs: Vec::new(),
             ssl_insecure: false,
             plugins_dir: None,
             plugins: Vec::new(),

@@ -11,7 +11,7 @@ use super::{
     spec::{OptionSpec, OptionType, Value},
     store::OptionStore,
 };
-use crate::proxy::Mode;
+use crate::{proxy::Mode, tls::CertSpec};
 
 /// `termlog_verbosity` choices, least verbose first.
 const VERBOSITIES: [&str; 4] = ["error", "warn", "info", "debug"];
@@ -81,6 +81,16 @@ pub fn core_specs() -> Vec<OptionSpec> {
              these regular expressions are intercepted.",
         )
         .with_validator(host_patterns),
+        OptionSpec::new(
+            "certs",
+            List,
+            Value::List(Vec::new()),
+            "Certificates to present to clients instead of generated ones, as [domain=]PATH: \
+             a PEM file holding the private key and the chain, leaf first. A certificate is \
+             used for its own names and for domain, which may be a wildcard (*.example.com) \
+             and is * (every host) when left out.",
+        )
+        .with_validator(cert_specs),
         OptionSpec::new(
             "ssl_insecure",
             Bool,
@@ -234,6 +244,19 @@ fn host_patterns(value: &Value) -> Result<(), String> {
     HostPatterns::new(value.as_list().unwrap_or_default()).map(drop)
 }
 
+fn cert_specs(value: &Value) -> Result<(), String> {
+    for spec in value.as_list().unwrap_or_default() {
+        let spec: CertSpec = spec.parse()?;
+        if !spec.path.is_file() {
+            return Err(format!(
+                "certificate file {} does not exist",
+                spec.path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn positive(value: &Value) -> Result<(), String> {
     match value.as_duration() {
         Some(Duration::ZERO) => Err("must be more than 0 seconds".into()),
@@ -302,6 +325,12 @@ impl OptionStore {
                 .map_err(|e| invalid("ignore_hosts", e))?,
             allow_hosts: HostPatterns::new(self.list("allow_hosts"))
                 .map_err(|e| invalid("allow_hosts", e))?,
+            certs: self
+                .list("certs")
+                .iter()
+                .map(|spec| spec.parse())
+                .collect::<Result<_, _>>()
+                .map_err(|e| invalid("certs", e))?,
             ssl_insecure: self.get("ssl_insecure").and_then(Value::as_bool) == Some(true),
             plugins_dir: Some(plugins_dir),
             plugins: self
@@ -384,6 +413,7 @@ mod tests {
         assert_eq!(core.body_size_limit, None);
         assert!(core.ignore_hosts.is_empty() && core.allow_hosts.is_empty());
         assert!(!core.ssl_insecure);
+        assert!(core.certs.is_empty());
         assert!(core.plugins.is_empty());
         assert_eq!(core.threads, None);
         assert_eq!(core.addon_errors, AddonErrors::Continue);
@@ -421,6 +451,11 @@ mod tests {
             "ignore_hosts=^example\\.com:443$",
             "allow_hosts=internal",
             "ssl_insecure",
+            concat!(
+                "certs=*.example.com=",
+                env!("CARGO_MANIFEST_DIR"),
+                "/Cargo.toml"
+            ),
             "plugins=a.so",
             "plugins=~/b.so",
             "threads=2",
@@ -457,6 +492,13 @@ mod tests {
         assert!(core.is_ignored("example.com", 80), "not in allow_hosts");
         assert!(!core.is_ignored("internal.example", 443));
         assert!(core.ssl_insecure);
+        assert_eq!(
+            core.certs,
+            [crate::tls::CertSpec {
+                domain: Some("*.example.com".into()),
+                path: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")),
+            }]
+        );
         assert_eq!(core.plugins, [PathBuf::from("a.so"), expand_home("~/b.so")]);
         assert_eq!(core.threads, Some(2));
         assert_eq!(core.addon_errors, AddonErrors::Fail);
@@ -504,6 +546,11 @@ mod tests {
             ("connect_timeout=0", "more than 0"),
             ("threads=0", "from 1 to 65535"),
             ("listen_host=", "0.0.0.0 or ::"),
+            (
+                "certs=/nonexistent/c.pem",
+                "/nonexistent/c.pem does not exist",
+            ),
+            ("certs==c.pem", "empty domain"),
             ("termlog_verbosity=loud", "one of error, warn, info, debug"),
         ] {
             let error = store
