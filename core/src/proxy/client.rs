@@ -21,10 +21,11 @@ use super::{
     },
     messages::{request_from_head, wire_version, Destination},
     tracker::TrackerGuard,
-    upstream::ClientPool,
+    intercept::{serve_tls, Interception},
+    upstream::{ClientPool, ServerConn},
     Shared,
 };
-use crate::addons::ClientEvent;
+use crate::{addons::ClientEvent, options::UpstreamPool};
 
 /// How long a connection closed with an unread request body keeps draining it.
 const LINGER: Duration = Duration::from_secs(2);
@@ -72,7 +73,20 @@ pub async fn serve_client(
     {
         let mut kill = signals.kill.clone();
         let conn = Http1Io::new(stream, BytesMut::with_capacity(8 * 1024));
-        let serve = serve_http1(&shared, &client, conn, shared.destination.clone(), signals);
+        let serve = async {
+            let handoff = serve_http1(
+                &shared,
+                &client,
+                conn,
+                shared.destination.clone(),
+                signals.clone(),
+                None,
+            )
+            .await;
+            if let Handoff::Intercept(interception) = handoff {
+                serve_tls(&shared, &client, *interception, signals).await;
+            }
+        };
         tokio::select! {
             () = serve => {}
             _ = kill.wait_for(|killed| *killed) => {}
@@ -89,6 +103,14 @@ pub async fn serve_client(
     drop(guard);
 }
 
+/// How serving a connection's HTTP/1 requests ended.
+pub enum Handoff<S> {
+    /// The connection is done with.
+    Done,
+    /// A CONNECT tunnel starts TLS: the caller intercepts it.
+    Intercept(Box<Interception<S>>),
+}
+
 /// Serves HTTP/1 requests on `conn` until the client closes, a flow ends the connection, or
 /// the proxy stops.
 pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
@@ -97,23 +119,30 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
     mut conn: Http1Io<S>,
     mut destination: Destination,
     signals: StopSignals,
-) {
+    preconnected: Option<Box<ServerConn>>,
+) -> Handoff<S> {
     let mut stop = signals.stop;
     let mut pool = ClientPool::default();
+    if let Some(server) = preconnected {
+        match shared.options.upstream_pool {
+            UpstreamPool::Client => pool.release(*server),
+            UpstreamPool::Shared => shared.upstream.release(*server),
+        }
+    }
     let mut first = true;
     conn.body_timeout = Some(shared.options.body_read_timeout);
     loop {
         if *stop.borrow() {
-            return;
+            return Handoff::Done;
         }
         let options = &shared.options;
         let head = tokio::select! {
             head = conn.read_request_head(options.client_idle_timeout, options.header_read_timeout) => head,
-            _ = stop.wait_for(|stopped| *stopped), if conn.buf.is_empty() => return,
+            _ = stop.wait_for(|stopped| *stopped), if conn.buf.is_empty() => return Handoff::Done,
         };
         let head = match head {
             Ok(Some(head)) => head,
-            Ok(None) | Err(ReadError::Closed | ReadError::Io(_)) => return,
+            Ok(None) | Err(ReadError::Closed | ReadError::Io(_)) => return Handoff::Done,
             Err(ReadError::Timeout) => {
                 let message = format!(
                     "the request head was not complete within {}s",
@@ -121,16 +150,16 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 );
                 let _ = write_refusal(&mut conn, http::StatusCode::REQUEST_TIMEOUT, &message).await;
                 linger(&mut conn).await;
-                return;
+                return Handoff::Done;
             }
             Err(ReadError::Head(e)) => {
                 let status =
                     http::StatusCode::from_u16(e.status()).unwrap_or(http::StatusCode::BAD_REQUEST);
                 let _ = write_refusal(&mut conn, status, &e.to_string()).await;
                 linger(&mut conn).await;
-                return;
+                return Handoff::Done;
             }
-            Err(ReadError::Body(_)) => return,
+            Err(ReadError::Body(_)) => return Handoff::Done,
         };
         let timestamp_start = now();
         if first && looped_back(shared, client) {
@@ -138,7 +167,7 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
             tracing::warn!("{} {}: {message}", head.method, head.target);
             let _ = write_refusal(&mut conn, http::StatusCode::LOOP_DETECTED, message).await;
             linger(&mut conn).await;
-            return;
+            return Handoff::Done;
         }
         first = false;
         if head.method.eq_ignore_ascii_case("CONNECT") {
@@ -149,15 +178,29 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
                     "CONNECT is only accepted in regular mode",
                 )
                 .await;
-                return;
+                return Handoff::Done;
             }
             match handle_connect(shared, client, &mut conn, &mut pool, head, timestamp_start).await
             {
                 ConnectOutcome::Answered => continue,
-                ConnectOutcome::Close => return,
+                ConnectOutcome::Close => return Handoff::Done,
                 ConnectOutcome::Tunnel(mut server) => {
                     splice(&mut conn, &mut server).await;
-                    return;
+                    return Handoff::Done;
+                }
+                ConnectOutcome::Intercept {
+                    server,
+                    host,
+                    port,
+                    hello,
+                } => {
+                    return Handoff::Intercept(Box::new(Interception {
+                        conn,
+                        server,
+                        host,
+                        port,
+                        hello,
+                    }))
                 }
                 ConnectOutcome::Http(target) => {
                     destination = Destination::Fixed(target);
@@ -171,7 +214,7 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 let _ =
                     write_refusal(&mut conn, http::StatusCode::BAD_REQUEST, &e.to_string()).await;
                 linger(&mut conn).await;
-                return;
+                return Handoff::Done;
             }
         };
         let version = head.version;
@@ -188,7 +231,7 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 let _ =
                     write_refusal(&mut conn, http::StatusCode::BAD_REQUEST, &failure.message).await;
                 linger(&mut conn).await;
-                return;
+                return Handoff::Done;
             }
         };
         let mut down = Http1Downstream {
@@ -212,11 +255,11 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 if !request_done {
                     linger(&mut conn).await;
                 }
-                return;
+                return Handoff::Done;
             }
             Outcome::Upgrade(mut server) => {
                 splice(&mut conn, &mut server).await;
-                return;
+                return Handoff::Done;
             }
         }
     }

@@ -19,11 +19,18 @@ use super::{
     upstream::{ClientPool, PoolKey, ServerConn},
     Shared,
 };
-use crate::{addons::HttpEvent, options::UpstreamPool};
+use crate::{
+    addons::HttpEvent,
+    options::UpstreamPool,
+    tls::{ClientHello, HelloParse},
+};
 
 /// How long the proxy waits for the client's first bytes in a tunnel before deciding it
 /// speaks a server-first protocol.
 const FIRST_BYTES_WAIT: Duration = Duration::from_secs(1);
+
+/// A ClientHello larger than this is passed through instead of parsed further.
+const MAX_CLIENT_HELLO: usize = 64 * 1024;
 
 /// What follows a CONNECT request.
 pub enum ConnectOutcome {
@@ -35,6 +42,17 @@ pub enum ConnectOutcome {
     Tunnel(Box<ServerConn>),
     /// The client speaks HTTP/1 through the tunnel: serve its requests, sent to this server.
     Http(Arc<FixedTarget>),
+    /// The client starts TLS: intercept it (the ClientHello is still in the buffer).
+    Intercept {
+        /// The TCP connection to the target.
+        server: Box<ServerConn>,
+        /// The CONNECT target.
+        host: String,
+        /// Its port.
+        port: u16,
+        /// The client's ClientHello.
+        hello: ClientHello,
+    },
 }
 
 /// What a tunnel carries, judged from the client's first bytes.
@@ -162,9 +180,41 @@ pub async fn handle_connect<S: AsyncRead + AsyncWrite + Unpin>(
                 host_header: None,
             }))
         }
-        // TLS interception plugs in here; until then TLS goes through untouched.
-        Layer::Tls | Layer::Tcp => ConnectOutcome::Tunnel(Box::new(server)),
+        Layer::Tls => match read_client_hello(conn).await {
+            Some(hello) => ConnectOutcome::Intercept {
+                server: Box::new(server),
+                host,
+                port,
+                hello,
+            },
+            // Not a ClientHello after all, or it never completed: pass it through.
+            None => ConnectOutcome::Tunnel(Box::new(server)),
+        },
+        Layer::Tcp => ConnectOutcome::Tunnel(Box::new(server)),
     }
+}
+
+/// Reads until the buffer holds the client's whole ClientHello (without consuming it).
+async fn read_client_hello<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Http1Io<S>,
+) -> Option<ClientHello> {
+    let read = async {
+        loop {
+            match ClientHello::parse(&conn.buf) {
+                HelloParse::Complete(hello) => return Some(hello),
+                HelloParse::NotClientHello(_) => return None,
+                HelloParse::Incomplete if conn.buf.len() > MAX_CLIENT_HELLO => return None,
+                HelloParse::Incomplete => {}
+            }
+            if !matches!(conn.fill().await, Ok(n) if n > 0) {
+                return None;
+            }
+        }
+    };
+    tokio::time::timeout(FIRST_BYTES_WAIT, read)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// Writes a whole response of the proxy's (or an addon's) to the client; `false` if the

@@ -146,6 +146,18 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         true
     }
 
+    /// The pool key of the flow's server connection. Inside intercepted TLS the server gets
+    /// the name the client asked for (its SNI), as in mitmproxy.
+    fn pool_key(&self) -> PoolKey {
+        let mut key = PoolKey::for_request(&self.flow.request);
+        if key.sni.is_some() {
+            if let ROption::RSome(sni) = &self.flow.client_conn.sni {
+                key.sni = Some(sni.as_str().into());
+            }
+        }
+        key
+    }
+
     /// An idle connection for `key` from the pool `upstream_pool` says.
     fn checkout(&mut self, key: &PoolKey) -> Option<ServerConn> {
         match self.shared.options.upstream_pool {
@@ -404,7 +416,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
     async fn send_buffered(
         &mut self,
     ) -> Result<(ServerConn, (codec::ResponseHead, Framing)), Failure> {
-        let key = PoolKey::for_request(&self.flow.request);
+        let key = self.pool_key();
         let body = share_bytes(&self.flow.request.content);
         loop {
             let (mut conn, reused) = match self.checkout(&key) {
@@ -453,7 +465,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
     /// Streams the request to a server as it arrives; fires `request` once the body went
     /// through, then sends the trailers. Returns the connection, awaiting the response.
     async fn stream_request(&mut self, prefix: Vec<Bytes>) -> Result<ServerConn, Failure> {
-        let key = PoolKey::for_request(&self.flow.request);
+        let key = self.pool_key();
         let mut conn = match self.checkout(&key) {
             Some(conn) => conn,
             None => self.open_server(&key).await?,
@@ -805,10 +817,43 @@ pub async fn connect_server(
     server.timestamp_tcp_setup = ROption::RSome(now());
     tracing::debug!("server connect {}", HostPort(&host, port));
     server_event(shared, client, ServerEvent::Connected, &mut server)?;
+    let https = key.scheme.eq_ignore_ascii_case("https");
+    if https {
+        server.tls = true;
+        server.sni = key.sni.as_deref().map(Into::into).into();
+    }
     let notice = Some((Arc::clone(&shared.addons), client.clone()));
-    Ok(shared
+    let server = RArc::new(server);
+    let mut conn = shared
         .upstream
-        .wrap(stream, key.clone(), RArc::new(server), notice))
+        .wrap(stream, key.clone(), RArc::clone(&server), notice);
+    if https {
+        let name = key.sni.as_deref().unwrap_or(&host);
+        let config = shared.tls.client_config(&[b"http/1.1".to_vec()], true);
+        let details = conn
+            .start_tls(config, name)
+            .await
+            .map_err(|e| Failure::server(e.to_string()))?;
+        let mut with_tls = (*server).clone();
+        record_tls(&mut with_tls.conn, &details);
+        conn.server = RArc::new(with_tls);
+    }
+    Ok(conn)
+}
+
+/// Writes what a finished handshake negotiated into a connection's TLS fields.
+pub fn record_tls(conn: &mut Connection, details: &crate::tls::TlsDetails) {
+    conn.tls = true;
+    conn.sni = details.sni.as_deref().map(Into::into).into();
+    conn.alpn = details.alpn.clone().map(Into::into).into();
+    conn.tls_version = details.tls_version.map(Into::into).into();
+    conn.cipher = details.cipher.as_deref().map(Into::into).into();
+    conn.certificate_list = details
+        .certificate_list
+        .iter()
+        .map(|cert| cert.as_ref().to_vec().into())
+        .collect();
+    conn.timestamp_tls_setup = ROption::RSome(now());
 }
 
 fn connect_failed(

@@ -7,6 +7,7 @@ mod connect;
 mod failure;
 mod flow;
 mod http1;
+mod intercept;
 mod messages;
 mod mode;
 mod server;
@@ -35,6 +36,8 @@ pub(crate) struct Shared {
     destination: messages::Destination,
     ids: Arc<IdGenerator>,
     upstream: upstream::Upstream,
+    /// Certificates and TLS configurations, both sides.
+    tls: crate::tls::TlsContext,
     /// Memory for buffered bodies across all flows.
     budget: budget::BodyBudget,
     /// Set once in-flight flows are being cut short.

@@ -2,7 +2,10 @@
 
 use std::{fmt, str::FromStr};
 
-use interpose_plugin_abi::{flow::split_authority, HostPort};
+use interpose_plugin_abi::{
+    flow::{default_port, split_authority},
+    HostPort,
+};
 
 /// How the proxy learns where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,12 +101,7 @@ fn parse_reverse(url: &str) -> Result<ReverseTarget, ModeError> {
     let (scheme, rest) = url.split_once("://").unwrap_or(("https", url));
     let scheme = match scheme.to_ascii_lowercase().as_str() {
         "http" => "http",
-        "https" => {
-            return Err(ModeError(format!(
-                "reverse target {url:?}: TLS to upstream servers is not supported yet; \
-                 use an http:// target"
-            )))
-        }
+        "https" => "https",
         other => {
             return Err(ModeError(format!(
                 "reverse target {url:?}: unsupported scheme {other:?}"
@@ -116,7 +114,7 @@ fn parse_reverse(url: &str) -> Result<ReverseTarget, ModeError> {
             "reverse target {url:?} must not have a path"
         )));
     }
-    let (host, port) = split_authority(authority, 80)
+    let (host, port) = split_authority(authority, default_port(scheme))
         .ok_or_else(|| ModeError(format!("reverse target {url:?}: invalid host or port")))?;
     Ok(ReverseTarget::new(scheme, host, port))
 }
@@ -136,13 +134,14 @@ mod tests {
         assert_eq!(reverse.spec(), "reverse:http://127.0.0.1:9000");
         let default_port: Mode = "reverse:http://example.com/".parse().unwrap();
         assert_eq!(default_port.spec(), "reverse:http://example.com:80");
+        let tls: Mode = "reverse:https://example.com".parse().unwrap();
+        assert_eq!(tls.spec(), "reverse:https://example.com:443");
     }
 
     #[test]
     fn rejects_what_it_cannot_run() {
         for bad in [
             "reverse",
-            "reverse:https://example.com",
             "reverse:example.com",
             "reverse:http://example.com/path",
             "reverse:http://example.com:port",

@@ -25,6 +25,7 @@ use super::{
     Shared,
 };
 use crate::{
+    tls::TlsContext,
     addons::{AddonManager, LifecycleEvent},
     flow::IdGenerator,
     options::CoreOptions,
@@ -40,6 +41,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// Why the proxy could not serve.
 #[derive(Debug)]
 pub enum ServeError {
+    /// The CA or the user certificates could not be loaded.
+    Tls(crate::tls::TlsSetupError),
     /// The listening socket could not be bound.
     Bind {
         /// `host:port`.
@@ -52,6 +55,7 @@ pub enum ServeError {
 impl fmt::Display for ServeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ServeError::Tls(e) => e.fmt(f),
             ServeError::Bind { address, source } => {
                 write!(f, "cannot listen on {address}: {source}")
             }
@@ -62,6 +66,7 @@ impl fmt::Display for ServeError {
 impl std::error::Error for ServeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
+            ServeError::Tls(e) => Some(e),
             ServeError::Bind { source, .. } => Some(source),
         }
     }
@@ -113,6 +118,14 @@ pub async fn serve(
     addons: Arc<AddonManager>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    let tls = TlsContext::load(&options).map_err(ServeError::Tls)?;
+    if tls.upstream().verifies() {
+        // Read the system's trust store now (nothing is served yet) rather than inside the
+        // first flow.
+        if let Err(e) = tls.upstream().load_roots() {
+            tracing::warn!("{e}");
+        }
+    }
     let address =
         interpose_plugin_abi::HostPort(&options.listen_host, options.listen_port).to_string();
     let listener = TcpListener::bind((options.listen_host.as_str(), options.listen_port))
@@ -136,6 +149,7 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         upstream: Upstream::new(&options, local),
         budget: BodyBudget::new(options.body_buffer_budget),
+        tls,
         mode_spec: Box::leak(options.mode.spec().into_boxed_str()),
         destination: Destination::for_mode(&options.mode),
         addons: Arc::clone(&addons),

@@ -27,6 +27,7 @@ use super::{
 use crate::{
     addons::{AddonManager, ServerEvent},
     options::CoreOptions,
+    tls::{self, HandshakeError, TlsDetails},
 };
 
 /// Why a server connection could not be opened.
@@ -106,11 +107,12 @@ pub struct PoolKey {
 impl PoolKey {
     /// The key of the connection `request` goes out on.
     pub fn for_request(request: &Request) -> PoolKey {
+        let https = request.scheme.eq_ignore_ascii_case("https");
         PoolKey {
             scheme: request.scheme.as_str().into(),
             host: request.host.as_str().into(),
             port: request.port,
-            sni: None,
+            sni: https.then(|| request.host.as_str().into()),
             alpn: None,
             via: None,
         }
@@ -159,6 +161,80 @@ impl fmt::Display for PoolKey {
     }
 }
 
+/// A server connection's byte stream: plain TCP, or TLS over it.
+pub enum ServerStream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// Taken apart (only while a TLS handshake is under way).
+    Closed,
+}
+
+macro_rules! delegate_stream {
+    ($self:ident, $stream:ident => $call:expr, $closed:expr) => {
+        match $self.get_mut() {
+            ServerStream::Plain($stream) => {
+                let $stream = Pin::new($stream);
+                $call
+            }
+            ServerStream::Tls($stream) => {
+                let $stream = Pin::new($stream.as_mut());
+                $call
+            }
+            ServerStream::Closed => $closed,
+        }
+    };
+}
+
+fn closed_stream() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "server connection closed")
+}
+
+impl AsyncRead for ServerStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        delegate_stream!(self, s => s.poll_read(cx, buf), Poll::Ready(Err(closed_stream())))
+    }
+}
+
+impl tokio::io::AsyncWrite for ServerStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        delegate_stream!(self, s => s.poll_write(cx, buf), Poll::Ready(Err(closed_stream())))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        delegate_stream!(self, s => s.poll_write_vectored(cx, bufs), Poll::Ready(Err(closed_stream())))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            ServerStream::Plain(s) => s.is_write_vectored(),
+            ServerStream::Tls(s) => s.is_write_vectored(),
+            ServerStream::Closed => false,
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate_stream!(self, s => s.poll_flush(cx), Poll::Ready(Ok(())))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate_stream!(self, s => s.poll_shutdown(cx), Poll::Ready(Ok(())))
+    }
+}
+
 /// Who hears of a server connection closing.
 struct DisconnectNotice {
     addons: Arc<AddonManager>,
@@ -168,7 +244,7 @@ struct DisconnectNotice {
 /// An open HTTP/1 connection to a server.
 pub struct ServerConn {
     /// The byte stream and its read buffer.
-    pub io: Http1Io<TcpStream>,
+    pub io: Http1Io<ServerStream>,
     /// The connection as addons see it.
     pub server: RArc<Server>,
     key: PoolKey,
@@ -193,6 +269,30 @@ impl ServerConn {
             Poll::Pending
         )
     }
+}
+
+impl ServerConn {
+    /// Upgrades a plain connection to TLS with `config`, verifying the server as `host`.
+    pub async fn start_tls(
+        &mut self,
+        config: Arc<rustls::ClientConfig>,
+        host: &str,
+    ) -> Result<TlsDetails, HandshakeError> {
+        let ServerStream::Plain(tcp) = std::mem::replace(&mut self.io.io, ServerStream::Closed)
+        else {
+            return Err(HandshakeError::not_plain(host));
+        };
+        let stream = tls::connect(config, host, tcp).await?;
+        let details = TlsDetails::of_server(&stream, Some(host));
+        self.io.io = ServerStream::Tls(Box::new(stream));
+        Ok(details)
+    }
+
+    /// Files the connection under `key` in the pools from now on.
+    pub fn rekey(&mut self, key: PoolKey) {
+        self.key = key;
+    }
+
 }
 
 impl Drop for ServerConn {
@@ -365,7 +465,7 @@ impl Upstream {
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(local);
         }
-        let mut io = Http1Io::new(stream, BytesMut::with_capacity(8 * 1024));
+        let mut io = Http1Io::new(ServerStream::Plain(stream), BytesMut::with_capacity(8 * 1024));
         io.body_timeout = Some(self.body_timeout);
         ServerConn {
             io,

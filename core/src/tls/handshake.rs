@@ -36,6 +36,15 @@ pub struct HandshakeError {
 }
 
 impl HandshakeError {
+    /// A connection that cannot start TLS because it is not a plain TCP connection (already
+    /// TLS, or closed).
+    pub fn not_plain(host: &str) -> Self {
+        HandshakeError {
+            peer: Peer::Server(host.to_string()),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "not a plain TCP connection"),
+        }
+    }
+
     /// The TLS error, when the failure was one (not a closed or reset connection).
     pub fn tls_error(&self) -> Option<&rustls::Error> {
         self.source.get_ref()?.downcast_ref()

@@ -1,0 +1,206 @@
+//! HTTPS interception after CONNECT: the server's TLS first (mitmproxy's eager strategy), then
+//! the client's with a certificate for the name it asked for, then HTTP/1 flows inside.
+
+use std::{
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use abi_stable::std_types::{RArc, ROption};
+use bytes::{Buf, Bytes, BytesMut};
+use interpose_plugin_abi::Client;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+};
+
+use super::{
+    client::{serve_http1, StopSignals},
+    flow::record_tls,
+    http1::Http1Io,
+    messages::{Destination, FixedTarget},
+    upstream::{PoolKey, ServerConn},
+    Shared,
+};
+use crate::tls::{self, ClientHello, TlsDetails};
+
+/// What the CONNECT handler hands over for interception.
+pub struct Interception<S> {
+    /// The client connection, its ClientHello still unread in the buffer.
+    pub conn: Http1Io<S>,
+    /// The TCP connection to the CONNECT target.
+    pub server: Box<ServerConn>,
+    /// The CONNECT target.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// The client's ClientHello.
+    pub hello: ClientHello,
+}
+
+/// The ALPN protocol Interpose speaks inside TLS today.
+const HTTP1: &[u8] = b"http/1.1";
+
+/// Intercepts the TLS connection of a CONNECT tunnel and serves the HTTP/1 requests in it.
+pub async fn serve_tls(
+    shared: &Shared,
+    client: &RArc<Client>,
+    interception: Interception<TcpStream>,
+    signals: StopSignals,
+) {
+    let Interception {
+        conn,
+        mut server,
+        host,
+        port,
+        hello,
+    } = interception;
+    let sni = hello.sni.clone();
+    let server_name = sni.clone().unwrap_or_else(|| host.clone());
+    // HTTP/2 is not spoken yet: offer HTTP/1.1 on both sides when the client offers ALPN.
+    let alpn: Vec<Vec<u8>> = if hello.alpn_protocols.is_empty() {
+        Vec::new()
+    } else {
+        vec![HTTP1.to_vec()]
+    };
+
+    let config = shared.tls.client_config(&alpn, true);
+    let upstream = match server.start_tls(config, &server_name).await {
+        Ok(details) => {
+            let mut with_tls = (*server.server).clone();
+            record_tls(&mut with_tls.conn, &details);
+            server.server = RArc::new(with_tls);
+            Some(server)
+        }
+        Err(e) => {
+            // The client still gets its handshake; its requests then fail with this reason.
+            tracing::info!("{e}");
+            None
+        }
+    };
+
+    let config = match shared.tls.server_config(sni.as_deref(), &host, &alpn) {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::warn!("no certificate for {server_name}: {e}");
+            return;
+        }
+    };
+    let Http1Io { io: tcp, buf, .. } = conn;
+    let stream = match tls::accept(config, Prefixed::new(buf.freeze(), tcp), sni.as_deref()).await
+    {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracing::info!("[{}] {e}", client.peername);
+            return;
+        }
+    };
+    let details = TlsDetails::of_client(&stream);
+    let mut tls_client = (**client).clone();
+    record_tls(&mut tls_client.conn, &details);
+    if let Ok(leaf) = shared.tls.store().certified_key(&server_name) {
+        if let Some(cert) = leaf.cert.first() {
+            tls_client.mitmcert = ROption::RSome(cert.as_ref().to_vec().into());
+        }
+    }
+    let tls_client = RArc::new(tls_client);
+
+    let preconnected = upstream.map(|mut server| {
+        server.rekey(PoolKey {
+            scheme: "https".into(),
+            host: host.as_str().into(),
+            port,
+            sni: Some(server_name.as_str().into()),
+            alpn: None,
+            via: None,
+        });
+        server
+    });
+    let destination = Destination::Fixed(Arc::new(FixedTarget {
+        scheme: "https",
+        host,
+        port,
+        host_header: None,
+    }));
+    let conn = Http1Io::new(stream, BytesMut::with_capacity(8 * 1024));
+    // Interception does not nest: CONNECT inside the tunnel is refused there.
+    let _ = serve_http1(shared, &tls_client, conn, destination, signals, preconnected).await;
+}
+
+/// A stream that first yields bytes already read from it (the peeked ClientHello).
+pub struct Prefixed<S> {
+    prefix: Bytes,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    /// `inner`, with `prefix` read first.
+    pub fn new(prefix: Bytes, inner: S) -> Self {
+        Prefixed { prefix, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn prefixed_streams_yield_the_prefix_first() {
+        let (mut near, far) = tokio::io::duplex(64);
+        let mut stream = Prefixed::new(Bytes::from_static(b"hello "), far);
+        near.write_all(b"world").await.unwrap();
+        drop(near);
+        let mut all = String::new();
+        stream.read_to_string(&mut all).await.unwrap();
+        assert_eq!(all, "hello world");
+    }
+}
