@@ -10,6 +10,10 @@ pub mod options;
 pub mod plugin;
 pub mod proxy;
 
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use app::{run, RunError};
 pub use cli::Cli;
 pub use options::{CoreOptions, OptionStore};
