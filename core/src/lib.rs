@@ -11,6 +11,10 @@ pub mod plugin;
 pub mod proxy;
 pub mod tls;
 
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use app::{run, RunError};
 pub use cli::Cli;
 pub use options::{CoreOptions, OptionStore};

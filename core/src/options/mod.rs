@@ -6,7 +6,7 @@ mod error;
 mod registry;
 mod spec;
 mod store;
-mod yaml;
+pub(crate) mod yaml;
 
 pub use self::core::{AddonErrors, CoreOptions, HostPatterns, UpstreamPool};
 pub use error::{OptionError, Origin};

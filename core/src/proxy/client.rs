@@ -19,9 +19,9 @@ use super::{
     http1::{
         chunked_with_trailers, codec, BodyDecoder, Frame, Framing, HeadOptions, Http1Io, ReadError,
     },
+    intercept::{serve_tls, Interception},
     messages::{request_from_head, wire_version, Destination},
     tracker::TrackerGuard,
-    intercept::{serve_tls, Interception},
     upstream::{ClientPool, ServerConn},
     Shared,
 };

@@ -16,6 +16,7 @@ use super::{
     flow::connect_server,
     http1::{codec, Framing, HeadOptions, Http1Io, RequestHead},
     messages::{wire_version, FixedTarget},
+    mode::is_valid_host,
     upstream::{ClientPool, PoolKey, ServerConn},
     Shared,
 };
@@ -89,7 +90,9 @@ pub async fn handle_connect<S: AsyncRead + AsyncWrite + Unpin>(
     timestamp_start: f64,
 ) -> ConnectOutcome {
     let keep_alive = !codec::wants_close(head.version, &head.headers);
-    let Some((host, port)) = split_authority(&head.target, 0).filter(|(_, port)| *port != 0) else {
+    let Some((host, port)) =
+        split_authority(&head.target, 0).filter(|(host, port)| *port != 0 && is_valid_host(host))
+    else {
         let message = format!(
             "CONNECT needs a host:port target, got {:?}",
             head.target.as_str()

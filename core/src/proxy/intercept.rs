@@ -89,8 +89,7 @@ pub async fn serve_tls(
         }
     };
     let Http1Io { io: tcp, buf, .. } = conn;
-    let stream = match tls::accept(config, Prefixed::new(buf.freeze(), tcp), sni.as_deref()).await
-    {
+    let stream = match tls::accept(config, Prefixed::new(buf.freeze(), tcp), sni.as_deref()).await {
         Ok(stream) => stream,
         Err(e) => {
             tracing::info!("[{}] {e}", client.peername);
@@ -126,7 +125,15 @@ pub async fn serve_tls(
     }));
     let conn = Http1Io::new(stream, BytesMut::with_capacity(8 * 1024));
     // Interception does not nest: CONNECT inside the tunnel is refused there.
-    let _ = serve_http1(shared, &tls_client, conn, destination, signals, preconnected).await;
+    let _ = serve_http1(
+        shared,
+        &tls_client,
+        conn,
+        destination,
+        signals,
+        preconnected,
+    )
+    .await;
 }
 
 /// A stream that first yields bytes already read from it (the peeked ClientHello).

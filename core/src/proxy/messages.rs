@@ -12,7 +12,7 @@ use interpose_plugin_abi::{
 use super::{
     failure::Failure,
     http1::{RequestHead, ResponseHead},
-    mode::Mode,
+    mode::{is_valid_host, Mode},
 };
 
 /// Where the requests on a client connection go.
@@ -93,7 +93,7 @@ pub fn request_from_head(
         match (destination, scheme, authority) {
             (_, Some(scheme), Some(authority)) => {
                 let (host, port) = split_authority(authority, default_port(&scheme))
-                    .filter(|(host, _)| !host.contains('@'))
+                    .filter(|(host, _)| is_valid_host(host))
                     .ok_or_else(|| {
                         Failure::client(format!("invalid host in request target {target}"))
                     })?;
@@ -210,7 +210,18 @@ mod tests {
 
     #[test]
     fn regular_mode_refuses_what_it_cannot_route() {
-        for target in ["/relative", "http://user@host/", "ftp://x/", "http://:80/"] {
+        for target in [
+            "/relative",
+            "http://user@host/",
+            "ftp://x/",
+            "http://:80/",
+            // Found by fuzz/ (request_target): hosts that name no server.
+            "https://[]//[s:/",
+            "http://[]:80/",
+            "http://[[x]/",
+            "http://[x:y]/",
+            "http://a\"b/",
+        ] {
             let err = request_from_head(&Destination::FromRequest, head(target), 0.0);
             assert!(err.is_err(), "{target}");
         }

@@ -115,8 +115,24 @@ fn parse_reverse(url: &str) -> Result<ReverseTarget, ModeError> {
         )));
     }
     let (host, port) = split_authority(authority, default_port(scheme))
+        .filter(|(host, _)| is_valid_host(host))
         .ok_or_else(|| ModeError(format!("reverse target {url:?}: invalid host or port")))?;
     Ok(ReverseTarget::new(scheme, host, port))
+}
+
+/// Whether `host`, as `split_authority` gives it (IPv6 without its brackets), can name a
+/// server: an IPv6 address, or a name or IPv4 address made of letters, digits, `-`, `.`, `_`
+/// and non-ASCII characters (internationalised names). As mitmproxy's `is_valid_host`, this
+/// refuses an empty host and stray brackets, spaces or `@`, which also could not be written
+/// back as the same authority.
+pub(crate) fn is_valid_host(host: &str) -> bool {
+    if host.contains(':') {
+        return host.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') || b >= 0x80)
 }
 
 #[cfg(test)]
@@ -147,8 +163,30 @@ mod tests {
             "reverse:http://example.com:port",
             "upstream:http://proxy:8080",
             "bogus",
+            // Found by fuzz/ (mode): hosts that name no server.
+            "reverse:http://[]",
+            "reverse:http://[]:8080",
+            "reverse:http://[[\0htt]:8080/",
+            "reverse:http://[a:b]",
+            "reverse:http://a b:80",
+            "reverse:http://user@host:80",
         ] {
-            assert!(bad.parse::<Mode>().is_err(), "{bad}");
+            assert!(bad.parse::<Mode>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn specs_parse_back_to_their_mode() {
+        for spec in [
+            "regular",
+            "reverse:http://h:1",
+            "reverse:http://[::1]:8080/",
+            "reverse:HTTP://Example.com",
+            "reverse:http://b\u{fc}cher.example",
+            "reverse:http://[a]",
+        ] {
+            let mode: Mode = spec.parse().unwrap();
+            assert_eq!(mode.spec().parse::<Mode>(), Ok(mode), "{spec:?}");
         }
     }
 }

@@ -25,10 +25,10 @@ use super::{
     Shared,
 };
 use crate::{
-    tls::TlsContext,
     addons::{AddonManager, LifecycleEvent},
     flow::IdGenerator,
     options::CoreOptions,
+    tls::TlsContext,
 };
 
 /// How often the proxy checks whether to hand freed memory back to the operating system.

@@ -292,7 +292,6 @@ impl ServerConn {
     pub fn rekey(&mut self, key: PoolKey) {
         self.key = key;
     }
-
 }
 
 impl Drop for ServerConn {
@@ -465,7 +464,10 @@ impl Upstream {
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(local);
         }
-        let mut io = Http1Io::new(ServerStream::Plain(stream), BytesMut::with_capacity(8 * 1024));
+        let mut io = Http1Io::new(
+            ServerStream::Plain(stream),
+            BytesMut::with_capacity(8 * 1024),
+        );
         io.body_timeout = Some(self.body_timeout);
         ServerConn {
             io,
