@@ -54,7 +54,13 @@ pub fn run(mut store: OptionStore) -> Result<(), RunError> {
         runtime.worker_threads(threads);
     }
     let runtime = runtime.enable_all().build().map_err(RunError::Runtime)?;
-    let result = runtime.block_on(serve(options, Arc::clone(&addons), shutdown_signal()));
+    // The signal handlers are installed before the proxy listens: a SIGTERM that arrives
+    // right after the "listening" line still shuts it down cleanly.
+    let shutdown = {
+        let _context = runtime.enter();
+        shutdown_signal()
+    };
+    let result = runtime.block_on(serve(options, Arc::clone(&addons), shutdown));
     addons.lifecycle(LifecycleEvent::Done);
     result.map_err(RunError::Serve)
 }
@@ -117,27 +123,44 @@ pub fn load_addons(options: &CoreOptions) -> AddonManager {
     AddonManager::new(addons)
 }
 
-/// Completes on Ctrl-C or (on Unix) SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Completes on Ctrl-C or (on Unix) SIGTERM. The handlers are installed when this is called
+/// (inside the runtime), not when the future is first polled.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let (mut interrupt, mut terminate) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let interrupted = async {
+                match interrupt.as_mut() {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let terminated = async {
+                match terminate.as_mut() {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = interrupted => {},
+                () = terminated => {},
+            }
+        }
+        #[cfg(not(unix))]
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
     }
 }

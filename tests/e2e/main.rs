@@ -17,6 +17,8 @@
 //!   header-field case and order on the wire.
 //! - [`hardening`]: stray server responses, loops back into the proxy, the body memory
 //!   budget, timeouts, the connection cap, ambiguous framing, folded log repeats.
+//! - [`tls`]: HTTPS interception with the CA made on first run, upstream verification and
+//!   `--ssl-insecure`, reverse mode to https.
 //! - [`steering`]: addons rerouting flows (in `request` and `server_connect`), chunk hooks on
 //!   streamed requests and responses, and `addon_errors=fail`.
 
@@ -29,4 +31,5 @@ mod options;
 mod plugins;
 mod readme;
 mod steering;
+mod tls;
 mod tunnel;

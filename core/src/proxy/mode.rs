@@ -152,13 +152,14 @@ mod tests {
         assert_eq!(default_port.spec(), "reverse:http://example.com:80");
         let tls: Mode = "reverse:https://example.com".parse().unwrap();
         assert_eq!(tls.spec(), "reverse:https://example.com:443");
+        let bare: Mode = "reverse:example.com".parse().unwrap();
+        assert_eq!(bare, tls, "https is the default scheme, as in mitmproxy");
     }
 
     #[test]
     fn rejects_what_it_cannot_run() {
         for bad in [
             "reverse",
-            "reverse:example.com",
             "reverse:http://example.com/path",
             "reverse:http://example.com:port",
             "upstream:http://proxy:8080",

@@ -1,0 +1,115 @@
+//! HTTPS interception: the CA made on first run, clients trusting it, servers verified (or
+//! not, with `--ssl-insecure`), addons changing HTTPS responses, reverse mode to https.
+
+use std::{os::unix::fs::PermissionsExt, path::Path};
+
+use crate::harness::{curl_through, plugin, send, temp_dir, Proxy, ProxyBuilder, TlsServer};
+
+/// A proxy whose confdir is `confdir` and which trusts the test server's CA for upstream
+/// verification (through `SSL_CERT_FILE`, as the system's store would).
+fn trusting(server: &TlsServer, confdir: &Path) -> ProxyBuilder {
+    Proxy::builder()
+        .confdir(confdir)
+        .env("SSL_CERT_FILE", &server.ca_pem.display().to_string())
+}
+
+fn url(server: &TlsServer, path: &str) -> String {
+    format!("https://localhost:{}{path}", server.addr.port())
+}
+
+#[test]
+fn https_through_connect_is_intercepted_with_the_proxys_ca() {
+    let server = TlsServer::start();
+    let confdir = temp_dir("tls-confdir");
+    let proxy = trusting(&server, &confdir)
+        .plugin(&plugin("engine-probe"))
+        .start();
+    let ca = confdir.join("interpose-ca-cert.pem");
+    // curl trusts only Interpose's CA: the certificate it saw was made by the proxy.
+    let (connect, body) = curl_through(proxy.addr, &url(&server, "/hello"), &ca, &[])
+        .unwrap_or_else(|e| panic!("{e}\nproxy log:\n{}", proxy.dump()));
+    assert_eq!((connect.as_str(), body.as_str()), ("200", "tls-ok /hello"));
+    // An addon sees and changes the decrypted response.
+    let (_, body) = curl_through(
+        proxy.addr,
+        &url(&server, "/changed"),
+        &ca,
+        &["-H", "x-probe-stream: upper"],
+    )
+    .unwrap();
+    assert_eq!(body, "TLS-OK /CHANGED");
+    // The server's own certificate does not verify through the proxy.
+    let refused = curl_through(proxy.addr, &url(&server, "/"), &server.ca_pem, &[]);
+    assert!(refused.is_err(), "{refused:?}");
+    // And the proxy goes on serving.
+    let (_, body) = curl_through(proxy.addr, &url(&server, "/again"), &ca, &[]).unwrap();
+    assert_eq!(body, "tls-ok /again");
+}
+
+#[test]
+fn an_untrusted_server_certificate_is_a_502_unless_ssl_insecure() {
+    let server = TlsServer::start();
+    let confdir = temp_dir("tls-confdir");
+    // The test server's CA is in no trust store the proxy reads.
+    let proxy = Proxy::builder()
+        .confdir(&confdir)
+        .env("SSL_CERT_FILE", "/nonexistent/ca.pem")
+        .start();
+    let ca = confdir.join("interpose-ca-cert.pem");
+    let (_, body) = curl_through(proxy.addr, &url(&server, "/bad"), &ca, &[])
+        .unwrap_or_else(|e| panic!("{e}\n{}", proxy.dump()));
+    assert!(body.starts_with("502 Bad Gateway"), "{body}");
+    assert!(body.contains("TLS handshake with the server"), "{body}");
+
+    let insecure = Proxy::builder()
+        .confdir(&confdir)
+        .env("SSL_CERT_FILE", "/nonexistent/ca.pem")
+        .args(["--ssl-insecure"])
+        .start();
+    let (_, body) = curl_through(insecure.addr, &url(&server, "/fine"), &ca, &[])
+        .unwrap_or_else(|e| panic!("{e}\n{}", insecure.dump()));
+    assert_eq!(body, "tls-ok /fine");
+}
+
+#[test]
+fn the_ca_is_made_once_with_an_owner_only_key() {
+    let confdir = temp_dir("tls-confdir");
+    let mut first = Proxy::builder().confdir(&confdir).start();
+    let key = confdir.join("interpose-ca.pem");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the CA key is readable by its owner only");
+    for file in ["interpose-ca-cert.pem", "interpose-ca-cert.cer"] {
+        assert!(confdir.join(file).is_file(), "{file}");
+    }
+    let pem = std::fs::read(&key).unwrap();
+    let status = first.terminate();
+    assert!(status.success(), "{status:?}\n{}", first.dump());
+    let mut second = Proxy::builder().confdir(&confdir).start();
+    assert_eq!(std::fs::read(&key).unwrap(), pem, "reused, not replaced");
+    assert!(second.terminate().success());
+
+    // A damaged CA is an error at startup, never silently replaced.
+    std::fs::write(&key, "not a certificate").unwrap();
+    let finished = Proxy::builder().confdir(&confdir).args(["-p", "0"]).run();
+    assert!(!finished.status.success());
+    assert!(
+        finished.stderr.contains("interpose-ca.pem"),
+        "{}",
+        finished.stderr
+    );
+}
+
+#[test]
+fn reverse_mode_to_an_https_server() {
+    let server = TlsServer::start();
+    let confdir = temp_dir("tls-confdir");
+    let proxy = trusting(&server, &confdir)
+        .args([
+            "--mode",
+            &format!("reverse:https://localhost:{}", server.addr.port()),
+        ])
+        .start();
+    let reply = send(proxy.addr, "GET", "/behind", b"").unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.text(), "tls-ok /behind");
+}
