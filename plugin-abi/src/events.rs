@@ -19,7 +19,8 @@
 /// - `kind`: what the event receives besides the context, which fixes the method's
 ///   signature: `lifecycle` (nothing), `client_mut` (`&mut Client`), `client` (`&Client`),
 ///   `server_mut` (`&mut ServerConnectionHookData`), `server` (`&ServerConnectionHookData`),
-///   `http` (`&mut HttpFlow`).
+///   `http` (`&mut HttpFlow`), `clienthello` (`&mut ClientHelloData`), `tls_mut`
+///   (`&mut TlsData`), `tls` (`&TlsData`).
 /// - `HostVariant`: its variant in the host's enum for that kind (`ClientEvent::Connected`).
 ///
 /// Append new events at the end: the order is the layout of the event table.
@@ -102,6 +103,44 @@ macro_rules! for_each_event {
                 /// tunnel is not opened.
                 http_connect, HttpConnect, http, HttpConnect
             )
+            (
+                /// A client sent a TLS ClientHello (mitmproxy's `tls_clienthello`). Setting
+                /// `data.ignore_connection` passes the connection through untouched;
+                /// setting `data.establish_server_tls_first` handshakes with the server
+                /// before the client.
+                tls_clienthello, TlsClientHello, clienthello, ClientHello
+            )
+            (
+                /// The TLS handshake with the client is about to start. The proxy sets it up
+                /// from its options (where mitmproxy's addons set `data.ssl_conn`); `data`
+                /// is `&mut` for the handshake settings a later ABI may hand to addons.
+                tls_start_client, TlsStartClient, tls_mut, StartClient
+            )
+            (
+                /// The TLS handshake with the server is about to start. The proxy sets it up
+                /// from its options (where mitmproxy's addons set `data.ssl_conn`); `data`
+                /// is `&mut` for the handshake settings a later ABI may hand to addons.
+                tls_start_server, TlsStartServer, tls_mut, StartServer
+            )
+            (
+                /// The TLS handshake with the client succeeded; `data.conn()` has the
+                /// negotiated `tls_version`, `cipher`, `alpn` and `sni`.
+                tls_established_client, TlsEstablishedClient, tls, EstablishedClient
+            )
+            (
+                /// The TLS handshake with the server succeeded; `data.conn()` has the
+                /// negotiated `tls_version`, `cipher`, `alpn` and the server's
+                /// `certificate_list`.
+                tls_established_server, TlsEstablishedServer, tls, EstablishedServer
+            )
+            (
+                /// The TLS handshake with the client failed; `data.error` says why.
+                tls_failed_client, TlsFailedClient, tls, FailedClient
+            )
+            (
+                /// The TLS handshake with the server failed; `data.error` says why.
+                tls_failed_server, TlsFailedServer, tls, FailedServer
+            )
         }
     };
 }
@@ -146,6 +185,24 @@ macro_rules! __event_method {
         $(#[$doc])*
         fn $name(&self, ctx: &$crate::Context, flow: &mut $crate::HttpFlow) {
             $crate::__event_method!(@body [$($f)?] ctx flow)
+        }
+    };
+    (clienthello $name:ident $(#[$doc:meta])* => $($f:ident)?) => {
+        $(#[$doc])*
+        fn $name(&self, ctx: &$crate::Context, data: &mut $crate::ClientHelloData<'_>) {
+            $crate::__event_method!(@body [$($f)?] ctx data)
+        }
+    };
+    (tls_mut $name:ident $(#[$doc:meta])* => $($f:ident)?) => {
+        $(#[$doc])*
+        fn $name(&self, ctx: &$crate::Context, data: &mut $crate::TlsData<'_>) {
+            $crate::__event_method!(@body [$($f)?] ctx data)
+        }
+    };
+    (tls $name:ident $(#[$doc:meta])* => $($f:ident)?) => {
+        $(#[$doc])*
+        fn $name(&self, ctx: &$crate::Context, data: &$crate::TlsData<'_>) {
+            $crate::__event_method!(@body [$($f)?] ctx data)
         }
     };
     (@body [] $($arg:ident)*) => {{

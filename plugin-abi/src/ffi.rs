@@ -36,6 +36,7 @@ use crate::{
     connection::{Client, ServerConnectionHookData},
     context::{Context, Level},
     flow::HttpFlow,
+    tls::{ClientHelloData, TlsData},
 };
 
 /// Every plugin's entry symbol starts with this; the crate name follows.
@@ -57,6 +58,10 @@ pub type ServerFn =
     extern "C" fn(AddonPtr, &Context, &mut ServerConnectionHookData<'_>) -> EventStatus;
 /// Events of kind `http` (`requestheaders`, `request`, ...).
 pub type HttpFn = extern "C" fn(AddonPtr, &Context, &mut HttpFlow) -> EventStatus;
+/// Events of kind `clienthello` (`tls_clienthello`).
+pub type ClientHelloFn = extern "C" fn(AddonPtr, &Context, &mut ClientHelloData<'_>) -> EventStatus;
+/// Events of kinds `tls_mut` and `tls` (`tls_start_client`, `tls_established_client`, ...).
+pub type TlsFn = extern "C" fn(AddonPtr, &Context, &mut TlsData<'_>) -> EventStatus;
 
 /// Writes `EventTable` from the list of events: the fields' function types are spelled out
 /// per kind, because `abi_stable` only understands literal function pointer types, and the
@@ -86,6 +91,15 @@ macro_rules! event_table {
     (@types [$($done:tt)*] ($(#[$doc:meta])* $name:ident, $variant:ident, http, $host:ident) $($rest:tt)*) => {
         event_table!(@types [$($done)* {$name [extern "C" fn(AddonPtr, &Context, &mut HttpFlow) -> EventStatus]}] $($rest)*);
     };
+    (@types [$($done:tt)*] ($(#[$doc:meta])* $name:ident, $variant:ident, clienthello, $host:ident) $($rest:tt)*) => {
+        event_table!(@types [$($done)* {$name [extern "C" fn(AddonPtr, &Context, &mut ClientHelloData<'_>) -> EventStatus]}] $($rest)*);
+    };
+    (@types [$($done:tt)*] ($(#[$doc:meta])* $name:ident, $variant:ident, tls_mut, $host:ident) $($rest:tt)*) => {
+        event_table!(@types [$($done)* {$name [extern "C" fn(AddonPtr, &Context, &mut TlsData<'_>) -> EventStatus]}] $($rest)*);
+    };
+    (@types [$($done:tt)*] ($(#[$doc:meta])* $name:ident, $variant:ident, tls, $host:ident) $($rest:tt)*) => {
+        event_table!(@types [$($done)* {$name [extern "C" fn(AddonPtr, &Context, &mut TlsData<'_>) -> EventStatus]}] $($rest)*);
+    };
     (@fields [$($done:tt)*] {$name:ident [$($ty:tt)*]}) => {
         event_table!(@emit
             $($done)*
@@ -106,7 +120,8 @@ macro_rules! event_table {
         /// implement. Generated from [`for_each_event!`](crate::for_each_event), in its order.
         ///
         /// The field types spell out the function types of [`LifecycleFn`], [`ClientFn`],
-        /// [`ServerFn`] and [`HttpFn`]. Events are appended at the end only.
+        /// [`ServerFn`], [`HttpFn`], [`ClientHelloFn`] and [`TlsFn`]. Events are appended at
+        /// the end only.
         #[repr(C)]
         #[derive(StableAbi)]
         #[sabi(kind(Prefix(prefix_ref = EventTableRef)))]
@@ -246,6 +261,15 @@ macro_rules! shim {
     (http $name:ident) => {
         shim!(@with $name flow: &mut HttpFlow);
     };
+    (clienthello $name:ident) => {
+        shim!(@with $name data: &mut ClientHelloData<'_>);
+    };
+    (tls_mut $name:ident) => {
+        shim!(@with $name data: &mut TlsData<'_>);
+    };
+    (tls $name:ident) => {
+        shim!(@with $name data: &mut TlsData<'_>);
+    };
     (@with $name:ident $arg:ident: $ty:ty) => {
         extern "C" fn $name(this: AddonPtr, ctx: &Context, $arg: $ty) -> EventStatus {
             // SAFETY: see `Shims::addon`.
@@ -330,5 +354,6 @@ mod tests {
         let all = RawAddon::new(Everything).events;
         assert!(all.load().is_some() && all.client_disconnected().is_some());
         assert!(all.server_connect().is_some() && all.http_connect().is_some());
+        assert!(all.tls_clienthello().is_some() && all.tls_failed_server().is_some());
     }
 }

@@ -41,9 +41,10 @@
 //! ```
 //!
 //! The flow types ([`HttpFlow`], [`Request`], [`Response`], [`Headers`], [`Body`], [`Client`],
-//! [`Server`]) are `#[repr(C)]` and shared with the host as they are: no conversion happens
-//! between addons. The function pointers, erased pointers and the entry symbol live in the
-//! fenced [`ffi`] module, which authors never need to touch.
+//! [`Server`], and the TLS events' [`ClientHelloData`] and [`TlsData`]) are `#[repr(C)]` and
+//! shared with the host as they are: no conversion happens between addons. The function
+//! pointers, erased pointers and the entry symbol live in the fenced [`ffi`] module, which
+//! authors never need to touch.
 #![deny(missing_docs)]
 
 // What `#[addon]` expands to names this crate by its path; the crate's own tests use it too.
@@ -62,6 +63,7 @@ pub mod headers;
 pub mod stream;
 pub mod testing;
 mod time;
+pub mod tls;
 
 #[doc(hidden)]
 pub use abi_stable;
@@ -80,6 +82,7 @@ pub use headers::Headers;
 pub use interpose_plugin_abi_macros::addon;
 pub use stream::Stream;
 pub use time::now;
+pub use tls::{ClientHelloData, TlsData};
 
 /// The version of this crate, which is the version of the plugin ABI.
 ///
@@ -96,8 +99,9 @@ pub const ABI_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// with the prelude.
 pub mod prelude {
     pub use crate::{
-        addon, debug, error, export_plugin, info, warn, Addon, Body, Client, Context, ErrorKind,
-        HttpFlow, Level, Request, Response, Server, ServerConnectionHookData, Stream,
+        addon, debug, error, export_plugin, info, warn, Addon, Body, Client, ClientHelloData,
+        Context, ErrorKind, HttpFlow, Level, Request, Response, Server, ServerConnectionHookData,
+        Stream, TlsData,
     };
     pub use abi_stable::std_types::{
         ROption::{self, RNone, RSome},

@@ -26,14 +26,15 @@ use std::{
 
 use abi_stable::{
     prefix_type::WithMetadata,
-    std_types::{RArc, RStr},
+    std_types::{RArc, ROption, RStr, RVec},
 };
 
 use crate::{
-    connection::{Client, Connection, SocketAddress},
+    connection::{Address, Client, Connection, Server, SocketAddress},
     context::{Context, Level},
     ffi::{HostRef, HostVTable},
     flow::{HttpFlow, Request, Response, Uuid},
+    tls::ClientHelloData,
 };
 
 struct Recorder {
@@ -115,6 +116,34 @@ pub fn client() -> Client {
         conn,
         mitmcert: abi_stable::std_types::ROption::RNone,
         proxy_mode: RStr::from_str("regular"),
+    }
+}
+
+/// A server connection to `example.com:443` that is not connected yet, as `server_connect`
+/// and `tls_clienthello` see one.
+pub fn server() -> Server {
+    Server {
+        conn: Connection::new(Uuid([3; 16])),
+        address: ROption::RSome(Address {
+            host: "example.com".into(),
+            port: 443,
+        }),
+        timestamp_tcp_setup: ROption::RNone,
+        via: ROption::RNone,
+    }
+}
+
+/// The ClientHello of a browser asking `server` for `example.com` with ALPN `h2` and
+/// `http/1.1`, with both decisions unset.
+pub fn client_hello<'a>(client: &'a Client, server: &'a Server) -> ClientHelloData<'a> {
+    ClientHelloData {
+        client,
+        server,
+        sni: ROption::RSome("example.com".into()),
+        alpn_protocols: RVec::from(vec![RVec::from(&b"h2"[..]), RVec::from(&b"http/1.1"[..])]),
+        cipher_suites: RVec::from(&[0x1301, 0x1302, 0x1303, 0xc02b][..]),
+        ignore_connection: false,
+        establish_server_tls_first: false,
     }
 }
 

@@ -93,7 +93,7 @@ fn broken_plugins_are_rejected_with_one_clear_line_each() {
     expect(
         &old_abi,
         &format!(
-            "built against interpose-plugin-abi 0.0.1, but this interpose expects {}",
+            "built against interpose-plugin-abi 0.2.0, but this interpose expects {}",
             interpose_plugin_abi::ABI_VERSION
         ),
     );

@@ -9,8 +9,11 @@ use std::{
 
 use abi_stable::std_types::{RErr, RString};
 use interpose_plugin_abi::{
-    ffi::{AddonPtr, ClientFn, EventTableRef, HttpFn, LifecycleFn, RawAddon, ServerFn},
-    Client, Context, Event, HttpFlow, ServerConnectionHookData,
+    ffi::{
+        AddonPtr, ClientFn, ClientHelloFn, EventTableRef, HttpFn, LifecycleFn, RawAddon, ServerFn,
+        TlsFn,
+    },
+    Client, ClientHelloData, Context, Event, HttpFlow, ServerConnectionHookData, TlsData,
 };
 
 use super::host::new_context;
@@ -59,44 +62,63 @@ impl std::error::Error for AddonPanic {}
 /// of each kind and `AddonManager::register`.
 macro_rules! host_events {
     ([] $($entries:tt)*) => {
-        host_events!(@split [] [] [] [] $($entries)*);
+        host_events!(@split [] [] [] [] [] [] $($entries)*);
     };
-    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*]
+    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*]
         ($(#[$doc:meta])* $name:ident, $variant:ident, lifecycle, $host:ident) $($rest:tt)*) => {
-        host_events!(@split [$($l)* ($name $variant $host)] [$($c)*] [$($s)*] [$($h)*] $($rest)*);
+        host_events!(@split [$($l)* ($name $variant $host)] [$($c)*] [$($s)*] [$($h)*] [$($ch)*] [$($t)*] $($rest)*);
     };
-    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*]
+    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*]
         ($(#[$doc:meta])* $name:ident, $variant:ident, client_mut, $host:ident) $($rest:tt)*) => {
-        host_events!(@split [$($l)*] [$($c)* ($name $variant $host)] [$($s)*] [$($h)*] $($rest)*);
+        host_events!(@split [$($l)*] [$($c)* ($name $variant $host)] [$($s)*] [$($h)*] [$($ch)*] [$($t)*] $($rest)*);
     };
-    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*]
+    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*]
         ($(#[$doc:meta])* $name:ident, $variant:ident, client, $host:ident) $($rest:tt)*) => {
-        host_events!(@split [$($l)*] [$($c)* ($name $variant $host)] [$($s)*] [$($h)*] $($rest)*);
+        host_events!(@split [$($l)*] [$($c)* ($name $variant $host)] [$($s)*] [$($h)*] [$($ch)*] [$($t)*] $($rest)*);
     };
-    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*]
+    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*]
         ($(#[$doc:meta])* $name:ident, $variant:ident, server_mut, $host:ident) $($rest:tt)*) => {
-        host_events!(@split [$($l)*] [$($c)*] [$($s)* ($name $variant $host)] [$($h)*] $($rest)*);
+        host_events!(@split [$($l)*] [$($c)*] [$($s)* ($name $variant $host)] [$($h)*] [$($ch)*] [$($t)*] $($rest)*);
     };
-    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*]
+    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*]
         ($(#[$doc:meta])* $name:ident, $variant:ident, server, $host:ident) $($rest:tt)*) => {
-        host_events!(@split [$($l)*] [$($c)*] [$($s)* ($name $variant $host)] [$($h)*] $($rest)*);
+        host_events!(@split [$($l)*] [$($c)*] [$($s)* ($name $variant $host)] [$($h)*] [$($ch)*] [$($t)*] $($rest)*);
     };
-    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*]
+    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*]
         ($(#[$doc:meta])* $name:ident, $variant:ident, http, $host:ident) $($rest:tt)*) => {
-        host_events!(@split [$($l)*] [$($c)*] [$($s)*] [$($h)* ($name $variant $host)] $($rest)*);
+        host_events!(@split [$($l)*] [$($c)*] [$($s)*] [$($h)* ($name $variant $host)] [$($ch)*] [$($t)*] $($rest)*);
     };
-    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*]) => {
+    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*]
+        ($(#[$doc:meta])* $name:ident, $variant:ident, clienthello, $host:ident) $($rest:tt)*) => {
+        host_events!(@split [$($l)*] [$($c)*] [$($s)*] [$($h)*] [$($ch)* ($name $variant $host)] [$($t)*] $($rest)*);
+    };
+    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*]
+        ($(#[$doc:meta])* $name:ident, $variant:ident, tls_mut, $host:ident) $($rest:tt)*) => {
+        host_events!(@split [$($l)*] [$($c)*] [$($s)*] [$($h)*] [$($ch)*] [$($t)* ($name $variant $host)] $($rest)*);
+    };
+    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*]
+        ($(#[$doc:meta])* $name:ident, $variant:ident, tls, $host:ident) $($rest:tt)*) => {
+        host_events!(@split [$($l)*] [$($c)*] [$($s)*] [$($h)*] [$($ch)*] [$($t)* ($name $variant $host)] $($rest)*);
+    };
+    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*]) => {
         host_events!(@enum LifecycleEvent "Events without a payload." $($l)*);
         host_events!(@enum ClientEvent "Events about a client connection." $($c)*);
         host_events!(@enum ServerEvent "Events about a server connection." $($s)*);
         host_events!(@enum HttpEvent "Events about an HTTP flow." $($h)*);
-        host_events!(@register [$($l)*] [$($c)*] [$($s)*] [$($h)*]);
+        host_events!(@enum ClientHelloEvent
+            "The TLS ClientHello event (one of its kind; see `AddonManager::tls_clienthello`)."
+            $($ch)*);
+        host_events!(@enum TlsEvent "Events about a TLS handshake with the client or the server."
+            $($t)*);
+        host_events!(@register [$($l)*] [$($c)*] [$($s)*] [$($h)*] [$($ch)*] [$($t)*]);
     };
     (@register
         [$(($l:ident $lv:ident $lh:ident))*]
         [$(($c:ident $cv:ident $ch:ident))*]
         [$(($s:ident $sv:ident $sh:ident))*]
-        [$(($h:ident $hv:ident $hh:ident))*]) => {
+        [$(($h:ident $hv:ident $hh:ident))*]
+        [$(($g:ident $gv:ident $gh:ident))*]
+        [$(($t:ident $tv:ident $th:ident))*]) => {
         impl AddonManager {
             /// Adds the addon's handlers to the list of every event its table implements.
             fn register(
@@ -117,6 +139,12 @@ macro_rules! host_events {
                 })*
                 $(if let Some(call) = table.$h() {
                     self.http[HttpEvent::$hh as usize].0.push(Handler { call, state, ctx, addon });
+                })*
+                $(if let Some(call) = table.$g() {
+                    self.clienthello[ClientHelloEvent::$gh as usize].0.push(Handler { call, state, ctx, addon });
+                })*
+                $(if let Some(call) = table.$t() {
+                    self.tls[TlsEvent::$th as usize].0.push(Handler { call, state, ctx, addon });
                 })*
             }
         }
@@ -147,6 +175,16 @@ macro_rules! host_events {
 
 interpose_plugin_abi::for_each_event!(host_events);
 
+impl TlsEvent {
+    /// Whether the handshake is with the client (`tls_*_client`) rather than the server.
+    pub fn is_client(self) -> bool {
+        match self {
+            TlsEvent::StartClient | TlsEvent::EstablishedClient | TlsEvent::FailedClient => true,
+            TlsEvent::StartServer | TlsEvent::EstablishedServer | TlsEvent::FailedServer => false,
+        }
+    }
+}
+
 /// One addon's function for one event, with what it is called with.
 #[derive(Clone, Copy)]
 struct Handler<F> {
@@ -172,6 +210,8 @@ pub struct AddonManager {
     client: [Handlers<ClientFn>; ClientEvent::ALL.len()],
     server: [Handlers<ServerFn>; ServerEvent::ALL.len()],
     http: [Handlers<HttpFn>; HttpEvent::ALL.len()],
+    clienthello: [Handlers<ClientHelloFn>; ClientHelloEvent::ALL.len()],
+    tls: [Handlers<TlsFn>; TlsEvent::ALL.len()],
     /// `addon_errors`: whether a panic stops the event (`fail`) instead of going on.
     fail_on_panic: AtomicBool,
 }
@@ -192,6 +232,8 @@ impl AddonManager {
             client: Default::default(),
             server: Default::default(),
             http: Default::default(),
+            clienthello: Default::default(),
+            tls: Default::default(),
             fail_on_panic: AtomicBool::new(AddonErrors::default() == AddonErrors::Fail),
         };
         for (plugin, raw) in addons {
@@ -245,6 +287,19 @@ impl AddonManager {
         !self.http[event as usize].0.is_empty()
     }
 
+    /// Whether any addon implements `tls_clienthello` (lets the engine skip building
+    /// [`ClientHelloData`]).
+    pub fn has_tls_clienthello(&self) -> bool {
+        !self.clienthello[ClientHelloEvent::ClientHello as usize]
+            .0
+            .is_empty()
+    }
+
+    /// Whether any addon implements the TLS handshake event.
+    pub fn has_tls(&self, event: TlsEvent) -> bool {
+        !self.tls[event as usize].0.is_empty()
+    }
+
     /// Sends a lifecycle event to every addon implementing it. A panic is logged and the
     /// next addon runs, whatever `addon_errors` says: there is no flow to fail.
     pub fn lifecycle(&self, event: LifecycleEvent) {
@@ -289,6 +344,31 @@ impl AddonManager {
     pub fn http(&self, event: HttpEvent, flow: &mut HttpFlow) -> Result<(), AddonPanic> {
         for h in &self.http[event as usize].0 {
             if let RErr(message) = (h.call)(h.state, h.ctx, flow) {
+                self.panicked(h.addon, event.event(), message)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `tls_clienthello` to every addon implementing it, in order; panics as for
+    /// [`AddonManager::client`]. The engine then reads `data.ignore_connection` and
+    /// `data.establish_server_tls_first`.
+    pub fn tls_clienthello(&self, data: &mut ClientHelloData<'_>) -> Result<(), AddonPanic> {
+        for h in &self.clienthello[ClientHelloEvent::ClientHello as usize].0 {
+            if let RErr(message) = (h.call)(h.state, h.ctx, data) {
+                self.panicked(h.addon, Event::TlsClientHello, message)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a TLS handshake event to every addon implementing it, in order; panics as for
+    /// [`AddonManager::client`]. Sets `data.is_client` to the event's side; `data.error`
+    /// should be set for `tls_failed_*` only.
+    pub fn tls(&self, event: TlsEvent, data: &mut TlsData<'_>) -> Result<(), AddonPanic> {
+        data.is_client = event.is_client();
+        for h in &self.tls[event as usize].0 {
+            if let RErr(message) = (h.call)(h.state, h.ctx, data) {
                 self.panicked(h.addon, event.event(), message)?;
             }
         }
@@ -342,6 +422,7 @@ impl fmt::Debug for AddonManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use abi_stable::std_types::ROption::{RNone, RSome};
     use interpose_plugin_abi::{addon, testing, Addon};
     use std::sync::Mutex;
 
@@ -477,9 +558,151 @@ mod tests {
         events.extend(ClientEvent::ALL.iter().map(|e| e.event()));
         events.extend(ServerEvent::ALL.iter().map(|e| e.event()));
         events.extend(HttpEvent::ALL.iter().map(|e| e.event()));
+        events.extend(ClientHelloEvent::ALL.iter().map(|e| e.event()));
+        events.extend(TlsEvent::ALL.iter().map(|e| e.event()));
         events.sort_by_key(|e| *e as u8);
         assert_eq!(events, Event::ALL);
         assert_eq!(ClientEvent::Connected.event(), Event::ClientConnected);
         assert_eq!(ServerEvent::ConnectError.event(), Event::ServerConnectError);
+        assert_eq!(ClientHelloEvent::ClientHello.event(), Event::TlsClientHello);
+        assert_eq!(TlsEvent::FailedServer.event(), Event::TlsFailedServer);
+        for event in TlsEvent::ALL {
+            assert_eq!(
+                event.is_client(),
+                event.event().name().ends_with("_client"),
+                "{event:?}"
+            );
+        }
+    }
+
+    /// Implements `tls_clienthello` only: passes `pass.example` through.
+    struct Passthrough;
+
+    #[addon]
+    impl Addon for Passthrough {
+        fn tls_clienthello(&self, _ctx: &Context, data: &mut ClientHelloData<'_>) {
+            if data.sni() == Some("pass.example") {
+                data.ignore_connection = true;
+            }
+        }
+    }
+
+    /// Panics in `tls_clienthello` and `tls_failed_server`; records the others.
+    struct TlsJournal {
+        log: &'static Mutex<Vec<String>>,
+    }
+
+    #[addon]
+    impl Addon for TlsJournal {
+        fn tls_clienthello(&self, _ctx: &Context, _data: &mut ClientHelloData<'_>) {
+            panic!("hello boom");
+        }
+
+        fn tls_start_server(&self, _ctx: &Context, data: &mut TlsData<'_>) {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("start_server {}", data.is_client));
+        }
+
+        fn tls_established_client(&self, _ctx: &Context, data: &TlsData<'_>) {
+            let sni = data.conn().sni.as_ref().map(|s| s.as_str()).unwrap_or("-");
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("established_client {} {sni}", data.is_client));
+        }
+
+        fn tls_failed_server(&self, _ctx: &Context, data: &TlsData<'_>) {
+            panic!("failed: {}", data.error().unwrap_or("-"));
+        }
+    }
+
+    #[test]
+    fn tls_clienthello_lets_an_addon_pass_a_connection_through() {
+        let manager = AddonManager::new([("p".to_string(), RawAddon::new(Passthrough))]);
+        assert!(manager.has_tls_clienthello());
+        assert!(TlsEvent::ALL.iter().all(|e| !manager.has_tls(*e)));
+        assert!(!manager.has_http(HttpEvent::Request));
+
+        let (client, server) = (testing::client(), testing::server());
+        let mut data = testing::client_hello(&client, &server);
+        manager.tls_clienthello(&mut data).unwrap();
+        assert!(!data.ignore_connection, "example.com is intercepted");
+        data.sni = RSome("pass.example".into());
+        manager.tls_clienthello(&mut data).unwrap();
+        assert!(data.ignore_connection);
+        assert!(!data.establish_server_tls_first);
+
+        let nobody = AddonManager::new([("p".to_string(), RawAddon::new(ConnectGate))]);
+        assert!(!nobody.has_tls_clienthello());
+        assert_eq!(nobody.tls_clienthello(&mut data), Ok(()));
+    }
+
+    #[test]
+    fn tls_events_dispatch_with_their_side_and_report_panics() {
+        static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let manager = AddonManager::new([
+            (
+                "plugin t".to_string(),
+                RawAddon::new(TlsJournal { log: &LOG }),
+            ),
+            ("plugin p".to_string(), RawAddon::new(Passthrough)),
+        ]);
+        assert!(manager.has_tls(TlsEvent::StartServer));
+        assert!(manager.has_tls(TlsEvent::EstablishedClient));
+        assert!(manager.has_tls(TlsEvent::FailedServer));
+        assert!(!manager.has_tls(TlsEvent::StartClient));
+        assert!(!manager.has_tls(TlsEvent::FailedClient));
+
+        let (mut client, server) = (testing::client(), testing::server());
+        client.conn.sni = RSome("example.com".into());
+        let mut data = TlsData {
+            client: &client,
+            server: &server,
+            is_client: true,
+            error: RNone,
+        };
+        // The manager sets the side from the event.
+        manager.tls(TlsEvent::StartServer, &mut data).unwrap();
+        manager.tls(TlsEvent::EstablishedClient, &mut data).unwrap();
+        assert_eq!(
+            *LOG.lock().unwrap(),
+            ["start_server false", "established_client true example.com"]
+        );
+
+        // Under `continue`, a panic is logged and the next addon still runs.
+        let mut hello = testing::client_hello(&client, &server);
+        hello.sni = RSome("pass.example".into());
+        assert_eq!(manager.tls_clienthello(&mut hello), Ok(()));
+        assert!(hello.ignore_connection, "the addon after the panic ran");
+        data.error = RSome("certificate verify failed".into());
+        assert_eq!(manager.tls(TlsEvent::FailedServer, &mut data), Ok(()));
+
+        // Under `fail`, the panic comes back and the next addon is skipped.
+        manager.set_addon_errors(AddonErrors::Fail);
+        hello.ignore_connection = false;
+        let panic = manager
+            .tls_clienthello(&mut hello)
+            .expect_err("the panic comes back");
+        assert_eq!(
+            panic,
+            AddonPanic {
+                addon: "tlsjournal".to_string(),
+                plugin: "plugin t".to_string(),
+                event: Event::TlsClientHello,
+                message: "hello boom".to_string(),
+            }
+        );
+        assert!(!hello.ignore_connection, "the next addon was skipped");
+        let panic = manager
+            .tls(TlsEvent::FailedServer, &mut data)
+            .expect_err("the panic comes back");
+        assert_eq!(panic.event, Event::TlsFailedServer);
+        assert_eq!(
+            panic.to_string(),
+            "addon 'tlsjournal' (plugin t) panicked in tls_failed_server: \
+             failed: certificate verify failed"
+        );
     }
 }

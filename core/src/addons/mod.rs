@@ -8,5 +8,6 @@ mod manager;
 pub use builtin::builtin_plugins;
 pub use host::new_context;
 pub use manager::{
-    AddonInfo, AddonManager, AddonPanic, ClientEvent, HttpEvent, LifecycleEvent, ServerEvent,
+    AddonInfo, AddonManager, AddonPanic, ClientEvent, ClientHelloEvent, HttpEvent, LifecycleEvent,
+    ServerEvent, TlsEvent,
 };

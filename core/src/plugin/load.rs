@@ -296,6 +296,13 @@ mod tests {
         assert!(compatible("1.2.0", "1.5.0"));
         assert!(!compatible("1.0.0", "2.0.0"));
         assert!(!compatible("0.2.0", "not a version"));
+        assert!(
+            !versions_compatible(
+                PluginModuleRef::VERSION_STRINGS,
+                VersionStrings::new("0.2.0")
+            ),
+            "plugins built before the TLS events (0.3.0) are refused by version"
+        );
     }
 
     #[test]
