@@ -113,3 +113,58 @@ fn reverse_mode_to_an_https_server() {
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.text(), "tls-ok /behind");
 }
+
+#[test]
+fn tls_events_arrive_in_order_and_a_failed_client_handshake_is_reported() {
+    let server = TlsServer::start();
+    let confdir = temp_dir("tls-confdir");
+    let proxy = trusting(&server, &confdir)
+        .plugin(&plugin("event-log"))
+        .start();
+    let ca = confdir.join("interpose-ca-cert.pem");
+    let (_, body) = curl_through(proxy.addr, &url(&server, "/events"), &ca, &[]).unwrap();
+    assert_eq!(body, "tls-ok /events");
+    proxy.wait_for_log("event response /events");
+    let log = proxy.log();
+    let at = |needle: &str| {
+        log.iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{}", log.join("\n")))
+    };
+    let order = [
+        "event http_connect",
+        "event tls_clienthello sni=localhost",
+        "event tls_start_server",
+        "event tls_established_server",
+        "event tls_start_client",
+        "event tls_established_client sni=localhost",
+        "event request /events",
+    ];
+    let positions: Vec<usize> = order.iter().map(|e| at(e)).collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "out of order:\n{}",
+        log.join("\n")
+    );
+    assert!(log[at("event tls_established_client")].contains("tls_version=TLSv1.3"));
+
+    // A client that does not trust the proxy's CA: its handshake fails, the proxy says so.
+    let refused = curl_through(proxy.addr, &url(&server, "/x"), &server.ca_pem, &[]);
+    assert!(refused.is_err());
+    proxy.wait_for_log("event tls_failed_client");
+}
+
+#[test]
+fn an_addon_can_pass_a_tls_connection_through_in_tls_clienthello() {
+    let server = TlsServer::start();
+    let confdir = temp_dir("tls-confdir");
+    let proxy = trusting(&server, &confdir)
+        .plugin(&plugin("engine-probe"))
+        .env("PROBE_PASSTHROUGH_SNI", "localhost")
+        .start();
+    // Trusting only the server's own CA works: the proxy did not intercept.
+    let (_, body) = curl_through(proxy.addr, &url(&server, "/through"), &server.ca_pem, &[])
+        .unwrap_or_else(|e| panic!("{e}\n{}", proxy.dump()));
+    assert_eq!(body, "tls-ok /through");
+    proxy.wait_for_log("passing localhost through");
+}

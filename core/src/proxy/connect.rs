@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use abi_stable::std_types::{RArc, ROption};
 use bytes::{Bytes, BytesMut};
 use interpose_plugin_abi::{
-    flow::split_authority, Body, Client, HttpFlow, HttpVersion, Request, Stream,
+    flow::split_authority, Body, Client, ClientHelloData, HttpFlow, HttpVersion, Request, Stream,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -184,6 +184,9 @@ pub async fn handle_connect<S: AsyncRead + AsyncWrite + Unpin>(
             }))
         }
         Layer::Tls => match read_client_hello(conn).await {
+            Some(hello) if passes_through(shared, &flow.client_conn, &server, &hello) => {
+                ConnectOutcome::Tunnel(Box::new(server))
+            }
             Some(hello) => ConnectOutcome::Intercept {
                 server: Box::new(server),
                 host,
@@ -195,6 +198,33 @@ pub async fn handle_connect<S: AsyncRead + AsyncWrite + Unpin>(
         },
         Layer::Tcp => ConnectOutcome::Tunnel(Box::new(server)),
     }
+}
+
+/// Runs `tls_clienthello`: whether an addon asked to pass the connection through untouched.
+fn passes_through(
+    shared: &Shared,
+    client: &Client,
+    server: &ServerConn,
+    hello: &ClientHello,
+) -> bool {
+    if !shared.addons.has_tls_clienthello() {
+        return false;
+    }
+    let mut data = ClientHelloData {
+        client,
+        server: &server.server,
+        sni: hello.sni.clone().map(Into::into).into(),
+        alpn_protocols: hello
+            .alpn_protocols
+            .iter()
+            .map(|p| p.clone().into())
+            .collect(),
+        cipher_suites: hello.cipher_suites.as_slice().into(),
+        ignore_connection: false,
+        establish_server_tls_first: false,
+    };
+    let _ = shared.addons.tls_clienthello(&mut data);
+    data.ignore_connection
 }
 
 /// Reads until the buffer holds the client's whole ClientHello (without consuming it).

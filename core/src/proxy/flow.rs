@@ -16,12 +16,13 @@ use super::{
     budget::UNCOUNTED,
     failure::{error_response, Failure, SHUTDOWN_MESSAGE},
     http1::{chunked_with_trailers, codec, BodyDecoder, Frame, Framing, HeadOptions, ReadError},
+    intercept::tls_event,
     messages::{host_value, response_from_head, wire_version},
     upstream::{ClientPool, PoolKey, ServerConn},
     Shared,
 };
 use crate::{
-    addons::{HttpEvent, ServerEvent},
+    addons::{HttpEvent, ServerEvent, TlsEvent},
     flow::{body_from_bytes, bytes_from_body, share_bytes},
     options::UpstreamPool,
 };
@@ -830,13 +831,31 @@ pub async fn connect_server(
     if https {
         let name = key.sni.as_deref().unwrap_or(&host);
         let config = shared.tls.client_config(&[b"http/1.1".to_vec()], true);
-        let details = conn
-            .start_tls(config, name)
-            .await
-            .map_err(|e| Failure::server(e.to_string()))?;
+        tls_event(shared, TlsEvent::StartServer, client, &server, None);
+        let details = match conn.start_tls(config, name).await {
+            Ok(details) => details,
+            Err(e) => {
+                let message = e.to_string();
+                tls_event(
+                    shared,
+                    TlsEvent::FailedServer,
+                    client,
+                    &server,
+                    Some(&message),
+                );
+                return Err(Failure::server(message));
+            }
+        };
         let mut with_tls = (*server).clone();
         record_tls(&mut with_tls.conn, &details);
         conn.server = RArc::new(with_tls);
+        tls_event(
+            shared,
+            TlsEvent::EstablishedServer,
+            client,
+            &conn.server,
+            None,
+        );
     }
     Ok(conn)
 }

@@ -10,7 +10,7 @@ use std::{
 
 use abi_stable::std_types::{RArc, ROption};
 use bytes::{Buf, Bytes, BytesMut};
-use interpose_plugin_abi::Client;
+use interpose_plugin_abi::{Client, Server, TlsData};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
@@ -24,7 +24,10 @@ use super::{
     upstream::{PoolKey, ServerConn},
     Shared,
 };
-use crate::tls::{self, ClientHello, TlsDetails};
+use crate::{
+    addons::TlsEvent,
+    tls::{self, ClientHello, TlsDetails},
+};
 
 /// What the CONNECT handler hands over for interception.
 pub struct Interception<S> {
@@ -67,16 +70,34 @@ pub async fn serve_tls(
     };
 
     let config = shared.tls.client_config(&alpn, true);
+    tls_event(shared, TlsEvent::StartServer, client, &server.server, None);
+    let mut server_seen = RArc::clone(&server.server);
     let upstream = match server.start_tls(config, &server_name).await {
         Ok(details) => {
             let mut with_tls = (*server.server).clone();
             record_tls(&mut with_tls.conn, &details);
             server.server = RArc::new(with_tls);
+            server_seen = RArc::clone(&server.server);
+            tls_event(
+                shared,
+                TlsEvent::EstablishedServer,
+                client,
+                &server.server,
+                None,
+            );
             Some(server)
         }
         Err(e) => {
             // The client still gets its handshake; its requests then fail with this reason.
             tracing::info!("{e}");
+            let message = e.to_string();
+            tls_event(
+                shared,
+                TlsEvent::FailedServer,
+                client,
+                &server.server,
+                Some(&message),
+            );
             None
         }
     };
@@ -89,10 +110,20 @@ pub async fn serve_tls(
         }
     };
     let Http1Io { io: tcp, buf, .. } = conn;
-    let stream = match tls::accept(config, Prefixed::new(buf.freeze(), tcp), sni.as_deref()).await {
+    tls_event(shared, TlsEvent::StartClient, client, &server_seen, None);
+    let accepted = tls::accept(config, Prefixed::new(buf.freeze(), tcp), sni.as_deref()).await;
+    let stream = match accepted {
         Ok(stream) => stream,
         Err(e) => {
             tracing::info!("[{}] {e}", client.peername);
+            let message = e.to_string();
+            tls_event(
+                shared,
+                TlsEvent::FailedClient,
+                client,
+                &server_seen,
+                Some(&message),
+            );
             return;
         }
     };
@@ -105,6 +136,13 @@ pub async fn serve_tls(
         }
     }
     let tls_client = RArc::new(tls_client);
+    tls_event(
+        shared,
+        TlsEvent::EstablishedClient,
+        &tls_client,
+        &server_seen,
+        None,
+    );
 
     let preconnected = upstream.map(|mut server| {
         server.rekey(PoolKey {
@@ -134,6 +172,27 @@ pub async fn serve_tls(
         preconnected,
     )
     .await;
+}
+
+/// Fires a TLS handshake event, if any addon listens.
+pub fn tls_event(
+    shared: &Shared,
+    event: TlsEvent,
+    client: &Client,
+    server: &Server,
+    error: Option<&str>,
+) {
+    if !shared.addons.has_tls(event) {
+        return;
+    }
+    let mut data = TlsData {
+        client,
+        server,
+        is_client: event.is_client(),
+        error: error.map(Into::into).into(),
+    };
+    // A panic is logged by the manager; the handshake goes on either way.
+    let _ = shared.addons.tls(event, &mut data);
 }
 
 /// A stream that first yields bytes already read from it (the peeked ClientHello).
