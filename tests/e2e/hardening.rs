@@ -144,6 +144,7 @@ fn bodies_over_the_memory_budget_stream_instead_of_filling_memory() {
         .reverse(upstream.addr)
         .set("body_buffer_budget", "16m")
         .start();
+    let baseline = proxy.rss();
     let size = 256 * MIB;
     for chunked in [false, true] {
         let got = upload(proxy.addr, "/upload", size, chunked).unwrap();
@@ -165,21 +166,25 @@ fn bodies_over_the_memory_budget_stream_instead_of_filling_memory() {
     let peak = proxy.peak_rss();
     drop(readers);
     assert!(
-        peak < 64 * MIB,
-        "peak RSS {} MiB with 256 MiB uploads and ten slow 64 MiB readers",
-        peak / MIB
+        peak < baseline + 48 * MIB,
+        "peak RSS {} MiB (from {} MiB) with 256 MiB uploads and ten slow 64 MiB readers",
+        peak / MIB,
+        baseline / MIB
     );
-    thread::sleep(Duration::from_millis(300));
+    // Freed memory goes back to the system within a couple of seconds of the load ending.
+    thread::sleep(Duration::from_millis(2500));
     let after = proxy.rss();
     eprintln!(
-        "memory budget 16m: peak RSS {} MiB, {} MiB after the readers left",
+        "memory budget 16m: RSS {} MiB at start, peak {} MiB, {} MiB after the readers left",
+        baseline / MIB,
         peak / MIB,
         after / MIB
     );
     assert!(
-        after < 32 * MIB,
-        "RSS {} MiB after the readers left",
-        after / MIB
+        after < baseline + 16 * MIB,
+        "RSS {} MiB after the readers left (from {} MiB)",
+        after / MIB,
+        baseline / MIB
     );
 }
 

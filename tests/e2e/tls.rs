@@ -168,3 +168,34 @@ fn an_addon_can_pass_a_tls_connection_through_in_tls_clienthello() {
     assert_eq!(body, "tls-ok /through");
     proxy.wait_for_log("passing localhost through");
 }
+
+#[test]
+fn curl_speaks_http2_with_the_proxy() {
+    let server = TlsServer::start();
+    let confdir = temp_dir("tls-confdir");
+    let proxy = trusting(&server, &confdir)
+        .plugin(&plugin("engine-probe"))
+        .start();
+    let ca = confdir.join("interpose-ca-cert.pem");
+    let (_, out) = curl_through(proxy.addr, &url(&server, "/two"), &ca, &["--http2", "-i"])
+        .unwrap_or_else(|e| panic!("{e}\n{}", proxy.dump()));
+    assert!(out.contains("\nHTTP/2 200"), "{out}");
+    assert!(out.ends_with("tls-ok /two"), "{out}");
+    // Addons see HTTP/2 flows like any other: a chunk hook on the response.
+    let (_, out) = curl_through(
+        proxy.addr,
+        &url(&server, "/upper"),
+        &ca,
+        &["--http2", "-H", "x-probe-stream: upper"],
+    )
+    .unwrap();
+    assert_eq!(out, "TLS-OK /UPPER");
+    // Two requests on one connection.
+    let first = url(&server, "/a");
+    let second = url(&server, "/b");
+    let (_, out) = curl_through(proxy.addr, &first, &ca, &["--http2", &second]).unwrap();
+    assert!(
+        out.contains("tls-ok /a") && out.contains("tls-ok /b"),
+        "{out}"
+    );
+}

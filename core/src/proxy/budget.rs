@@ -40,6 +40,13 @@ impl BodyBudget {
         reserved
     }
 
+    /// Notes a large body that streams (it reserves nothing, but its buffers come and go).
+    pub fn note_streamed(&self) {
+        if !self.busy_since_trim.load(Ordering::Relaxed) {
+            self.busy_since_trim.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// Whether large bodies came and went since the last call: the moment to hand freed
     /// memory back to the operating system.
     pub fn settled_after_use(&self) -> bool {

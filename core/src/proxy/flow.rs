@@ -466,6 +466,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
     /// Streams the request to a server as it arrives; fires `request` once the body went
     /// through, then sends the trailers. Returns the connection, awaiting the response.
     async fn stream_request(&mut self, prefix: Vec<Bytes>) -> Result<ServerConn, Failure> {
+        self.shared.budget.note_streamed();
         let key = self.pool_key();
         let mut conn = match self.checkout(&key) {
             Some(conn) => conn,
@@ -518,6 +519,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         framing: Framing,
         prefix: Vec<Bytes>,
     ) -> Result<Outcome, Failure> {
+        self.shared.budget.note_streamed();
         let length = match framing {
             Framing::Length(n) => Some(n),
             Framing::Empty => Some(0),

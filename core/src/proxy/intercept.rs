@@ -20,12 +20,14 @@ use super::{
     client::{serve_http1, StopSignals},
     flow::record_tls,
     http1::Http1Io,
+    http2::serve_h2,
     messages::{Destination, FixedTarget},
     upstream::{PoolKey, ServerConn},
     Shared,
 };
 use crate::{
     addons::TlsEvent,
+    options::UpstreamPool,
     tls::{self, ClientHello, TlsDetails},
 };
 
@@ -43,12 +45,14 @@ pub struct Interception<S> {
     pub hello: ClientHello,
 }
 
-/// The ALPN protocol Interpose speaks inside TLS today.
+/// ALPN's name for HTTP/1.1.
 const HTTP1: &[u8] = b"http/1.1";
+/// ALPN's name for HTTP/2.
+const H2: &[u8] = b"h2";
 
 /// Intercepts the TLS connection of a CONNECT tunnel and serves the HTTP/1 requests in it.
 pub async fn serve_tls(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     client: &RArc<Client>,
     interception: Interception<TcpStream>,
     signals: StopSignals,
@@ -62,11 +66,16 @@ pub async fn serve_tls(
     } = interception;
     let sni = hello.sni.clone();
     let server_name = sni.clone().unwrap_or_else(|| host.clone());
-    // HTTP/2 is not spoken yet: offer HTTP/1.1 on both sides when the client offers ALPN.
+    // Servers are spoken to in HTTP/1.1; clients may choose HTTP/2 (preferred when offered).
     let alpn: Vec<Vec<u8>> = if hello.alpn_protocols.is_empty() {
         Vec::new()
     } else {
         vec![HTTP1.to_vec()]
+    };
+    let client_alpn: Vec<Vec<u8>> = if hello.alpn_protocols.iter().any(|p| p == H2) {
+        vec![H2.to_vec(), HTTP1.to_vec()]
+    } else {
+        alpn.clone()
     };
 
     let config = shared.tls.client_config(&alpn, true);
@@ -102,7 +111,10 @@ pub async fn serve_tls(
         }
     };
 
-    let config = match shared.tls.server_config(sni.as_deref(), &host, &alpn) {
+    let config = match shared
+        .tls
+        .server_config(sni.as_deref(), &host, &client_alpn)
+    {
         Ok(config) => config,
         Err(e) => {
             tracing::warn!("no certificate for {server_name}: {e}");
@@ -161,6 +173,20 @@ pub async fn serve_tls(
         port,
         host_header: None,
     }));
+    if details.alpn.as_deref() == Some(H2) {
+        if let Some(server) = preconnected {
+            match shared.options.upstream_pool {
+                // Streams get pools of their own; the shared one keeps the ready connection.
+                UpstreamPool::Shared => shared.upstream.release(*server),
+                UpstreamPool::Client => drop(server),
+            }
+        }
+        let Destination::Fixed(target) = destination else {
+            unreachable!("interception serves a fixed destination")
+        };
+        serve_h2(Arc::clone(shared), tls_client, stream, target).await;
+        return;
+    }
     let conn = Http1Io::new(stream, BytesMut::with_capacity(8 * 1024));
     // Interception does not nest: CONNECT inside the tunnel is refused there.
     let _ = serve_http1(

@@ -7,6 +7,7 @@ mod connect;
 mod failure;
 mod flow;
 pub(crate) mod http1;
+mod http2;
 mod intercept;
 pub(crate) mod messages;
 mod mode;

@@ -143,6 +143,16 @@ impl ClientPool {
         None
     }
 
+    /// Takes over the idle connections of `other`.
+    pub fn absorb(&mut self, other: ClientPool) {
+        for idle in other.idle {
+            if self.idle.len() >= Self::MAX {
+                self.idle.remove(0);
+            }
+            self.idle.push(idle);
+        }
+    }
+
     /// Keeps a connection whose exchange completed.
     pub fn release(&mut self, conn: ServerConn) {
         if self.idle.len() >= Self::MAX {
