@@ -39,12 +39,15 @@ const CONNECTION_SPECIFIC: [&str; 6] = [
     "te",
 ];
 
+/// Idle HTTP/1 server connections one HTTP/2 client connection keeps for its streams.
+const H2_IDLE_MAX: usize = 128;
+
 /// Serves the HTTP/2 streams of `io`, each as a flow to `target`.
 pub async fn serve_h2<S>(shared: Arc<Shared>, client: RArc<Client>, io: S, target: Arc<FixedTarget>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let pool = Arc::new(Mutex::new(ClientPool::default()));
+    let pool = Arc::new(Mutex::new(ClientPool::with_capacity(H2_IDLE_MAX)));
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let (shared, client, target, pool) = (
             Arc::clone(&shared),
@@ -105,7 +108,7 @@ async fn run_stream(
     };
     // Streams of one connection share its idle server connections (taken for the flow,
     // given back after it).
-    let mut local = std::mem::take(&mut *pool.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut local = pool.lock().unwrap_or_else(|e| e.into_inner()).take_one();
     let _ = FlowDriver::new(&shared, client, request, &mut down, &mut local)
         .run()
         .await;

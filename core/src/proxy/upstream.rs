@@ -122,14 +122,37 @@ impl PoolKey {
 /// Idle server connections kept by one client connection for itself (`upstream_pool=client`,
 /// mitmproxy's behaviour): nobody else can be handed a response meant for this client, and
 /// they close with it.
-#[derive(Default)]
 pub struct ClientPool {
     idle: Vec<IdleConnection>,
+    /// Most idle connections kept.
+    max: usize,
+}
+
+impl Default for ClientPool {
+    fn default() -> Self {
+        ClientPool::with_capacity(Self::MAX)
+    }
 }
 
 impl ClientPool {
-    /// Most server connections one client keeps idle.
+    /// Most server connections an HTTP/1 client keeps idle (it uses one at a time).
     const MAX: usize = 8;
+
+    /// A pool keeping at most `max` idle connections (an HTTP/2 client runs many streams at
+    /// once, each needing its own HTTP/1 server connection).
+    pub fn with_capacity(max: usize) -> Self {
+        ClientPool {
+            idle: Vec::new(),
+            max: max.max(1),
+        }
+    }
+
+    /// A pool with the most recently used idle connection of this one, for one stream.
+    pub fn take_one(&mut self) -> ClientPool {
+        let mut one = ClientPool::with_capacity(self.max);
+        one.idle.extend(self.idle.pop());
+        one
+    }
 
     /// The most recently used idle connection for `key` that can still be used.
     pub fn checkout(&mut self, key: &PoolKey, idle_timeout: Duration) -> Option<ServerConn> {
@@ -146,7 +169,7 @@ impl ClientPool {
     /// Takes over the idle connections of `other`.
     pub fn absorb(&mut self, other: ClientPool) {
         for idle in other.idle {
-            if self.idle.len() >= Self::MAX {
+            if self.idle.len() >= self.max {
                 self.idle.remove(0);
             }
             self.idle.push(idle);
@@ -155,7 +178,7 @@ impl ClientPool {
 
     /// Keeps a connection whose exchange completed.
     pub fn release(&mut self, conn: ServerConn) {
-        if self.idle.len() >= Self::MAX {
+        if self.idle.len() >= self.max {
             self.idle.remove(0);
         }
         self.idle.push(IdleConnection {
