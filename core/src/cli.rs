@@ -227,7 +227,7 @@ mod tests {
             error(&["interpose", "--threads", "0"]),
             r#"--threads: threads: expected an integer from 1 to 65535, got "0""#
         );
-        assert!(error(&["interpose", "--mode", "upstream:http://x"]).contains("not supported yet"));
+        assert!(error(&["interpose", "--mode", "transparent"]).contains("not supported yet"));
         assert_eq!(
             error(&["interpose", "-p", "http"]),
             r#"-p/--listen-port: listen_port: expected an integer from 0 to 65535, got "http""#

@@ -199,3 +199,35 @@ fn curl_speaks_http2_with_the_proxy() {
         "{out}"
     );
 }
+
+#[test]
+fn upstream_mode_sends_everything_through_the_next_proxy() {
+    let origin = crate::harness::Upstream::start();
+    let server = TlsServer::start();
+    // The next proxy logs what it sees and tunnels the TLS server's connections untouched.
+    let next = Proxy::builder()
+        .args(["--ignore-hosts", "^localhost:"])
+        .plugin(&plugin("event-log"))
+        .start();
+    let confdir = temp_dir("tls-confdir");
+    let proxy = trusting(&server, &confdir)
+        .args(["--mode", &format!("upstream:http://{}", next.addr)])
+        .start();
+
+    let reply = send(
+        proxy.addr,
+        "GET",
+        &format!("http://{}/via", origin.addr),
+        b"",
+    )
+    .unwrap();
+    assert_eq!(reply.status, 200, "{}\n{}", reply.text(), proxy.dump());
+    assert_eq!(reply.text(), "upstream saw GET /via");
+    next.wait_for_log("event request /via");
+
+    let ca = confdir.join("interpose-ca-cert.pem");
+    let (_, body) = curl_through(proxy.addr, &url(&server, "/tls-via"), &ca, &[])
+        .unwrap_or_else(|e| panic!("{e}\n{}\n{}", proxy.dump(), next.dump()));
+    assert_eq!(body, "tls-ok /tls-via");
+    next.wait_for_log("event http_connect");
+}

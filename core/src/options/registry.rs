@@ -540,7 +540,7 @@ mod tests {
     fn core_checks_refuse_what_cannot_run() {
         let mut store = OptionStore::with_core_options();
         for (argument, problem) in [
-            ("mode=upstream:http://x", "not supported yet"),
+            ("mode=socks5", "not supported yet"),
             ("mode=bogus", "unknown mode"),
             ("ignore_hosts=(", "invalid host pattern"),
             ("connect_timeout=0", "more than 0"),

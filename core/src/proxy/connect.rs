@@ -142,8 +142,9 @@ pub async fn handle_connect<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
 
-    let key = PoolKey::for_request(&flow.request);
-    let server = match connect_server(shared, &flow.client_conn, &key).await {
+    let mut key = PoolKey::for_request(&flow.request);
+    key.via = shared.upstream_proxy().map(|p| p.authority.as_str().into());
+    let server = match connect_server(shared, &flow.client_conn, &key, true).await {
         Ok(server) => server,
         Err(failure) => {
             tracing::info!("CONNECT {}: {}", head.target, failure.message);

@@ -151,6 +151,10 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
     /// the name the client asked for (its SNI), as in mitmproxy.
     fn pool_key(&self) -> PoolKey {
         let mut key = PoolKey::for_request(&self.flow.request);
+        key.via = self
+            .shared
+            .upstream_proxy()
+            .map(|p| p.authority.as_str().into());
         if key.sni.is_some() {
             if let ROption::RSome(sni) = &self.flow.client_conn.sni {
                 key.sni = Some(sni.as_str().into());
@@ -627,10 +631,14 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             upgrade: codec::is_upgrade(&request.headers),
             connection: None,
         };
+        // A plain request to the next proxy names its server (absolute form).
+        let absolute = (self.shared.upstream_proxy().is_some()
+            && request.scheme.eq_ignore_ascii_case("http"))
+        .then(|| request.url());
         codec::write_request_head(
             &mut head,
             &request.method,
-            &request.path,
+            absolute.as_deref().unwrap_or(&request.path),
             wire_version(request.http_version),
             &request.headers,
             opts,
@@ -711,7 +719,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
 
     /// Opens a connection for `key` (see [`connect_server`]).
     async fn open_server(&mut self, key: &PoolKey) -> Result<ServerConn, Failure> {
-        connect_server(self.shared, &self.flow.client_conn, key).await
+        connect_server(self.shared, &self.flow.client_conn, key, false).await
     }
 
     fn release(&mut self, conn: ServerConn) {
@@ -786,7 +794,9 @@ pub async fn connect_server(
     shared: &Shared,
     client: &RArc<Client>,
     key: &PoolKey,
+    tunnel: bool,
 ) -> Result<ServerConn, Failure> {
+    let proxy = shared.upstream_proxy();
     let mut server = Server {
         conn: Connection::new(shared.ids.next_id()),
         address: ROption::RSome(Address {
@@ -794,7 +804,12 @@ pub async fn connect_server(
             port: key.port,
         }),
         timestamp_tcp_setup: ROption::RNone,
-        via: ROption::RNone,
+        via: proxy
+            .map(|proxy| Address {
+                host: proxy.host.as_str().into(),
+                port: proxy.port,
+            })
+            .into(),
     };
     server.timestamp_start = ROption::RSome(now());
     server_event(shared, client, ServerEvent::Connect, &mut server)?;
@@ -809,7 +824,9 @@ pub async fn connect_server(
         );
         return Err(connect_failed(shared, client, server, message));
     }
-    let stream = match shared.upstream.connect(&host, port).await {
+    // In upstream mode the TCP connection goes to the next proxy.
+    let (dial_host, dial_port) = proxy.map_or((host.as_str(), port), |p| (p.host.as_str(), p.port));
+    let stream = match shared.upstream.connect(dial_host, dial_port).await {
         Ok(stream) => stream,
         Err(e) => return Err(connect_failed(shared, client, server, e.to_string())),
     };
@@ -830,6 +847,21 @@ pub async fn connect_server(
     let mut conn = shared
         .upstream
         .wrap(stream, key.clone(), RArc::clone(&server), notice);
+    if proxy.is_some() && (https || tunnel) {
+        // Through the next proxy to the server itself.
+        let established = tokio::time::timeout(
+            shared.options.connect_timeout,
+            conn.connect_through_proxy(&host, port),
+        )
+        .await
+        .unwrap_or_else(|_| Err("the upstream proxy did not answer CONNECT".to_string()));
+        if let Err(problem) = established {
+            return Err(Failure::server(format!(
+                "cannot reach {} through the upstream proxy: {problem}",
+                HostPort(&host, port)
+            )));
+        }
+    }
     if https {
         let name = key.sni.as_deref().unwrap_or(&host);
         let config = shared.tls.client_config(&[b"http/1.1".to_vec()], true);

@@ -42,7 +42,7 @@ impl Destination {
     /// The destination of a client connection in `mode`.
     pub fn for_mode(mode: &Mode) -> Destination {
         match mode {
-            Mode::Regular => Destination::FromRequest,
+            Mode::Regular | Mode::Upstream(_) => Destination::FromRequest,
             Mode::Reverse(target) => Destination::Fixed(Arc::new(FixedTarget {
                 scheme: target.scheme,
                 host: target.host.clone(),

@@ -46,6 +46,14 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The next proxy every server connection goes through (upstream mode).
+    fn upstream_proxy(&self) -> Option<&ReverseTarget> {
+        match &self.options.mode {
+            Mode::Upstream(proxy) => Some(proxy),
+            _ => None,
+        }
+    }
+
     /// Whether flows still running are being ended by shutdown.
     fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Relaxed)

@@ -15,6 +15,9 @@ pub enum Mode {
     /// A reverse proxy in front of one server: clients talk to the proxy as if it were that
     /// server.
     Reverse(ReverseTarget),
+    /// An explicit proxy whose server connections all go through another HTTP proxy
+    /// (`upstream:http://HOST:PORT`): plain requests in absolute form, the rest with CONNECT.
+    Upstream(ReverseTarget),
 }
 
 /// The server behind a reverse proxy.
@@ -56,6 +59,7 @@ impl fmt::Display for Mode {
             Mode::Reverse(target) => {
                 write!(f, "reverse:{}://{}", target.scheme, target.authority)
             }
+            Mode::Upstream(proxy) => write!(f, "upstream:{}://{}", proxy.scheme, proxy.authority),
         }
     }
 }
@@ -86,11 +90,15 @@ impl FromStr for Mode {
             ("reverse", None) => Err(ModeError(
                 "reverse mode needs a target: --mode reverse:http://host:port".into(),
             )),
-            ("upstream" | "socks5" | "transparent" | "wireguard" | "local" | "tun" | "dns", _) => {
+            ("upstream", Some(url)) => parse_upstream(url).map(Mode::Upstream),
+            ("upstream", None) => Err(ModeError(
+                "upstream mode needs a proxy: --mode upstream:http://host:port".into(),
+            )),
+            ("socks5" | "transparent" | "wireguard" | "local" | "tun" | "dns", _) => {
                 Err(ModeError(format!("mode {name:?} is not supported yet")))
             }
             _ => Err(ModeError(format!(
-                "unknown mode {spec:?} (expected `regular` or `reverse:URL`)"
+                "unknown mode {spec:?} (expected `regular`, `reverse:URL` or `upstream:URL`)"
             ))),
         }
     }
@@ -118,6 +126,20 @@ fn parse_reverse(url: &str) -> Result<ReverseTarget, ModeError> {
         .filter(|(host, _)| is_valid_host(host))
         .ok_or_else(|| ModeError(format!("reverse target {url:?}: invalid host or port")))?;
     Ok(ReverseTarget::new(scheme, host, port))
+}
+
+fn parse_upstream(url: &str) -> Result<ReverseTarget, ModeError> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    if !scheme.eq_ignore_ascii_case("http") {
+        return Err(ModeError(format!(
+            "upstream proxy {url:?}: only http:// proxies are supported"
+        )));
+    }
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    let (host, port) = split_authority(authority, 8080)
+        .filter(|(host, _)| is_valid_host(host) && !authority.contains('/'))
+        .ok_or_else(|| ModeError(format!("upstream proxy {url:?}: invalid host or port")))?;
+    Ok(ReverseTarget::new("http", host, port))
 }
 
 /// Whether `host`, as `split_authority` gives it (IPv6 without its brackets), can name a
@@ -152,6 +174,8 @@ mod tests {
         assert_eq!(default_port.spec(), "reverse:http://example.com:80");
         let tls: Mode = "reverse:https://example.com".parse().unwrap();
         assert_eq!(tls.spec(), "reverse:https://example.com:443");
+        let upstream: Mode = "upstream:http://127.0.0.1:3128".parse().unwrap();
+        assert_eq!(upstream.spec(), "upstream:http://127.0.0.1:3128");
         let bare: Mode = "reverse:example.com".parse().unwrap();
         assert_eq!(bare, tls, "https is the default scheme, as in mitmproxy");
     }
@@ -162,7 +186,7 @@ mod tests {
             "reverse",
             "reverse:http://example.com/path",
             "reverse:http://example.com:port",
-            "upstream:http://proxy:8080",
+            "upstream:https://proxy:8080",
             "bogus",
             // Found by fuzz/ (mode): hosts that name no server.
             "reverse:http://[]",

@@ -139,6 +139,10 @@ pub async fn serve(
         .map_err(|source| ServeError::Bind { address, source })?;
     match &options.mode {
         Mode::Regular => tracing::info!("HTTP(S) proxy listening at {local}."),
+        Mode::Upstream(proxy) => tracing::info!(
+            "HTTP(S) proxy (through {}) listening at {local}.",
+            proxy.authority
+        ),
         Mode::Reverse(target) => tracing::info!(
             "Reverse proxy to {}://{} listening at {local}.",
             target.scheme,

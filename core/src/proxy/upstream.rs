@@ -321,6 +321,27 @@ impl ServerConn {
         Ok(details)
     }
 
+    /// Asks the next proxy on this connection to open a tunnel to `host:port` (upstream
+    /// mode); `Err` says why it did not.
+    pub async fn connect_through_proxy(&mut self, host: &str, port: u16) -> Result<(), String> {
+        let authority = HostPort(host, port).to_string();
+        let head = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+        self.io
+            .write_parts(&mut [bytes::Bytes::from(head)])
+            .await
+            .map_err(|e| e.to_string())?;
+        let answer = self
+            .io
+            .read_response_head()
+            .await
+            .map_err(|e| e.to_string())?;
+        if (200..300).contains(&answer.status) {
+            Ok(())
+        } else {
+            Err(format!("it answered {} {}", answer.status, answer.reason))
+        }
+    }
+
     /// Files the connection under `key` in the pools from now on.
     pub fn rekey(&mut self, key: PoolKey) {
         self.key = key;
