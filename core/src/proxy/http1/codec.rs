@@ -948,9 +948,10 @@ fn put_field(out: &mut BytesMut, name: &str, value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Writes `bytes` with CR, LF and NUL replaced by spaces.
+/// Writes `bytes` with control characters (CR, LF, NUL and the others RFC 9110 §5.5 leaves
+/// out of a field value; horizontal tab is allowed) replaced by spaces.
 fn put_clean(out: &mut BytesMut, bytes: &[u8]) {
-    let unsafe_byte = |b: &u8| matches!(b, b'\r' | b'\n' | 0);
+    let unsafe_byte = |b: &u8| (*b < 0x20 && *b != b'\t') || *b == 0x7f;
     if !bytes.iter().any(unsafe_byte) {
         out.extend_from_slice(bytes);
         return;
@@ -2169,6 +2170,7 @@ mod tests {
     fn written_heads_cannot_be_split() {
         let mut headers = Headers::new();
         headers.append("X-Evil", "a\r\nInjected: yes\0");
+        headers.append("X-Controls", "a\x01b\x7fc\td");
         headers.append("Bad Name", "dropped");
         headers.append("Bad\r\nName", "dropped");
         headers.append("", "dropped");
@@ -2184,7 +2186,8 @@ mod tests {
         );
         assert_eq!(
             &out[..],
-            b"HTTP/1.1 200 OK  X: y\r\nX-Evil: a  Injected: yes \r\nOk: fine\r\n\r\n"
+            &b"HTTP/1.1 200 OK  X: y\r\nX-Evil: a  Injected: yes \r\n\
+               X-Controls: a b c\td\r\nOk: fine\r\n\r\n"[..]
         );
         let mut reparsed = out.clone();
         assert_eq!(
@@ -2193,7 +2196,7 @@ mod tests {
                 .unwrap()
                 .headers
                 .len(),
-            2
+            3
         );
     }
 
