@@ -87,6 +87,8 @@ pub struct CoreOptions {
     pub certs: Vec<CertSpec>,
     /// `ssl_insecure`: do not verify upstream certificates.
     pub ssl_insecure: bool,
+    /// `http2`: offer HTTP/2 to clients inside intercepted TLS.
+    pub http2: bool,
     /// `plugins_dir`: folder of plugins loaded at startup.
     pub plugins_dir: Option<PathBuf>,
     /// `plugins`: plugin files loaded after the folder's, in order.
@@ -134,6 +136,7 @@ impl Default for CoreOptions {
             allow_hosts: HostPatterns::default(),
             certs: Vec::new(),
             ssl_insecure: false,
+            http2: true,
             plugins_dir: None,
             plugins: Vec::new(),
             threads: None,

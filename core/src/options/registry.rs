@@ -97,6 +97,12 @@ pub fn core_specs() -> Vec<OptionSpec> {
             Value::Bool(false),
             "Do not verify the TLS certificates of upstream servers.",
         ),
+        OptionSpec::new(
+            "http2",
+            Bool,
+            Value::Bool(true),
+            "Offer HTTP/2 to clients inside intercepted TLS (servers get HTTP/1.1 for now).",
+        ),
         OptionSpec::optional(
             "plugins_dir",
             Str,
@@ -332,6 +338,7 @@ impl OptionStore {
                 .collect::<Result<_, _>>()
                 .map_err(|e| invalid("certs", e))?,
             ssl_insecure: self.get("ssl_insecure").and_then(Value::as_bool) == Some(true),
+            http2: self.get("http2").and_then(Value::as_bool) != Some(false),
             plugins_dir: Some(plugins_dir),
             plugins: self
                 .list("plugins")

@@ -72,11 +72,12 @@ pub async fn serve_tls(
     } else {
         vec![HTTP1.to_vec()]
     };
-    let client_alpn: Vec<Vec<u8>> = if hello.alpn_protocols.iter().any(|p| p == H2) {
-        vec![H2.to_vec(), HTTP1.to_vec()]
-    } else {
-        alpn.clone()
-    };
+    let client_alpn: Vec<Vec<u8>> =
+        if shared.options.http2 && hello.alpn_protocols.iter().any(|p| p == H2) {
+            vec![H2.to_vec(), HTTP1.to_vec()]
+        } else {
+            alpn.clone()
+        };
 
     let config = shared.tls.client_config(&alpn, true);
     tls_event(shared, TlsEvent::StartServer, client, &server.server, None);
