@@ -231,3 +231,43 @@ fn upstream_mode_sends_everything_through_the_next_proxy() {
     assert_eq!(body, "tls-ok /tls-via");
     next.wait_for_log("event http_connect");
 }
+
+/// curl straight to `url` (no proxy), trusting only `ca`: the body, or curl's complaint.
+fn curl_direct(url: &str, ca: &Path, extra: &[&str]) -> Result<String, String> {
+    let output = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--noproxy", "*"])
+        .args(extra)
+        .arg("--cacert")
+        .arg(ca)
+        .arg(url)
+        .output()
+        .expect("curl is installed (CI installs it)");
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+#[test]
+fn a_reverse_proxy_serves_tls_clients_over_http1_and_http2() {
+    let origin = crate::harness::Upstream::start();
+    let confdir = temp_dir("tls-confdir");
+    let proxy = Proxy::builder()
+        .confdir(&confdir)
+        .reverse(origin.addr)
+        .start();
+    let ca = confdir.join("interpose-ca-cert.pem");
+    let url = format!("https://localhost:{}/secure", proxy.addr.port());
+    let body =
+        curl_direct(&url, &ca, &["--http1.1"]).unwrap_or_else(|e| panic!("{e}\n{}", proxy.dump()));
+    assert_eq!(body, "upstream saw GET /secure");
+    let out = curl_direct(&url, &ca, &["--http2", "-i"]).unwrap();
+    assert!(out.starts_with("HTTP/2 200"), "{out}");
+    assert!(out.ends_with("upstream saw GET /secure"), "{out}");
+    // Plain HTTP still works on the same port.
+    assert_eq!(
+        send(proxy.addr, "GET", "/plain", b"").unwrap().text(),
+        "upstream saw GET /plain"
+    );
+}

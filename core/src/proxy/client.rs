@@ -13,13 +13,13 @@ use tokio::{
 };
 
 use super::{
-    connect::{handle_connect, splice, ConnectOutcome},
+    connect::{handle_connect, next_layer, read_client_hello, splice, ConnectOutcome, Layer},
     failure::{error_response, Failure},
     flow::{BodyFrame, Downstream, FlowDriver, Outcome},
     http1::{
         chunked_with_trailers, codec, BodyDecoder, Frame, Framing, HeadOptions, Http1Io, ReadError,
     },
-    intercept::{serve_tls, Interception},
+    intercept::{serve_reverse_tls, serve_tls, Interception},
     messages::{request_from_head, wire_version, Destination},
     tracker::TrackerGuard,
     upstream::{ClientPool, ServerConn},
@@ -72,8 +72,22 @@ pub async fn serve_client(
     let client = RArc::new(client);
     {
         let mut kill = signals.kill.clone();
-        let conn = Http1Io::new(stream, BytesMut::with_capacity(8 * 1024));
+        let mut conn = Http1Io::new(stream, BytesMut::with_capacity(8 * 1024));
         let serve = async {
+            // A reverse proxy's client may speak TLS: look at its first bytes.
+            if let Destination::Fixed(target) = &shared.destination {
+                let first = tokio::time::timeout(shared.options.client_idle_timeout, conn.fill());
+                if !matches!(first.await, Ok(Ok(n)) if n > 0) {
+                    return;
+                }
+                if next_layer(&conn.buf) == Layer::Tls {
+                    if let Some(hello) = read_client_hello(&mut conn).await {
+                        let target = Arc::clone(target);
+                        serve_reverse_tls(&shared, &client, conn, hello, target, signals).await;
+                    }
+                    return;
+                }
+            }
             let handoff = serve_http1(
                 &shared,
                 &client,

@@ -229,7 +229,7 @@ fn passes_through(
 }
 
 /// Reads until the buffer holds the client's whole ClientHello (without consuming it).
-async fn read_client_hello<S: AsyncRead + AsyncWrite + Unpin>(
+pub async fn read_client_hello<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Http1Io<S>,
 ) -> Option<ClientHello> {
     let read = async {

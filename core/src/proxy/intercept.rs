@@ -201,6 +201,84 @@ pub async fn serve_tls(
     .await;
 }
 
+/// Serves a reverse-mode client that speaks TLS (its ClientHello is in `conn`'s buffer): the
+/// proxy completes the handshake with a certificate for the name the client asked for (else
+/// the target's), then serves HTTP/1 or HTTP/2 inside, to the reverse target.
+pub async fn serve_reverse_tls(
+    shared: &Arc<Shared>,
+    client: &RArc<Client>,
+    conn: Http1Io<TcpStream>,
+    hello: ClientHello,
+    target: Arc<FixedTarget>,
+    signals: StopSignals,
+) {
+    let sni = hello.sni.clone();
+    let mut alpn = Vec::new();
+    if shared.options.http2 && hello.alpn_protocols.iter().any(|p| p == H2) {
+        alpn.push(H2.to_vec());
+    }
+    if !hello.alpn_protocols.is_empty() {
+        alpn.push(HTTP1.to_vec());
+    }
+    let config = match shared
+        .tls
+        .server_config(sni.as_deref(), &target.host, &alpn)
+    {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::warn!("no certificate for {}: {e}", target.host);
+            return;
+        }
+    };
+    // No server connection exists yet: the events name the reverse target.
+    let mut server = Server {
+        conn: interpose_plugin_abi::Connection::new(shared.ids.next_id()),
+        address: ROption::RSome(interpose_plugin_abi::Address {
+            host: target.host.as_str().into(),
+            port: target.port,
+        }),
+        timestamp_tcp_setup: ROption::RNone,
+        via: ROption::RNone,
+    };
+    server.tls = target.scheme == "https";
+    let Http1Io { io: tcp, buf, .. } = conn;
+    tls_event(shared, TlsEvent::StartClient, client, &server, None);
+    let accepted = tls::accept(config, Prefixed::new(buf.freeze(), tcp), sni.as_deref()).await;
+    let stream = match accepted {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracing::info!("[{}] {e}", client.peername);
+            let message = e.to_string();
+            tls_event(
+                shared,
+                TlsEvent::FailedClient,
+                client,
+                &server,
+                Some(&message),
+            );
+            return;
+        }
+    };
+    let details = TlsDetails::of_client(&stream);
+    let mut tls_client = (**client).clone();
+    record_tls(&mut tls_client.conn, &details);
+    let tls_client = RArc::new(tls_client);
+    tls_event(
+        shared,
+        TlsEvent::EstablishedClient,
+        &tls_client,
+        &server,
+        None,
+    );
+    if details.alpn.as_deref() == Some(H2) {
+        serve_h2(Arc::clone(shared), tls_client, stream, target).await;
+        return;
+    }
+    let conn = Http1Io::new(stream, BytesMut::with_capacity(8 * 1024));
+    let destination = Destination::Fixed(target);
+    let _ = serve_http1(shared, &tls_client, conn, destination, signals, None).await;
+}
+
 /// Fires a TLS handshake event, if any addon listens.
 pub fn tls_event(
     shared: &Shared,
