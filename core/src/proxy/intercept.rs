@@ -122,40 +122,18 @@ pub async fn serve_tls(
             return;
         }
     };
-    let Http1Io { io: tcp, buf, .. } = conn;
-    tls_event(shared, TlsEvent::StartClient, client, &server_seen, None);
-    let accepted = tls::accept(config, Prefixed::new(buf.freeze(), tcp), sni.as_deref()).await;
-    let stream = match accepted {
-        Ok(stream) => stream,
-        Err(e) => {
-            tracing::info!("[{}] {e}", client.peername);
-            let message = e.to_string();
-            tls_event(
-                shared,
-                TlsEvent::FailedClient,
-                client,
-                &server_seen,
-                Some(&message),
-            );
-            return;
-        }
+    let Some((stream, tls_client, details)) =
+        accept_client(shared, client, conn, config, sni.as_deref(), &server_seen).await
+    else {
+        return;
     };
-    let details = TlsDetails::of_client(&stream);
-    let mut tls_client = (**client).clone();
-    record_tls(&mut tls_client.conn, &details);
+    let mut tls_client = (*tls_client).clone();
     if let Ok(leaf) = shared.tls.store().certified_key(&server_name) {
         if let Some(cert) = leaf.cert.first() {
             tls_client.mitmcert = ROption::RSome(cert.as_ref().to_vec().into());
         }
     }
     let tls_client = RArc::new(tls_client);
-    tls_event(
-        shared,
-        TlsEvent::EstablishedClient,
-        &tls_client,
-        &server_seen,
-        None,
-    );
 
     let preconnected = upstream.map(|mut server| {
         server.rekey(PoolKey {
@@ -241,10 +219,38 @@ pub async fn serve_reverse_tls(
         via: ROption::RNone,
     };
     server.tls = target.scheme == "https";
+    let Some((stream, tls_client, details)) =
+        accept_client(shared, client, conn, config, sni.as_deref(), &server).await
+    else {
+        return;
+    };
+    if details.alpn.as_deref() == Some(H2) {
+        serve_h2(Arc::clone(shared), tls_client, stream, target).await;
+        return;
+    }
+    let conn = Http1Io::new(stream, BytesMut::with_capacity(8 * 1024));
+    let destination = Destination::Fixed(target);
+    let _ = serve_http1(shared, &tls_client, conn, destination, signals, None).await;
+}
+
+/// The client's handshake over `conn` (its ClientHello still in the buffer), with the
+/// `tls_start_client` / `tls_established_client` / `tls_failed_client` events: the TLS stream,
+/// the client with its TLS fields filled in, and what was negotiated.
+async fn accept_client(
+    shared: &Shared,
+    client: &RArc<Client>,
+    conn: Http1Io<TcpStream>,
+    config: Arc<rustls::ServerConfig>,
+    sni: Option<&str>,
+    server: &Server,
+) -> Option<(
+    tokio_rustls::server::TlsStream<Prefixed<TcpStream>>,
+    RArc<Client>,
+    TlsDetails,
+)> {
     let Http1Io { io: tcp, buf, .. } = conn;
-    tls_event(shared, TlsEvent::StartClient, client, &server, None);
-    let accepted = tls::accept(config, Prefixed::new(buf.freeze(), tcp), sni.as_deref()).await;
-    let stream = match accepted {
+    tls_event(shared, TlsEvent::StartClient, client, server, None);
+    let stream = match tls::accept(config, Prefixed::new(buf.freeze(), tcp), sni).await {
         Ok(stream) => stream,
         Err(e) => {
             tracing::info!("[{}] {e}", client.peername);
@@ -253,10 +259,10 @@ pub async fn serve_reverse_tls(
                 shared,
                 TlsEvent::FailedClient,
                 client,
-                &server,
+                server,
                 Some(&message),
             );
-            return;
+            return None;
         }
     };
     let details = TlsDetails::of_client(&stream);
@@ -267,16 +273,10 @@ pub async fn serve_reverse_tls(
         shared,
         TlsEvent::EstablishedClient,
         &tls_client,
-        &server,
+        server,
         None,
     );
-    if details.alpn.as_deref() == Some(H2) {
-        serve_h2(Arc::clone(shared), tls_client, stream, target).await;
-        return;
-    }
-    let conn = Http1Io::new(stream, BytesMut::with_capacity(8 * 1024));
-    let destination = Destination::Fixed(target);
-    let _ = serve_http1(shared, &tls_client, conn, destination, signals, None).await;
+    Some((stream, tls_client, details))
 }
 
 /// Fires a TLS handshake event, if any addon listens.
