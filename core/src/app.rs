@@ -61,6 +61,9 @@ pub fn run(mut store: OptionStore) -> Result<(), RunError> {
         shutdown_signal()
     };
     let result = runtime.block_on(serve(options, Arc::clone(&addons), shutdown));
+    // Tasks still running (HTTP/2 streams, say) end here, their flows' `error` events
+    // included, so that `done` is the last event every addon sees.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     addons.lifecycle(LifecycleEvent::Done);
     result.map_err(RunError::Serve)
 }

@@ -262,6 +262,8 @@ pub async fn serve(
         let _ = kill.send(true);
         let _ = tokio::time::timeout(CLOSE_GRACE, clients.wait_idle()).await;
     }
+    // Whatever still runs after this (HTTP/2 streams) ends because of the shutdown.
+    shared.shutting_down.store(true, Ordering::Relaxed);
     shared.upstream.close_idle();
     let _ = tokio::time::timeout(CLOSE_GRACE, shared.upstream.connections().wait_idle()).await;
     Ok(())
