@@ -34,14 +34,15 @@ impl BodyBudget {
                 used.checked_add(bytes).filter(|total| *total <= self.limit)
             })
             .is_ok();
-        if reserved && !self.busy_since_trim.load(Ordering::Relaxed) {
-            self.busy_since_trim.store(true, Ordering::Relaxed);
+        if reserved {
+            self.note_large_body();
         }
         reserved
     }
 
-    /// Notes a large body that streams (it reserves nothing, but its buffers come and go).
-    pub fn note_streamed(&self) {
+    /// Notes a large body: buffered ones do when they reserve; streamed ones reserve nothing,
+    /// but their buffers come and go too.
+    pub fn note_large_body(&self) {
         if !self.busy_since_trim.load(Ordering::Relaxed) {
             self.busy_since_trim.store(true, Ordering::Relaxed);
         }

@@ -25,7 +25,7 @@ use super::{
     upstream::{ClientPool, ServerConn},
     Shared,
 };
-use crate::{addons::ClientEvent, options::UpstreamPool};
+use crate::addons::ClientEvent;
 
 /// How long a connection closed with an unread request body keeps draining it.
 const LINGER: Duration = Duration::from_secs(2);
@@ -138,10 +138,7 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
     let mut stop = signals.stop;
     let mut pool = ClientPool::default();
     if let Some(server) = preconnected {
-        match shared.options.upstream_pool {
-            UpstreamPool::Client => pool.release(*server),
-            UpstreamPool::Shared => shared.upstream.release(*server),
-        }
+        shared.park(&mut pool, *server);
     }
     let mut first = true;
     conn.body_timeout = Some(shared.options.body_read_timeout);
@@ -314,19 +311,30 @@ async fn write_refusal<S: AsyncRead + AsyncWrite + Unpin>(
     message: &str,
 ) -> std::io::Result<()> {
     let response = error_response(status, message);
+    write_whole_response(conn, HttpVersion::Http11, response, true).await
+}
+
+/// Writes a whole response (the proxy's own or an addon's), framed by its length, to a client
+/// that spoke `version`; `close` announces that the connection closes after it.
+pub async fn write_whole_response<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Http1Io<S>,
+    version: HttpVersion,
+    response: Response,
+    close: bool,
+) -> std::io::Result<()> {
+    let body = crate::flow::bytes_from_body(response.content.clone());
     let mut head = BytesMut::new();
     codec::write_response_head(
         &mut head,
-        HttpVersion::Http11,
+        wire_version(version),
         response.status_code,
         &response.reason,
         &response.headers,
         HeadOptions {
-            connection: Some("close"),
-            ..HeadOptions::new(Framing::Length(response.content.len() as u64))
+            connection: close.then_some("close"),
+            ..HeadOptions::new(Framing::Length(body.len() as u64))
         },
     );
-    let body = Bytes::copy_from_slice(&response.content);
     conn.write_parts(&mut [head.freeze(), body]).await
 }
 

@@ -5,24 +5,24 @@
 use std::{sync::Arc, time::Duration};
 
 use abi_stable::std_types::{RArc, ROption};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use interpose_plugin_abi::{
     flow::split_authority, Body, Client, ClientHelloData, HttpFlow, HttpVersion, Request, Stream,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{
+    client::write_whole_response,
     failure::error_response,
     flow::connect_server,
-    http1::{codec, Framing, HeadOptions, Http1Io, RequestHead},
-    messages::{wire_version, FixedTarget},
+    http1::{codec, Http1Io, RequestHead},
+    messages::FixedTarget,
     mode::is_valid_host,
     upstream::{ClientPool, PoolKey, ServerConn},
     Shared,
 };
 use crate::{
     addons::HttpEvent,
-    options::UpstreamPool,
     tls::{ClientHello, HelloParse},
 };
 
@@ -173,10 +173,7 @@ pub async fn handle_connect<S: AsyncRead + AsyncWrite + Unpin>(
     }
     match next_layer(&conn.buf) {
         Layer::Http1 => {
-            match shared.options.upstream_pool {
-                UpstreamPool::Client => pool.release(server),
-                UpstreamPool::Shared => shared.upstream.release(server),
-            }
+            shared.park(pool, server);
             ConnectOutcome::Http(Arc::new(FixedTarget {
                 scheme: "http",
                 host,
@@ -251,29 +248,16 @@ pub async fn read_client_hello<S: AsyncRead + AsyncWrite + Unpin>(
         .flatten()
 }
 
-/// Writes a whole response of the proxy's (or an addon's) to the client; `false` if the
-/// client is gone.
+/// Writes a whole response to the client; `false` if the client is gone.
 async fn send_answer<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut Http1Io<S>,
     version: HttpVersion,
     response: interpose_plugin_abi::Response,
     keep_alive: bool,
 ) -> bool {
-    let body = crate::flow::bytes_from_body(response.content.clone());
-    let mut head = BytesMut::new();
-    codec::write_response_head(
-        &mut head,
-        wire_version(version),
-        response.status_code,
-        &response.reason,
-        &response.headers,
-        HeadOptions {
-            framing: Framing::Length(body.len() as u64),
-            upgrade: false,
-            connection: (!keep_alive).then_some("close"),
-        },
-    );
-    conn.write_parts(&mut [head.freeze(), body]).await.is_ok()
+    write_whole_response(conn, version, response, !keep_alive)
+        .await
+        .is_ok()
 }
 
 /// Splices the client and the server byte for byte until either side closes, starting with

@@ -24,7 +24,6 @@ use super::{
 use crate::{
     addons::{HttpEvent, ServerEvent, TlsEvent},
     flow::{body_from_bytes, bytes_from_body, share_bytes},
-    options::UpstreamPool,
 };
 
 /// A piece of a body, whatever the protocol.
@@ -165,12 +164,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
 
     /// An idle connection for `key` from the pool `upstream_pool` says.
     fn checkout(&mut self, key: &PoolKey) -> Option<ServerConn> {
-        match self.shared.options.upstream_pool {
-            UpstreamPool::Client => self
-                .pool
-                .checkout(key, self.shared.options.upstream_idle_timeout),
-            UpstreamPool::Shared => self.shared.upstream.checkout(key),
-        }
+        self.shared.checkout(self.pool, key)
     }
 
     /// Runs the flow to its end.
@@ -423,27 +417,28 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
     ) -> Result<(ServerConn, (codec::ResponseHead, Framing)), Failure> {
         let key = self.pool_key();
         let body = share_bytes(&self.flow.request.content);
+        let trailers = self.flow.request.trailers.as_ref().into_option().cloned();
+        // The head does not depend on the connection: made once, whatever the retries.
+        let (head, body_parts) = match &trailers {
+            // Trailers need chunked framing.
+            Some(trailers) => (
+                self.request_head(Framing::Chunked).freeze(),
+                chunked_with_trailers(body, Some(trailers)),
+            ),
+            None => (
+                self.request_head(Framing::Length(body.len() as u64))
+                    .freeze(),
+                [body, Bytes::new(), Bytes::new()],
+            ),
+        };
         loop {
             let (mut conn, reused) = match self.checkout(&key) {
                 Some(conn) => (conn, true),
                 None => (self.open_server(&key).await?, false),
             };
             self.flow.server_conn = ROption::RSome(conn.server.clone());
-            let framing = Framing::Length(body.len() as u64);
-            let mut head = self.request_head(framing);
-            let trailers = self.flow.request.trailers.as_ref().into_option().cloned();
-            let written = if trailers.is_some() {
-                // Trailers need chunked framing.
-                let mut head = self.request_head(Framing::Chunked);
-                let [size, body, end] = chunked_with_trailers(body.clone(), trailers.as_ref());
-                conn.io
-                    .write_parts(&mut [head.split().freeze(), size, body, end])
-                    .await
-            } else {
-                conn.io
-                    .write_parts(&mut [head.split().freeze(), body.clone()])
-                    .await
-            };
+            let [a, b, c] = body_parts.clone();
+            let written = conn.io.write_parts(&mut [head.clone(), a, b, c]).await;
             if let Err(e) = written {
                 if reused {
                     continue;
@@ -470,7 +465,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
     /// Streams the request to a server as it arrives; fires `request` once the body went
     /// through, then sends the trailers. Returns the connection, awaiting the response.
     async fn stream_request(&mut self, prefix: Vec<Bytes>) -> Result<ServerConn, Failure> {
-        self.shared.budget.note_streamed();
+        self.shared.budget.note_large_body();
         let key = self.pool_key();
         let mut conn = match self.checkout(&key) {
             Some(conn) => conn,
@@ -523,7 +518,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         framing: Framing,
         prefix: Vec<Bytes>,
     ) -> Result<Outcome, Failure> {
-        self.shared.budget.note_streamed();
+        self.shared.budget.note_large_body();
         let length = match framing {
             Framing::Length(n) => Some(n),
             Framing::Empty => Some(0),
@@ -730,10 +725,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             .into_option()
             .is_some_and(|r| codec::wants_close(r.http_version, &r.headers));
         if keep {
-            match self.shared.options.upstream_pool {
-                UpstreamPool::Client => self.pool.release(conn),
-                UpstreamPool::Shared => self.shared.upstream.release(conn),
-            }
+            self.shared.park(self.pool, conn);
         }
     }
 
@@ -797,20 +789,13 @@ pub async fn connect_server(
     tunnel: bool,
 ) -> Result<ServerConn, Failure> {
     let proxy = shared.upstream_proxy();
-    let mut server = Server {
-        conn: Connection::new(shared.ids.next_id()),
-        address: ROption::RSome(Address {
-            host: key.host.as_ref().into(),
-            port: key.port,
-        }),
-        timestamp_tcp_setup: ROption::RNone,
-        via: proxy
-            .map(|proxy| Address {
-                host: proxy.host.as_str().into(),
-                port: proxy.port,
-            })
-            .into(),
-    };
+    let mut server = unconnected_server(shared, &key.host, key.port);
+    server.via = proxy
+        .map(|proxy| Address {
+            host: proxy.host.as_str().into(),
+            port: proxy.port,
+        })
+        .into();
     server.timestamp_start = ROption::RSome(now());
     server_event(shared, client, ServerEvent::Connect, &mut server)?;
     let (host, port) = match &server.address {
@@ -892,6 +877,20 @@ pub async fn connect_server(
         );
     }
     Ok(conn)
+}
+
+/// A server connection to `host:port` as addons see it before it opens: a fresh id, the
+/// address, nothing else yet.
+pub fn unconnected_server(shared: &Shared, host: &str, port: u16) -> Server {
+    Server {
+        conn: Connection::new(shared.ids.next_id()),
+        address: ROption::RSome(Address {
+            host: host.into(),
+            port,
+        }),
+        timestamp_tcp_setup: ROption::RNone,
+        via: ROption::RNone,
+    }
 }
 
 /// Writes what a finished handshake negotiated into a connection's TLS fields.

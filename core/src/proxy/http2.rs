@@ -25,7 +25,7 @@ use super::{
     failure::Failure,
     flow::{BodyFrame, Downstream, FlowDriver},
     messages::FixedTarget,
-    upstream::ClientPool,
+    upstream::{ClientPool, ServerConn},
     Shared,
 };
 
@@ -43,11 +43,22 @@ const CONNECTION_SPECIFIC: [&str; 6] = [
 const H2_IDLE_MAX: usize = 128;
 
 /// Serves the HTTP/2 streams of `io`, each as a flow to `target`.
-pub async fn serve_h2<S>(shared: Arc<Shared>, client: RArc<Client>, io: S, target: Arc<FixedTarget>)
-where
+/// `preconnected` is a server connection already open to the target (interception's eager
+/// one), kept for the first stream.
+pub async fn serve_h2<S>(
+    shared: Arc<Shared>,
+    client: RArc<Client>,
+    io: S,
+    target: Arc<FixedTarget>,
+    preconnected: Option<Box<ServerConn>>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let pool = Arc::new(Mutex::new(ClientPool::with_capacity(H2_IDLE_MAX)));
+    let mut idle = ClientPool::with_capacity(H2_IDLE_MAX);
+    if let Some(server) = preconnected {
+        shared.park(&mut idle, *server);
+    }
+    let pool = Arc::new(Mutex::new(idle));
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let (shared, client, target, pool) = (
             Arc::clone(&shared),
@@ -123,9 +134,7 @@ fn request_from_parts(parts: &http::request::Parts, target: &FixedTarget) -> Req
         // Servers get HTTP/1.1: the authority becomes `Host`, as mitmproxy does.
         headers.append("host", authority);
     }
-    for (name, value) in &parts.headers {
-        headers.append(name.as_str(), value.as_bytes());
-    }
+    append_fields(&mut headers, &parts.headers);
     let timestamp = now();
     Request {
         method: parts.method.as_str().into(),
@@ -145,6 +154,13 @@ fn request_from_parts(parts: &http::request::Parts, target: &FixedTarget) -> Req
         stream: Stream::default(),
         timestamp_start: timestamp,
         timestamp_end: ROption::RNone,
+    }
+}
+
+/// Appends every field of an HTTP/2 header map to `headers`, in order.
+fn append_fields(headers: &mut Headers, map: &HeaderMap) {
+    for (name, value) in map {
+        headers.append(name.as_str(), value.as_bytes());
     }
 }
 
@@ -202,9 +218,7 @@ impl Downstream for H2Downstream {
                 Err(frame) => {
                     if let Ok(trailers) = frame.into_trailers() {
                         let mut fields = Headers::new();
-                        for (name, value) in &trailers {
-                            fields.append(name.as_str(), value.as_bytes());
-                        }
+                        append_fields(&mut fields, &trailers);
                         return Ok(Some(BodyFrame::Trailers(fields)));
                     }
                 }

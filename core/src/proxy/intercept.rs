@@ -18,7 +18,7 @@ use tokio::{
 
 use super::{
     client::{serve_http1, StopSignals},
-    flow::record_tls,
+    flow::{record_tls, unconnected_server},
     http1::Http1Io,
     http2::serve_h2,
     messages::{Destination, FixedTarget},
@@ -27,7 +27,6 @@ use super::{
 };
 use crate::{
     addons::TlsEvent,
-    options::UpstreamPool,
     tls::{self, ClientHello, TlsDetails},
 };
 
@@ -153,17 +152,10 @@ pub async fn serve_tls(
         host_header: None,
     }));
     if details.alpn.as_deref() == Some(H2) {
-        if let Some(server) = preconnected {
-            match shared.options.upstream_pool {
-                // Streams get pools of their own; the shared one keeps the ready connection.
-                UpstreamPool::Shared => shared.upstream.release(*server),
-                UpstreamPool::Client => drop(server),
-            }
-        }
         let Destination::Fixed(target) = destination else {
             unreachable!("interception serves a fixed destination")
         };
-        serve_h2(Arc::clone(shared), tls_client, stream, target).await;
+        serve_h2(Arc::clone(shared), tls_client, stream, target, preconnected).await;
         return;
     }
     let conn = Http1Io::new(stream, BytesMut::with_capacity(8 * 1024));
@@ -209,15 +201,7 @@ pub async fn serve_reverse_tls(
         }
     };
     // No server connection exists yet: the events name the reverse target.
-    let mut server = Server {
-        conn: interpose_plugin_abi::Connection::new(shared.ids.next_id()),
-        address: ROption::RSome(interpose_plugin_abi::Address {
-            host: target.host.as_str().into(),
-            port: target.port,
-        }),
-        timestamp_tcp_setup: ROption::RNone,
-        via: ROption::RNone,
-    };
+    let mut server = unconnected_server(shared, &target.host, target.port);
     server.tls = target.scheme == "https";
     let Some((stream, tls_client, details)) =
         accept_client(shared, client, conn, config, sni.as_deref(), &server).await
@@ -225,7 +209,7 @@ pub async fn serve_reverse_tls(
         return;
     };
     if details.alpn.as_deref() == Some(H2) {
-        serve_h2(Arc::clone(shared), tls_client, stream, target).await;
+        serve_h2(Arc::clone(shared), tls_client, stream, target, None).await;
         return;
     }
     let conn = Http1Io::new(stream, BytesMut::with_capacity(8 * 1024));

@@ -25,7 +25,11 @@ use std::sync::{
     Arc,
 };
 
-use crate::{addons::AddonManager, flow::IdGenerator, options::CoreOptions};
+use crate::{
+    addons::AddonManager,
+    flow::IdGenerator,
+    options::{CoreOptions, UpstreamPool},
+};
 
 /// What every connection task shares.
 pub(crate) struct Shared {
@@ -51,6 +55,27 @@ impl Shared {
         match &self.options.mode {
             Mode::Upstream(proxy) => Some(proxy),
             _ => None,
+        }
+    }
+
+    /// Returns an idle server connection to the pool `upstream_pool` names: the client's own,
+    /// or the shared one.
+    fn park(&self, pool: &mut upstream::ClientPool, conn: upstream::ServerConn) {
+        match self.options.upstream_pool {
+            UpstreamPool::Client => pool.release(conn),
+            UpstreamPool::Shared => self.upstream.release(conn),
+        }
+    }
+
+    /// An idle server connection for `key` from the pool `upstream_pool` names.
+    fn checkout(
+        &self,
+        pool: &mut upstream::ClientPool,
+        key: &upstream::PoolKey,
+    ) -> Option<upstream::ServerConn> {
+        match self.options.upstream_pool {
+            UpstreamPool::Client => pool.checkout(key, self.options.upstream_idle_timeout),
+            UpstreamPool::Shared => self.upstream.checkout(key),
         }
     }
 

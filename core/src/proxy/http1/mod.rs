@@ -90,13 +90,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1Io<S> {
 
     /// Reads more bytes within the body timeout.
     async fn fill_body(&mut self) -> Result<usize, ReadError> {
-        match self.body_timeout {
-            Some(limit) => match tokio::time::timeout(limit, self.fill()).await {
-                Ok(read) => Ok(read?),
-                Err(_) => Err(ReadError::Timeout),
-            },
-            None => Ok(self.fill().await?),
-        }
+        within(self.body_timeout, self.fill()).await
     }
 
     /// Reads the next request head. `Ok(None)`: the client closed, or sent nothing for
@@ -190,13 +184,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1Io<S> {
         while body.len() < len {
             let want = (len - body.len()) as u64;
             let mut limited = (&mut self.io).take(want);
-            let read = limited.read_buf(&mut body);
-            let n = match self.body_timeout {
-                Some(limit) => tokio::time::timeout(limit, read)
-                    .await
-                    .map_err(|_| ReadError::Timeout)??,
-                None => read.await?,
-            };
+            let n = within(self.body_timeout, limited.read_buf(&mut body)).await?;
             if n == 0 {
                 self.eof = true;
                 return Err(ReadError::Closed);
@@ -208,6 +196,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1Io<S> {
     /// Writes every buffer in `parts`, in order, with as few system calls as possible.
     pub async fn write_parts(&mut self, parts: &mut [Bytes]) -> io::Result<()> {
         write_parts(&mut self.io, parts).await
+    }
+}
+
+/// Runs a read, failing with `ReadError::Timeout` after `limit` (if any).
+async fn within(
+    limit: Option<Duration>,
+    read: impl std::future::Future<Output = io::Result<usize>>,
+) -> Result<usize, ReadError> {
+    match limit {
+        Some(limit) => match tokio::time::timeout(limit, read).await {
+            Ok(read) => Ok(read?),
+            Err(_) => Err(ReadError::Timeout),
+        },
+        None => Ok(read.await?),
     }
 }
 
