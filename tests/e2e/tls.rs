@@ -3,7 +3,9 @@
 
 use std::{os::unix::fs::PermissionsExt, path::Path};
 
-use crate::harness::{curl_through, plugin, send, temp_dir, Proxy, ProxyBuilder, TlsServer};
+use crate::harness::{
+    curl_direct, curl_through, plugin, send, temp_dir, Proxy, ProxyBuilder, TlsServer,
+};
 
 /// A proxy whose confdir is `confdir` and which trusts the test server's CA for upstream
 /// verification (through `SSL_CERT_FILE`, as the system's store would).
@@ -230,23 +232,6 @@ fn upstream_mode_sends_everything_through_the_next_proxy() {
         .unwrap_or_else(|e| panic!("{e}\n{}\n{}", proxy.dump(), next.dump()));
     assert_eq!(body, "tls-ok /tls-via");
     next.wait_for_log("event http_connect");
-}
-
-/// curl straight to `url` (no proxy), trusting only `ca`: the body, or curl's complaint.
-fn curl_direct(url: &str, ca: &Path, extra: &[&str]) -> Result<String, String> {
-    let output = std::process::Command::new("curl")
-        .args(["-sS", "--max-time", "20", "--noproxy", "*"])
-        .args(extra)
-        .arg("--cacert")
-        .arg(ca)
-        .arg(url)
-        .output()
-        .expect("curl is installed (CI installs it)");
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
 }
 
 #[test]

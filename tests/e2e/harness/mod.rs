@@ -14,7 +14,7 @@ mod ws;
 pub use big::{download, upload, BigUpstream};
 pub use build::plugin;
 pub use client::{raw_exchange, send, Connection};
-pub use curl::curl_through;
+pub use curl::{curl_direct, curl_through};
 pub use proxy::{Finished, Proxy, ProxyBuilder};
 pub use tls::TlsServer;
 pub use upstream::{bad_upstream, closed_port, BadUpstream, Upstream};
