@@ -1,6 +1,7 @@
-//! Flows on the host side: ids, and bodies handed between the wire and the plugin ABI without
-//! copies.
+//! Flows on the host side: ids, bodies handed between the wire and the plugin ABI without
+//! copies, and bodies with their content encoding undone.
 
+pub mod content;
 mod convert;
 mod ids;
 
