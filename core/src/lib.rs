@@ -4,6 +4,7 @@
 pub mod addons;
 pub mod app;
 pub mod cli;
+pub mod filter;
 pub mod flow;
 pub mod logging;
 pub mod options;
