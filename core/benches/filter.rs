@@ -6,13 +6,53 @@
 //! thread-local buffer. `url_regex`: `~u "example\.com/path/[0-9]+"`, which writes the URL.
 //! `no_match`: the first expression against a flow for another domain.
 //!
+//! Before timing, each case is checked to allocate nothing once warm (a counting global
+//! allocator): the thread-local buffer has grown by then, and the regexes' caches are pooled.
+//!
 //! Run: `cargo bench -p interpose --bench filter -- --warm-up-time 1 --measurement-time 3`
 
-use std::hint::black_box;
+use std::{
+    alloc::{GlobalAlloc, Layout, System},
+    hint::black_box,
+    sync::atomic::{AtomicUsize, Ordering},
+};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use interpose::filter::Filter;
 use interpose_plugin_abi::{testing, HttpFlow};
+
+/// The system allocator, counting allocations.
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, passed on as is.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System.alloc` above with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Asserts that matching `flow` allocates nothing once the first call has warmed up.
+fn assert_no_allocation(filter: &Filter, flow: &HttpFlow) {
+    filter.matches(flow);
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..100 {
+        black_box(filter.matches(black_box(flow)));
+    }
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert_eq!(allocations, 0, "{:?} allocates", filter.expression());
+}
 
 /// A flow with a few realistic request headers and a `200 OK` response.
 fn sample_flow() -> HttpFlow {
@@ -43,6 +83,7 @@ fn bench_filter(c: &mut Criterion) {
     for (name, expr) in cases {
         let filter = Filter::parse(expr).expect("a valid benchmark filter");
         assert!(filter.matches(&flow), "{expr} should match the sample flow");
+        assert_no_allocation(&filter, &flow);
         group.bench_function(name, |b| b.iter(|| filter.matches(black_box(&flow))));
     }
 
@@ -50,6 +91,7 @@ fn bench_filter(c: &mut Criterion) {
     other.request.set_host("other.org");
     let filter = Filter::parse("~d example.com & ~c 200").expect("a valid benchmark filter");
     assert!(!filter.matches(&other));
+    assert_no_allocation(&filter, &other);
     group.bench_function("no_match", |b| b.iter(|| filter.matches(black_box(&other))));
     group.finish();
 }
