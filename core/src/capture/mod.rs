@@ -15,5 +15,5 @@ mod tests;
 pub use flowfile::{
     flow_from_state, flow_state, write_flow, FlowReader, ReadError, FLOW_FORMAT_VERSION,
 };
-pub use har::{har_document, har_entry};
+pub use har::{har_document, har_entry, har_entry_with};
 pub use tnetstring::{decode, encode, TnetError, Value};

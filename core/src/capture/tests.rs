@@ -666,3 +666,83 @@ fn migrates_from_version_4_and_legacy_tuples() {
         "{message}"
     );
 }
+
+// ---- HAR ----
+
+#[test]
+fn har_dates_and_escaping() {
+    let mut out = String::new();
+    super::har::iso8601(0.0, &mut out);
+    assert_eq!(out, "1970-01-01T00:00:00.000000+00:00");
+    out.clear();
+    super::har::iso8601(1_795_576_129.095_311, &mut out);
+    assert_eq!(out, "2026-11-25T03:08:49.095311+00:00");
+    out.clear();
+    super::har::iso8601(951_782_400.5, &mut out);
+    assert_eq!(out, "2000-02-29T00:00:00.500000+00:00");
+    out.clear();
+    super::har::json_str("a\"b\\c\n\u{1}é\u{2028}", &mut out);
+    assert_eq!(out, r#""a\"b\\c\n\u0001é\u2028""#);
+}
+
+#[test]
+fn har_entries() {
+    let flows = varied_flows();
+    let entries: Vec<String> = flows
+        .iter()
+        .map(|f| {
+            let mut e = String::new();
+            super::har::har_entry(f, &mut e);
+            e
+        })
+        .collect();
+    let doc = super::har::har_document(&entries, "0.1.0");
+    assert!(doc
+        .starts_with(r#"{"log":{"version":"1.2","creator":{"name":"interpose","version":"0.1.0""#));
+    let typical = &entries[0];
+    for part in [
+        r#""startedDateTime":"2024-11-25T02:00:00.123456+00:00""#,
+        r#""method":"GET","url":"http://example.com/index.html?q=1","httpVersion":"HTTP/1.1""#,
+        r#""queryString":[{"name":"q","value":"1"}]"#,
+        r#""status":200,"statusText":"OK""#,
+        r#""cookies":[{"name":"session","value":"abc","path":"/","domain":"","httpOnly":true,"secure":false}]"#,
+        r#""content":{"size":100,"compression":0,"mimeType":"text/html; charset=utf-8","text":"aaaa"#,
+        r#""cache":{},"timings":{"connect":"#,
+        r#""serverIPAddress":"93.184.216.34""#,
+    ] {
+        assert!(typical.contains(part), "{part} not in {typical}");
+    }
+    assert!(!typical.contains("postData"));
+    let post = &entries[1];
+    assert!(post.contains(r#""postData":{"mimeType":"application/x-www-form-urlencoded","text":"a=1&b=%C3%A9","params":[{"name":"a","value":"1"},{"name":"b","value":"é"}]}"#), "{post}");
+    assert!(post.contains(r#""httpVersion":"HTTP/2.0""#));
+    let failed = &entries[2];
+    assert!(failed.contains(r#""status":0"#) && failed.contains(r#""bodySize":-1"#));
+    assert!(
+        failed.contains(r#""_error":"Connection refused""#),
+        "{failed}"
+    );
+    let ws = &entries[3];
+    assert!(
+        ws.contains(r#""_resourceType":"websocket","_webSocketMessages":[{"type":"send","time":"#)
+    );
+    assert!(ws.contains(r#""opcode":2,"data":"AAEC/w==""#), "{ws}");
+    // Binary bodies are base64.
+    let mut binary = typical_flow();
+    if let ROption::RSome(r) = &mut binary.response {
+        r.content = interpose_plugin_abi::Body::from_vec(vec![0, 159, 146, 150]);
+    }
+    let mut e = String::new();
+    super::har::har_entry(&binary, &mut e);
+    assert!(
+        e.contains(r#""text":"AJ+Slg==","encoding":"base64""#),
+        "{e}"
+    );
+    // Connections reused across an export report no connect time.
+    let mut seen = std::collections::HashSet::new();
+    let (mut first, mut second) = (String::new(), String::new());
+    super::har::har_entry_with(&flows[0], &mut seen, &mut first);
+    super::har::har_entry_with(&flows[0], &mut seen, &mut second);
+    assert!(first.contains(r#""connect":9.99"#), "{first}");
+    assert!(second.contains(r#""connect":-1.0,"ssl":-1.0"#), "{second}");
+}
