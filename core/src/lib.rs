@@ -3,6 +3,7 @@
 
 pub mod addons;
 pub mod app;
+pub mod capture;
 pub mod cli;
 pub mod filter;
 pub mod flow;

@@ -19,6 +19,8 @@
 //!   budget, timeouts, the connection cap, ambiguous framing, folded log repeats.
 //! - [`tls`]: HTTPS interception with the CA made on first run, upstream verification and
 //!   `--ssl-insecure`, reverse mode to https.
+//! - [`mitmproxy`]: flow files read and written by mitmproxy 11.0.2 itself (needs
+//!   `tests/mitmproxy/setup.sh`).
 //! - [`steering`]: addons rerouting flows (in `request` and `server_connect`), chunk hooks on
 //!   streamed requests and responses, and `addon_errors=fail`.
 
@@ -27,6 +29,7 @@ mod events;
 mod forwarding;
 mod hardening;
 mod harness;
+mod mitmproxy;
 mod options;
 mod plugins;
 mod readme;
