@@ -4,14 +4,18 @@
 use std::{path::PathBuf, sync::Arc};
 
 use abi_stable::std_types::{RErr, ROk};
-use interpose_plugin_abi::ffi::RawAddon;
+use interpose_plugin_abi::ffi::{PluginModuleRef, RawAddon};
 
 use crate::{
-    addons::{builtin_plugins, AddonManager, LifecycleEvent},
+    addons::{
+        builtin_plugins, builtin_plugins_after, publish_options, AddonManager, LifecycleEvent,
+    },
+    filter::Filter,
     logging,
-    options::{CoreOptions, OptionError, OptionStore},
+    options::{expand_home, CoreOptions, OptionError, OptionStore},
     plugin::{load_plugin, plugin_paths},
     proxy::{serve, ServeError},
+    readfile::{read_flows, ReadFileError},
 };
 
 /// Why the proxy stopped with an error.
@@ -23,6 +27,8 @@ pub enum RunError {
     Runtime(std::io::Error),
     /// The proxy could not serve.
     Serve(ServeError),
+    /// The flow file given with `-r` could not be read (wholly or in part).
+    ReadFile(ReadFileError),
 }
 
 impl std::fmt::Display for RunError {
@@ -31,6 +37,7 @@ impl std::fmt::Display for RunError {
             RunError::Options(e) => e.fmt(f),
             RunError::Runtime(e) => write!(f, "cannot start the async runtime: {e}"),
             RunError::Serve(e) => e.fmt(f),
+            RunError::ReadFile(e) => e.fmt(f),
         }
     }
 }
@@ -42,12 +49,28 @@ impl std::error::Error for RunError {}
 pub fn run(mut store: OptionStore) -> Result<(), RunError> {
     let options = Arc::new(store.core_options().map_err(RunError::Options)?);
     logging::init(options.termlog_verbosity);
+    publish_options(&store);
     let addons = Arc::new(load_addons(&options));
     addons.set_addon_errors(options.addon_errors);
     addons.lifecycle(LifecycleEvent::Load);
     if let Err(e) = store.resolve_pending() {
         addons.lifecycle(LifecycleEvent::Done);
         return Err(RunError::Options(e));
+    }
+    let server = store
+        .get("server")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(true);
+    if !server {
+        // -n: no proxy; read the file (if any) through the addons, then stop.
+        addons.lifecycle(LifecycleEvent::Running);
+        let read = read_rfile(&store, &options, &addons);
+        addons.lifecycle(LifecycleEvent::Done);
+        return read;
+    }
+    if let Err(e) = read_rfile(&store, &options, &addons) {
+        addons.lifecycle(LifecycleEvent::Done);
+        return Err(e);
     }
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = options.threads {
@@ -68,12 +91,36 @@ pub fn run(mut store: OptionStore) -> Result<(), RunError> {
     result.map_err(RunError::Serve)
 }
 
-/// Built-in addons first, then each plugin's addons in load order: the plugins folder in
-/// file-name order, then the `plugins` option (config.yaml, `--set`, `--plugin`) in order. A
-/// plugin that fails to load is reported and skipped.
-pub fn load_addons(options: &CoreOptions) -> AddonManager {
-    let mut addons: Vec<(String, RawAddon)> = Vec::new();
-    for module in builtin_plugins() {
+/// Reads the `rfile` flow file, if one is set, through the addons (filtered by
+/// `readfile_filter`).
+fn read_rfile(
+    store: &OptionStore,
+    options: &CoreOptions,
+    addons: &AddonManager,
+) -> Result<(), RunError> {
+    let Some(path) = store.value_text("rfile") else {
+        return Ok(());
+    };
+    let filter = match store.value_text("readfile_filter") {
+        // The option's validator parsed it already.
+        Some(expr) => Filter::parse(&expr).ok(),
+        None => None,
+    };
+    let summary = read_flows(&expand_home(&path), filter.as_ref(), &options.mode, addons)
+        .map_err(RunError::ReadFile)?;
+    if summary.skipped > 0 {
+        tracing::warn!(
+            "{path}: {} TCP, UDP or DNS flows skipped (Interpose reads HTTP flows)",
+            summary.skipped
+        );
+    }
+    tracing::debug!("read {} flows from {path}", summary.loaded);
+    Ok(())
+}
+
+/// The addons of built-in plugins `modules`, labelled for logs.
+fn builtin_addons(modules: Vec<PluginModuleRef>, addons: &mut Vec<(String, RawAddon)>) {
+    for module in modules {
         match (module.new_addons())() {
             ROk(list) => {
                 let label = format!("builtin {}", module.name());
@@ -85,6 +132,15 @@ pub fn load_addons(options: &CoreOptions) -> AddonManager {
             ),
         }
     }
+}
+
+/// Built-in addons that shape traffic first, then each plugin's addons in load order (the
+/// plugins folder in file-name order, then the `plugins` option: config.yaml, `--set`,
+/// `--plugin`), then the built-in addons that record flows. A plugin that fails to load is
+/// reported and skipped.
+pub fn load_addons(options: &CoreOptions) -> AddonManager {
+    let mut addons: Vec<(String, RawAddon)> = Vec::new();
+    builtin_addons(builtin_plugins(), &mut addons);
 
     let mut paths = Vec::new();
     if let Some(dir) = &options.plugins_dir {
@@ -123,6 +179,7 @@ pub fn load_addons(options: &CoreOptions) -> AddonManager {
             Err(e) => tracing::error!("{e}"),
         }
     }
+    builtin_addons(builtin_plugins_after(), &mut addons);
     AddonManager::new(addons)
 }
 

@@ -70,9 +70,36 @@ pub struct Cli {
     #[arg(short = 'q', long = "quiet", conflicts_with = "verbose")]
     pub quiet: bool,
 
-    /// Verbose: also print debug lines (connections, server errors).
+    /// Verbose: also print debug lines (connections, server errors), and flows with their
+    /// headers (flow_detail 2).
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
+
+    /// How much of each flow to print: 0 nothing, 1 one line each way, 2 + headers, 3 +
+    /// bodies cut short, 4 + whole bodies [default: 1].
+    #[arg(long = "flow-detail", value_name = "LEVEL")]
+    pub flow_detail: Option<String>,
+
+    /// Show URLs with the Host header's name instead of the address connected to.
+    #[arg(long = "showhost")]
+    pub showhost: bool,
+
+    /// Save every finished flow to PATH in mitmproxy's flow format (+PATH appends).
+    #[arg(short = 'w', long = "save-stream-file", value_name = "PATH")]
+    pub save_stream_file: Option<String>,
+
+    /// Read flows from PATH (a mitmproxy flow file) and pass them through the addons.
+    #[arg(short = 'r', long = "rfile", value_name = "PATH")]
+    pub rfile: Option<String>,
+
+    /// Start no proxy server (with -r: read the file, then exit).
+    #[arg(short = 'n', long = "no-server")]
+    pub no_server: bool,
+
+    /// A filter expression (mitmproxy's filter language): only matching flows are shown,
+    /// saved (-w, hardump) and read (-r). Several words are joined with spaces.
+    #[arg(value_name = "FILTER", trailing_var_arg = true)]
+    pub filter: Vec<String>,
 }
 
 impl Cli {
@@ -95,6 +122,19 @@ impl Cli {
         one("plugins_dir", "--plugins-dir", &self.plugins_dir);
         one("threads", "--threads", &self.threads);
         one("confdir", "--confdir", &self.confdir);
+        one("flow_detail", "--flow-detail", &self.flow_detail);
+        one(
+            "save_stream_file",
+            "-w/--save-stream-file",
+            &self.save_stream_file,
+        );
+        one("rfile", "-r/--rfile", &self.rfile);
+        if !self.filter.is_empty() {
+            let expression = Some(self.filter.join(" "));
+            one("dumper_filter", "filter expression", &expression);
+            one("save_stream_filter", "filter expression", &expression);
+            one("readfile_filter", "filter expression", &expression);
+        }
         let mut many = |name: &str, flag: &'static str, values: &[String], append: bool| {
             for value in values {
                 let assignment =
@@ -127,6 +167,12 @@ impl Cli {
         );
         switch(self.quiet, "termlog_verbosity", "-q/--quiet", "error");
         switch(self.verbose, "termlog_verbosity", "-v/--verbose", "debug");
+        // As mitmdump: -q also hides flows, -v shows their headers (an explicit
+        // --flow-detail, assigned earlier, is overridden as in mitmdump).
+        switch(self.quiet, "flow_detail", "-q/--quiet", "0");
+        switch(self.verbose, "flow_detail", "-v/--verbose", "2");
+        switch(self.showhost, "showhost", "--showhost", "true");
+        switch(self.no_server, "server", "-n/--no-server", "false");
         CommandLine {
             set: self
                 .set

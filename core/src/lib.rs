@@ -11,6 +11,7 @@ pub mod logging;
 pub mod options;
 pub mod plugin;
 pub mod proxy;
+pub mod readfile;
 pub mod tls;
 
 #[cfg(fuzzing)]

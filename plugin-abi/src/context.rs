@@ -1,4 +1,5 @@
-//! The handle every event receives: what the host provides to an addon (its log, for now).
+//! The handle every event receives: what the host provides to an addon (its log, option
+//! values, flow filters and capture formats).
 //!
 //! Each addon gets its own [`Context`], valid for as long as the host runs, so that host
 //! services know which addon is calling.
@@ -9,9 +10,16 @@ use std::{
     sync::atomic::{AtomicU8, Ordering},
 };
 
-use abi_stable::{std_types::RStr, StableAbi};
+use abi_stable::{
+    std_types::{RStr, RString},
+    StableAbi,
+};
 
-use crate::ffi::HostRef;
+use crate::{
+    capture::{self, CaptureFormat, Filter},
+    ffi::HostRef,
+    flow::HttpFlow,
+};
 
 /// Severity of a log line, most severe first.
 #[repr(u8)]
@@ -92,6 +100,31 @@ impl Context {
     #[doc(hidden)]
     pub fn host_data(&self) -> *const c_void {
         self.host_data
+    }
+
+    /// The current value of the option called `name`, as text (`--options` shows the same
+    /// form): `None` when it is unset or there is no such option.
+    pub fn option(&self, name: &str) -> Option<String> {
+        let lookup = self.host.option()?;
+        lookup(self, RStr::from_str(name))
+            .into_option()
+            .map(RString::into_string)
+    }
+
+    /// Compiles a flow filter expression in mitmproxy's filter language; the error says what
+    /// is wrong and where.
+    pub fn filter(&self, expression: &str) -> Result<Filter, String> {
+        Filter::compile(self.host, self, expression)
+    }
+
+    /// Appends `flow`, encoded in `format`, to `out`.
+    pub fn encode_flow(
+        &self,
+        flow: &HttpFlow,
+        format: CaptureFormat,
+        out: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        capture::encode(self.host, self, flow, format, out)
     }
 
     /// Whether a line at `level` would be printed; check this before formatting.

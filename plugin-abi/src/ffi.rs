@@ -27,12 +27,13 @@ use abi_stable::{
     declare_root_module_statics, package_version_strings,
     prefix_type::WithMetadata,
     sabi_types::VersionStrings,
-    std_types::{RErr, ROk, RResult, RStr, RString, RVec},
+    std_types::{RErr, ROk, ROption, RResult, RStr, RString, RVec},
     StableAbi,
 };
 
 use crate::{
     addon::{Addon, Event},
+    capture::CaptureFormat,
     connection::{Client, ServerConnectionHookData},
     context::{Context, Level},
     flow::HttpFlow,
@@ -168,7 +169,28 @@ pub struct HostVTable {
     /// Writes a line to the host's log.
     #[sabi(last_prefix_field)]
     pub log: extern "C" fn(&Context, Level, RStr<'_>),
+    /// The current value of the option called by the name, as text (`RNone` when the option
+    /// is unset or there is no such option). Since 0.3.1.
+    #[sabi(missing_field(option))]
+    pub option: extern "C" fn(&Context, RStr<'_>) -> ROption<RString>,
+    /// Compiles a flow filter expression (mitmproxy's filter language); `Err` says what is
+    /// wrong and where. Since 0.3.1.
+    #[sabi(missing_field(option))]
+    pub filter_compile: extern "C" fn(&Context, RStr<'_>) -> RResult<FilterPtr, RString>,
+    /// Whether a compiled filter matches a flow. Since 0.3.1.
+    #[sabi(missing_field(option))]
+    pub filter_matches: extern "C" fn(FilterPtr, &HttpFlow) -> bool,
+    /// Frees a compiled filter. Since 0.3.1.
+    #[sabi(missing_field(option))]
+    pub filter_free: extern "C" fn(FilterPtr),
+    /// Appends a flow, encoded in a capture format, to the buffer. Since 0.3.1.
+    #[sabi(missing_field(option))]
+    pub encode_flow:
+        extern "C" fn(&Context, &HttpFlow, CaptureFormat, &mut RVec<u8>) -> RResult<(), RString>,
 }
+
+/// A filter the host compiled, erased (only the host's filter functions interpret it).
+pub type FilterPtr = *const c_void;
 
 /// What the plugin's `new_addons` returns: its addons, or why it could not build them.
 pub type NewAddonsResult = RResult<RVec<RawAddon>, RString>;

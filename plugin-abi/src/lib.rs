@@ -53,6 +53,7 @@ extern crate self as interpose_plugin_abi;
 
 pub mod addon;
 pub mod body;
+pub mod capture;
 pub mod connection;
 pub mod context;
 mod events;
@@ -69,6 +70,7 @@ pub mod tls;
 pub use abi_stable;
 pub use addon::{Addon, Event, EventSet};
 pub use body::Body;
+pub use capture::{CaptureFormat, Filter};
 pub use connection::{
     Address, Client, Connection, HostPort, Server, ServerConnectionHookData, SocketAddress,
     TransportProtocol,

@@ -26,31 +26,75 @@ use std::{
 
 use abi_stable::{
     prefix_type::WithMetadata,
-    std_types::{RArc, ROption, RStr, RVec},
+    std_types::{RArc, RErr, ROption, RResult, RStr, RString, RVec},
 };
 
 use crate::{
+    capture::CaptureFormat,
     connection::{Address, Client, Connection, Server, SocketAddress},
     context::{Context, Level},
-    ffi::{HostRef, HostVTable},
+    ffi::{FilterPtr, HostRef, HostVTable},
     flow::{HttpFlow, Request, Response, Uuid},
     tls::ClientHelloData,
 };
 
 struct Recorder {
     lines: Mutex<Vec<(Level, String)>>,
+    options: Mutex<Vec<(String, String)>>,
+}
+
+/// The recorder behind a context made by `TestContext::new`.
+fn recorder(ctx: &Context) -> &Recorder {
+    // SAFETY: every context using this host table was made by `TestContext::new`, whose
+    // `host_data` points to the `Recorder` it owns for at least as long as the context.
+    unsafe { &*(ctx.host_data() as *const Recorder) }
 }
 
 extern "C" fn record_log(ctx: &Context, level: Level, message: RStr<'_>) {
-    // SAFETY: every context using this host table was made by `TestContext::new`, whose
-    // `host_data` points to the `Recorder` it owns for at least as long as the context.
-    let recorder = unsafe { &*(ctx.host_data() as *const Recorder) };
-    if let Ok(mut lines) = recorder.lines.lock() {
+    if let Ok(mut lines) = recorder(ctx).lines.lock() {
         lines.push((level, message.to_string()));
     }
 }
 
-static TEST_HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable { log: record_log });
+extern "C" fn test_option(ctx: &Context, name: RStr<'_>) -> ROption<RString> {
+    let options = recorder(ctx).options.lock();
+    let value = options
+        .ok()
+        .and_then(|options| options.iter().find(|(n, _)| n == name.as_str()).cloned());
+    value.map(|(_, v)| RString::from(v)).into()
+}
+
+/// What the test host answers for the services only the proxy has.
+const HOST_ONLY: &str = "flow filters and capture formats live in the proxy: TestContext \
+                         has none (test them end to end)";
+
+extern "C" fn test_filter_compile(_ctx: &Context, _expr: RStr<'_>) -> RResult<FilterPtr, RString> {
+    RErr(HOST_ONLY.into())
+}
+
+extern "C" fn test_filter_matches(_filter: FilterPtr, _flow: &HttpFlow) -> bool {
+    false
+}
+
+extern "C" fn test_filter_free(_filter: FilterPtr) {}
+
+extern "C" fn test_encode_flow(
+    _ctx: &Context,
+    _flow: &HttpFlow,
+    _format: CaptureFormat,
+    _out: &mut RVec<u8>,
+) -> RResult<(), RString> {
+    RErr(HOST_ONLY.into())
+}
+
+static TEST_HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable {
+    log: record_log,
+    option: test_option,
+    filter_compile: test_filter_compile,
+    filter_matches: test_filter_matches,
+    filter_free: test_filter_free,
+    encode_flow: test_encode_flow,
+});
 static ALL_LEVELS: AtomicU8 = AtomicU8::new(Level::Debug as u8);
 
 /// A host stand-in for tests: hands out a [`Context`] and records every line logged through
@@ -66,6 +110,7 @@ impl TestContext {
     pub fn new() -> Self {
         let recorder = Box::new(Recorder {
             lines: Mutex::new(Vec::new()),
+            options: Mutex::new(Vec::new()),
         });
         let host_data = &*recorder as *const Recorder as *const c_void;
         // SAFETY: `record_log` accepts this context from any thread while `recorder` lives,
@@ -78,6 +123,15 @@ impl TestContext {
             )
         };
         TestContext { ctx, recorder }
+    }
+
+    /// Sets the option `name` to `value` (as text) for [`Context::option`]; mitmproxy's
+    /// `tctx.configure(addon, name=value)`.
+    pub fn set_option(&self, name: &str, value: &str) {
+        if let Ok(mut options) = self.recorder.options.lock() {
+            options.retain(|(n, _)| n != name);
+            options.push((name.to_string(), value.to_string()));
+        }
     }
 
     /// The context to pass to addon events.

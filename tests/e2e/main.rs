@@ -25,6 +25,7 @@
 //!   streamed requests and responses, and `addon_errors=fail`.
 
 mod bodies;
+mod capture;
 mod events;
 mod forwarding;
 mod hardening;

@@ -2,10 +2,24 @@
 //!
 //! Each built-in is a crate in `plugins/` that also builds as a loadable plugin; the host
 //! links it in and calls its module directly, through the same ABI as any plugin.
+//!
+//! As in mitmproxy, where user scripts sit between the built-ins that shape traffic and
+//! the ones that record it, some built-ins run before the loaded plugins and the capture
+//! addons after them: what is saved and shown is the flow as the plugins left it.
 
 use interpose_plugin_abi::ffi::PluginModuleRef;
 
-/// The built-in plugins' modules, in the order their addons run (before any loaded plugin).
+/// The built-in plugins whose addons run before any loaded plugin, in order.
 pub fn builtin_plugins() -> Vec<PluginModuleRef> {
     vec![disable_h2c::interpose_plugin()]
+}
+
+/// The built-in plugins whose addons run after the loaded plugins, in order: saving
+/// (`save_stream_file`, `hardump`), then the dump output.
+pub fn builtin_plugins_after() -> Vec<PluginModuleRef> {
+    vec![
+        save::interpose_plugin(),
+        savehar::interpose_plugin(),
+        dumper::interpose_plugin(),
+    ]
 }

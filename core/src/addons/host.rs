@@ -1,19 +1,29 @@
-//! What the host provides to addons through their [`Context`]: logging into the proxy's log.
+//! What the host provides to addons through their [`Context`]: logging into the proxy's log,
+//! option values, flow filters and capture formats.
 
 use std::{
+    cell::RefCell,
     ffi::c_void,
     hash::{Hash, Hasher},
-    sync::Mutex,
+    sync::{Mutex, RwLock},
     time::{Duration, Instant},
 };
 
-use abi_stable::{prefix_type::WithMetadata, std_types::RStr};
+use abi_stable::{
+    prefix_type::WithMetadata,
+    std_types::{RErr, ROk, ROption, RResult, RStr, RString, RVec},
+};
 use interpose_plugin_abi::{
-    ffi::{HostRef, HostVTable},
-    Context, Level,
+    ffi::{FilterPtr, HostRef, HostVTable},
+    CaptureFormat, Context, HttpFlow, Level,
 };
 
-use crate::logging::{ADDON_LOG_LEVEL, ADDON_TARGET};
+use crate::{
+    capture::{flowfile, har},
+    filter::Filter,
+    logging::{ADDON_LOG_LEVEL, ADDON_TARGET},
+    options::OptionStore,
+};
 
 /// Identical lines an addon repeats within this window are counted instead of printed.
 const REPEAT_WINDOW: Duration = Duration::from_secs(1);
@@ -57,7 +67,83 @@ impl AddonIdentity {
     }
 }
 
-static HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable { log: host_log });
+static HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable {
+    log: host_log,
+    option: host_option,
+    filter_compile: host_filter_compile,
+    filter_matches: host_filter_matches,
+    filter_free: host_filter_free,
+    encode_flow: host_encode_flow,
+});
+
+/// The option values addons read, published by the host before `load`.
+static OPTIONS: RwLock<Option<OptionStore>> = RwLock::new(None);
+
+/// Makes `store`'s values the ones addons read through `Context::option`.
+pub fn publish_options(store: &OptionStore) {
+    *OPTIONS.write().unwrap_or_else(|e| e.into_inner()) = Some(store.clone());
+}
+
+extern "C" fn host_option(_ctx: &Context, name: RStr<'_>) -> ROption<RString> {
+    let options = OPTIONS.read().unwrap_or_else(|e| e.into_inner());
+    options
+        .as_ref()
+        .and_then(|store| store.value_text(name.as_str()))
+        .map(RString::from)
+        .into()
+}
+
+extern "C" fn host_filter_compile(
+    _ctx: &Context,
+    expression: RStr<'_>,
+) -> RResult<FilterPtr, RString> {
+    match Filter::parse(expression.as_str()) {
+        Ok(filter) => ROk(Box::into_raw(Box::new(filter)) as FilterPtr),
+        Err(e) => RErr(e.to_string().into()),
+    }
+}
+
+extern "C" fn host_filter_matches(filter: FilterPtr, flow: &HttpFlow) -> bool {
+    // SAFETY: addons only hold pointers `host_filter_compile` made, until they free them.
+    let filter = unsafe { &*(filter as *const Filter) };
+    filter.matches(flow)
+}
+
+extern "C" fn host_filter_free(filter: FilterPtr) {
+    // SAFETY: as in `host_filter_matches`; the addon frees each filter once (in `Drop`).
+    drop(unsafe { Box::from_raw(filter as *mut Filter) });
+}
+
+extern "C" fn host_encode_flow(
+    _ctx: &Context,
+    flow: &HttpFlow,
+    format: CaptureFormat,
+    out: &mut RVec<u8>,
+) -> RResult<(), RString> {
+    // The buffer arrives as the addon's `RVec`: encode into this thread's scratch buffer
+    // (no allocation once warm) and append that.
+    thread_local! {
+        static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        scratch.clear();
+        match format {
+            CaptureFormat::FlowFile => flowfile::write_flow(flow, &mut scratch),
+            CaptureFormat::HarEntry => {
+                let mut entry = String::new();
+                har::har_entry(flow, &mut entry);
+                scratch.extend_from_slice(entry.as_bytes());
+            }
+        }
+        out.extend_from_slice(&scratch);
+        // Do not keep a huge buffer around after one big flow.
+        if scratch.capacity() > 1024 * 1024 {
+            *scratch = Vec::new();
+        }
+    });
+    ROk(())
+}
 
 extern "C" fn host_log(ctx: &Context, level: Level, message: RStr<'_>) {
     // SAFETY: every context handed to addons is made by `new_context`, whose `host_data` is a

@@ -5,8 +5,8 @@ mod builtin;
 mod host;
 mod manager;
 
-pub use builtin::builtin_plugins;
-pub use host::new_context;
+pub use builtin::{builtin_plugins, builtin_plugins_after};
+pub use host::{new_context, publish_options};
 pub use manager::{
     AddonInfo, AddonManager, AddonPanic, ClientEvent, ClientHelloEvent, HttpEvent, LifecycleEvent,
     ServerEvent, TlsEvent,

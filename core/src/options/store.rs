@@ -263,6 +263,17 @@ impl OptionStore {
         }
     }
 
+    /// The current value of `name` as text, as addons read it: strings as they are, other
+    /// values as `--options` shows them, `None` when unset or unknown.
+    pub fn value_text(&self, name: &str) -> Option<String> {
+        let entry = self.entries.get(name)?;
+        match &entry.value {
+            Value::None => None,
+            Value::Str(s) => Some(s.clone()),
+            value => Some(entry.spec.display(value)),
+        }
+    }
+
     /// Every option, sorted by name: type, default, current value (with its origin) and help.
     pub fn describe(&self) -> String {
         let mut out = String::new();

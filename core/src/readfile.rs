@@ -1,0 +1,119 @@
+//! Reading flows from a file through the addons (mitmproxy's `ReadFile`, `-r FILE`): each
+//! flow gets the events it would have had live (`requestheaders`, `request`, then
+//! `responseheaders` and `response` if it has a response, `error` if it failed), so that
+//! `interpose -n -r in.flow -w out.flow "~d example.com"` filters a capture and the dump
+//! output prints it.
+
+use std::{fs::File, io::BufReader, path::Path};
+
+use interpose_plugin_abi::HttpFlow;
+
+use crate::{
+    addons::{AddonManager, HttpEvent},
+    capture::flowfile::{FlowReader, ReadError},
+    filter::Filter,
+    proxy::Mode,
+};
+
+/// What reading a file did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ReadSummary {
+    /// Flows passed through the addons.
+    pub loaded: u64,
+    /// Flows left out by `readfile_filter`.
+    pub filtered: u64,
+    /// Flows of kinds Interpose does not handle (TCP, UDP, DNS).
+    pub skipped: u64,
+    /// Whether the file ended inside a flow (a writer killed mid-write).
+    pub truncated: bool,
+}
+
+/// Why a file could not be read (wholly or in part).
+#[derive(Debug)]
+pub struct ReadFileError {
+    /// The file.
+    pub path: String,
+    /// What went wrong.
+    pub message: String,
+    /// Flows passed through the addons before it went wrong.
+    pub loaded: u64,
+}
+
+impl std::fmt::Display for ReadFileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot read flows from {}: {}", self.path, self.message)?;
+        if self.loaded > 0 {
+            write!(f, " (after {} flows)", self.loaded)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ReadFileError {}
+
+/// Reads the flow file at `path` and passes each flow matching `filter` through `addons`.
+/// In reverse mode, flows are pointed at the reverse target first, as mitmproxy does.
+pub fn read_flows(
+    path: &Path,
+    filter: Option<&Filter>,
+    mode: &Mode,
+    addons: &AddonManager,
+) -> Result<ReadSummary, ReadFileError> {
+    let error = |message: String, loaded: u64| ReadFileError {
+        path: path.display().to_string(),
+        message,
+        loaded,
+    };
+    let file = File::open(path).map_err(|e| error(e.to_string(), 0))?;
+    let mut summary = ReadSummary::default();
+    for item in FlowReader::new(BufReader::with_capacity(256 * 1024, file)) {
+        let mut flow = match item {
+            Ok(flow) => flow,
+            Err(ReadError::Unsupported { .. }) => {
+                summary.skipped += 1;
+                continue;
+            }
+            Err(ReadError::Truncated { offset }) => {
+                // A writer stopped mid-record (kill -9): everything before it is whole.
+                tracing::warn!(
+                    "{} ends with an incomplete flow at byte {offset} (its writer was stopped \
+                     mid-write); read the {} complete flows before it",
+                    path.display(),
+                    summary.loaded + summary.filtered
+                );
+                summary.truncated = true;
+                break;
+            }
+            Err(e) => return Err(error(e.to_string(), summary.loaded)),
+        };
+        if filter.is_some_and(|f| !f.matches(&flow)) {
+            summary.filtered += 1;
+            continue;
+        }
+        if let Mode::Reverse(target) = mode {
+            flow.request.host = target.host.as_str().into();
+            flow.request.port = target.port;
+            flow.request.scheme = target.scheme.into();
+        }
+        replay_events(&mut flow, addons);
+        summary.loaded += 1;
+    }
+    Ok(summary)
+}
+
+/// Sends `flow` the events of its life, in order. A panicking addon under
+/// `addon_errors=fail` ends the flow's events (the manager has logged it).
+fn replay_events(flow: &mut HttpFlow, addons: &AddonManager) {
+    let mut events = vec![HttpEvent::RequestHeaders, HttpEvent::Request];
+    if flow.response.is_some() {
+        events.extend([HttpEvent::ResponseHeaders, HttpEvent::Response]);
+    }
+    if flow.error.is_some() {
+        events.push(HttpEvent::Error);
+    }
+    for event in events {
+        if addons.http(event, flow).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,155 @@
+use std::{
+    io::Write,
+    sync::{Arc, Mutex},
+};
+
+use interpose_plugin_abi::{
+    testing::{self, TestContext},
+    Body, FlowError, HttpVersion,
+};
+
+use super::*;
+
+/// A sink the test reads back.
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What the dumper prints for `flow` with the options set.
+fn dump(options: &[(&str, &str)], flow: &mut HttpFlow) -> String {
+    let tctx = TestContext::new();
+    for (name, value) in options {
+        tctx.set_option(name, value);
+    }
+    let sink = Shared::default();
+    let dumper = Dumper::with_sink(Box::new(sink.clone()));
+    dumper.running(tctx.ctx());
+    if flow.error.is_some() {
+        dumper.error(tctx.ctx(), flow);
+    } else {
+        dumper.response(tctx.ctx(), flow);
+    }
+    dumper.done(tctx.ctx());
+    let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    text
+}
+
+#[test]
+fn one_flow_two_lines_as_mitmdump() {
+    let mut flow = testing::flow_with_response();
+    let text = dump(&[], &mut flow);
+    let client = format::format_address(&flow.client_conn.conn.peername);
+    let url = flow.request.url();
+    let response = flow.response.as_ref().unwrap();
+    let expected = format!(
+        "{client}: GET {url}\n{pad} << {} {} {}\n",
+        response.status_code,
+        response.reason,
+        format::pretty_size(response.content.len() as u64),
+        pad = " ".repeat(client.len() - 2),
+    );
+    assert_eq!(text, expected);
+}
+
+#[test]
+fn versions_shown_when_they_differ() {
+    let mut flow = testing::flow_with_response();
+    flow.response.as_mut().unwrap().http_version = HttpVersion::Http10;
+    let text = dump(&[], &mut flow);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].ends_with(" HTTP/1.1"), "{text}");
+    let client = format::format_address(&flow.client_conn.conn.peername);
+    let pad = client.len() - 2 - "HTTP/1.0 ".len();
+    assert!(
+        lines[1].starts_with(&format!("{} << HTTP/1.0 200", " ".repeat(pad))),
+        "{text}"
+    );
+}
+
+#[test]
+fn http2_shows_the_standard_reason() {
+    let mut flow = testing::flow_with_response();
+    flow.request.http_version = HttpVersion::Http2;
+    let response = flow.response.as_mut().unwrap();
+    response.http_version = HttpVersion::Http2;
+    response.reason = "".into();
+    let text = dump(&[], &mut flow);
+    assert!(
+        text.lines().next().unwrap().ends_with(" HTTP/2.0"),
+        "{text}"
+    );
+    assert!(text.contains(" << HTTP/2.0 200 OK "), "{text}");
+}
+
+#[test]
+fn errors_and_detail_zero() {
+    let mut flow = testing::flow();
+    flow.error = RSome(FlowError::new(ErrorKind::Server, "connection refused"));
+    let text = dump(&[], &mut flow);
+    assert!(text.ends_with("\n << connection refused\n"), "{text}");
+    assert_eq!(dump(&[("flow_detail", "0")], &mut flow), "");
+}
+
+#[test]
+fn headers_bodies_and_cut_off() {
+    let mut flow = testing::flow_with_response();
+    flow.request.headers.append("X-Bin", b"a\x01\xff");
+    let body: String = (0..10).map(|i| format!("line {i}\n")).collect();
+    flow.response.as_mut().unwrap().content = Body::from_vec(body.into_bytes());
+    let two = dump(&[("flow_detail", "2")], &mut flow);
+    assert!(two.contains("\n    X-Bin: a\\x01\\xff\n"), "{two}");
+    assert!(!two.contains("line 0"), "{two}");
+    let three = dump(
+        &[("flow_detail", "3"), ("content_view_lines_cutoff", "4")],
+        &mut flow,
+    );
+    assert!(three.contains("\n    line 3\n    (cut off)\n"), "{three}");
+    assert!(!three.contains("line 4"), "{three}");
+    let four = dump(
+        &[("flow_detail", "4"), ("content_view_lines_cutoff", "4")],
+        &mut flow,
+    );
+    assert!(
+        four.contains("line 9") && !four.contains("cut off"),
+        "{four}"
+    );
+}
+
+#[test]
+fn binary_bodies_as_hex() {
+    let lines = format::body_lines(&Default::default(), &[0, 1, 2, b'A']);
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].starts_with("0000000000 00 01 02 41"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].ends_with("...A"), "{}", lines[0]);
+}
+
+#[test]
+fn sizes_as_mitmproxy() {
+    assert_eq!(format::pretty_size(6), "6b");
+    assert_eq!(format::pretty_size(1536), "1.5k");
+    assert_eq!(format::pretty_size(150 * 1024), "150k");
+    assert_eq!(format::pretty_size(12 * 1024 * 1024), "12.0m");
+}
+
+#[test]
+fn long_urls_cut_at_detail_one() {
+    let mut flow = testing::flow_with_response();
+    flow.request.path = format!("/{}", "a".repeat(200)).into();
+    let text = dump(&[], &mut flow);
+    assert!(text.lines().next().unwrap().ends_with('…'), "{text}");
+    let two = dump(&[("flow_detail", "2")], &mut flow);
+    assert!(two.contains(&"a".repeat(200)), "{two}");
+}

@@ -1,0 +1,147 @@
+//! Built-in addon `savehar`: mitmproxy's `hardump`. Every finished flow (at `response` or
+//! `error`) that matches `save_stream_filter` becomes a HAR 1.2 entry; at exit the entries
+//! are written as one HAR file that browsers' developer tools import (`-` writes it to
+//! stdout).
+//!
+//! As in mitmproxy, entries are held in memory until exit (a HAR file is one JSON document);
+//! for long captures use `save_stream_file`, which streams.
+
+use std::{io::Write, sync::Mutex, sync::OnceLock};
+
+use interpose_plugin_abi::{prelude::*, CaptureFormat, Filter};
+
+/// Where the HAR goes, and which flows.
+struct Target {
+    path: String,
+    filter: Option<Filter>,
+}
+
+/// Collects HAR entries and writes the file at exit.
+#[derive(Default)]
+pub struct SaveHar {
+    target: OnceLock<Option<Target>>,
+    entries: Mutex<Vec<Vec<u8>>>,
+}
+
+impl SaveHar {
+    fn target(&self, ctx: &Context) -> Option<&Target> {
+        self.target
+            .get_or_init(|| {
+                let path = ctx.option("hardump").filter(|p| !p.is_empty())?;
+                if path.ends_with(".zhar") {
+                    error!(
+                        ctx,
+                        "hardump: compressed HAR (.zhar) is not supported; name the file .har"
+                    );
+                    return None;
+                }
+                let filter = match ctx.option("save_stream_filter") {
+                    Some(expr) => match ctx.filter(&expr) {
+                        Ok(filter) => Some(filter),
+                        Err(e) => {
+                            error!(ctx, "save_stream_filter: {e}; no HAR is written");
+                            return None;
+                        }
+                    },
+                    None => None,
+                };
+                Some(Target { path, filter })
+            })
+            .as_ref()
+    }
+
+    fn collect(&self, ctx: &Context, flow: &HttpFlow) {
+        let Some(target) = self.target(ctx) else {
+            return;
+        };
+        if target.filter.as_ref().is_some_and(|f| !f.matches(flow)) {
+            return;
+        }
+        let mut entry = Vec::with_capacity(1024);
+        match ctx.encode_flow(flow, CaptureFormat::HarEntry, &mut entry) {
+            Ok(()) => self
+                .entries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(entry),
+            Err(e) => error!(ctx, "cannot make a HAR entry of flow {}: {e}", flow.id),
+        }
+    }
+}
+
+/// The HAR document around `entries` (each a JSON object).
+pub fn har_document(entries: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(entries.iter().map(Vec::len).sum::<usize>() + 256);
+    out.extend_from_slice(
+        b"{\"log\": {\"version\": \"1.2\", \"creator\": {\"name\": \"interpose\", \"version\": \"",
+    );
+    out.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes());
+    out.extend_from_slice(b"\", \"comment\": \"\"}, \"pages\": [], \"entries\": [");
+    for (i, entry) in entries.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(entry);
+    }
+    out.extend_from_slice(b"]}}\n");
+    out
+}
+
+#[addon]
+impl Addon for SaveHar {
+    fn name(&self) -> String {
+        "savehar".to_string()
+    }
+
+    fn running(&self, ctx: &Context) {
+        self.target(ctx);
+    }
+
+    fn response(&self, ctx: &Context, flow: &mut HttpFlow) {
+        self.collect(ctx, flow);
+    }
+
+    fn error(&self, ctx: &Context, flow: &mut HttpFlow) {
+        self.collect(ctx, flow);
+    }
+
+    fn done(&self, ctx: &Context) {
+        let Some(Some(target)) = self.target.get() else {
+            return;
+        };
+        let entries = std::mem::take(&mut *self.entries.lock().unwrap_or_else(|e| e.into_inner()));
+        let document = har_document(&entries);
+        let written = if target.path == "-" {
+            std::io::stdout().write_all(&document)
+        } else {
+            std::fs::write(&target.path, &document)
+        };
+        match written {
+            Ok(()) => info!(
+                ctx,
+                "HAR file saved ({} flows) to {}.",
+                entries.len(),
+                target.path
+            ),
+            Err(e) => error!(ctx, "cannot write the HAR file {}: {e}", target.path),
+        }
+    }
+}
+
+export_plugin!(addons = [SaveHar::default()]);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_wraps_entries() {
+        let doc = har_document(&[b"{\"a\": 1}".to_vec(), b"{\"b\": 2}".to_vec()]);
+        let text = String::from_utf8(doc).unwrap();
+        assert!(text.starts_with("{\"log\": {\"version\": \"1.2\""));
+        assert!(
+            text.ends_with("\"entries\": [{\"a\": 1}, {\"b\": 2}]}}\n"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,382 @@
+//! Headless capture: the dump output, `-w` flow files that mitmproxy itself reads, `-r` /
+//! `-n` reading them back through the addons, the filter expression on the command line
+//! (checked against mitmproxy's own filter language), HAR, and what happens on a full disk,
+//! `kill -9` and SIGTERM under load.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use crate::{
+    harness::{send, temp_dir, Connection, Finished, Proxy, Upstream},
+    mitmproxy::mitmproxy_python,
+};
+
+/// The repository's `tests/mitmproxy/` folder of Python helpers.
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/mitmproxy")
+        .join(name)
+}
+
+/// Runs a Python helper with mitmproxy's interpreter and returns its stdout.
+fn python(name: &str, args: &[&str]) -> String {
+    let output = Command::new(mitmproxy_python())
+        .arg(script(name))
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(
+        output.status.success(),
+        "{name} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+/// Runs `interpose` to completion with `args` (no proxy server, with `-n`).
+fn interpose(args: &[&str]) -> Finished {
+    Proxy::builder().args(args).run()
+}
+
+/// Sends a varied set of requests through `proxy` (reverse mode to `upstream`): methods,
+/// bodies, query strings, a header with odd bytes.
+fn varied_traffic(proxy: &Proxy) -> usize {
+    let mut conn = Connection::open(proxy.addr);
+    let text: &[(&str, &str)] = &[("X-Test", "caf\u{e9}")];
+    let json: &[(&str, &str)] = &[("Content-Type", "application/json")];
+    let requests: [(&str, &str, &[(&str, &str)], &[u8]); 5] = [
+        ("GET", "/a", text, b""),
+        ("GET", "/b?x=1&y=two", text, b""),
+        ("POST", "/echo", text, b"posted body"),
+        ("PUT", "/echo", json, b"{\"json\": true}"),
+        ("DELETE", "/a/c", text, b""),
+    ];
+    for (method, path, headers, body) in requests {
+        let reply = conn.send(method, path, headers, body).expect("reply");
+        assert_eq!(reply.status, 200);
+    }
+    requests.len()
+}
+
+/// Counts the flows `interpose -n -r FILE` reads (one response line each at flow_detail 1).
+fn flows_in(path: &Path) -> usize {
+    let run = interpose(&["-n", "-r", path.to_str().unwrap()]);
+    assert!(run.status.success(), "{}{}", run.stdout, run.stderr);
+    run.stdout.lines().filter(|l| l.contains(" << ")).count()
+}
+
+#[test]
+fn dump_output_prints_each_flow_as_mitmdump_does() {
+    let upstream = Upstream::start();
+    let proxy = Proxy::builder().reverse(upstream.addr).start();
+    let reply = send(proxy.addr, "GET", "/hello", b"").unwrap();
+    assert_eq!(reply.text(), "upstream saw GET /hello");
+    let response = proxy.wait_for_log(" << 200 OK 23b");
+    let log = proxy.log();
+    let at = log.iter().position(|l| *l == response).unwrap();
+    let request = &log[at - 1];
+    let url = format!("http://{}/hello", upstream.addr);
+    assert!(
+        request.starts_with("127.0.0.1:") && request.ends_with(&format!(": GET {url}")),
+        "{request}"
+    );
+    // The response line's arrows sit under the method.
+    let client = request.split(": GET").next().unwrap();
+    assert_eq!(
+        response,
+        format!("{} << 200 OK 23b", " ".repeat(client.len() - 2))
+    );
+}
+
+#[test]
+fn dump_output_obeys_flow_detail_quiet_and_the_filter() {
+    let upstream = Upstream::start();
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .args(["--flow-detail", "2", "~u /shown"])
+        .start();
+    send(proxy.addr, "GET", "/hidden", b"").unwrap();
+    send(proxy.addr, "GET", "/shown", b"").unwrap();
+    proxy.wait_for_log("GET http://");
+    proxy.wait_for_log("    content-length: 23");
+    assert!(proxy.lines_with("/hidden").is_empty(), "{}", proxy.dump());
+    assert_eq!(proxy.lines_with("/shown").len(), 1, "{}", proxy.dump());
+}
+
+#[test]
+fn quiet_prints_no_flows() {
+    let upstream = Upstream::start();
+    let file = temp_dir("quiet").join("flows");
+    let mut proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .args(["-w", file.to_str().unwrap()])
+        .start();
+    send(proxy.addr, "GET", "/quiet", b"").unwrap();
+    proxy.terminate();
+    assert_eq!(proxy.lines_with("/quiet").len(), 1, "{}", proxy.dump());
+    let path = file.to_str().unwrap();
+    let loud = interpose(&["-n", "-r", path]);
+    assert!(loud.stdout.contains("GET http://"), "{}", loud.stdout);
+    let quiet = interpose(&["-n", "-q", "-r", path]);
+    assert!(quiet.status.success());
+    assert_eq!(quiet.stdout, "", "{}", quiet.stderr);
+}
+
+#[test]
+fn capture_is_read_back_identically_and_by_mitmproxy() {
+    let upstream = Upstream::start();
+    let dir = temp_dir("capture");
+    let file = dir.join("flows");
+    let mut proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .args(["-w", file.to_str().unwrap()])
+        .start();
+    let sent = varied_traffic(&proxy);
+    proxy.terminate();
+
+    // mitmproxy reads every flow, with the same requests and responses.
+    let json = python("flows_to_json.py", &[file.to_str().unwrap()]);
+    let flows: Vec<&str> = json.split("\"method\"").skip(1).collect();
+    assert_eq!(flows.len(), sent, "{json}");
+    for needle in [
+        "\"POST\"",
+        "/b?x=1&y=two",
+        "\"status_code\": 200",
+        // base64 of "posted body"
+        "cG9zdGVkIGJvZHk=",
+    ] {
+        assert!(json.contains(needle), "{needle} missing from {json}");
+    }
+
+    // Read back and written again: the same bytes.
+    let again = dir.join("again");
+    let run = interpose(&[
+        "-n",
+        "-q",
+        "-r",
+        file.to_str().unwrap(),
+        "-w",
+        again.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}{}", run.stdout, run.stderr);
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        std::fs::read(&again).unwrap()
+    );
+    assert_eq!(flows_in(&file), sent);
+}
+
+#[test]
+fn filter_expressions_select_the_flows_mitmproxy_selects() {
+    let upstream = Upstream::start();
+    let dir = temp_dir("filters");
+    let file = dir.join("flows");
+    let mut proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .args(["-w", file.to_str().unwrap()])
+        .start();
+    varied_traffic(&proxy);
+    proxy.terminate();
+
+    let expressions = [
+        "~m POST",
+        "~u /a",
+        "~u \"b\\?x=1\"",
+        "!~m GET & ~c 200",
+        "~bq posted | ~bs json",
+        "~h \"x-test: caf\"",
+        "~hq content-length",
+        "~d 127.0.0.1 & !~q",
+        "~s",
+        "~t json",
+        "(~m PUT | ~m DELETE) & !~u echo",
+        "~src 127.0.0.1",
+        "~e",
+        "echo",
+    ];
+    let json = python("filter_ids.py", &{
+        let mut args = vec![file.to_str().unwrap()];
+        args.extend(expressions);
+        args
+    });
+    for expression in expressions {
+        let out = dir.join("selected");
+        let run = interpose(&[
+            "-n",
+            "-q",
+            "-r",
+            file.to_str().unwrap(),
+            "-w",
+            out.to_str().unwrap(),
+            expression,
+        ]);
+        assert!(
+            run.status.success(),
+            "{expression}: {}{}",
+            run.stdout,
+            run.stderr
+        );
+        let ours = python("filter_ids.py", &[out.to_str().unwrap(), "~all"]);
+        let ours_ids = selected(&ours, "~all");
+        let theirs = selected(&json, expression);
+        assert_eq!(ours_ids, theirs, "{expression}");
+        assert!(
+            !theirs.is_empty() || expression == "~e",
+            "{expression} selects nothing"
+        );
+    }
+}
+
+/// The ids listed under `expression` in `filter_ids.py`'s JSON output.
+fn selected(json: &str, expression: &str) -> Vec<String> {
+    let escaped = expression.replace('\\', "\\\\").replace('"', "\\\"");
+    let key = format!("\"{escaped}\": [");
+    let rest = json
+        .split(&key)
+        .nth(1)
+        .unwrap_or_else(|| panic!("{key} not in {json}"));
+    let list = rest.split(']').next().unwrap_or_default();
+    list.split(',')
+        .map(|id| id.trim().trim_matches('"').to_string())
+        .filter(|id| !id.is_empty())
+        .collect()
+}
+
+#[test]
+fn har_dump_opens_in_mitmproxy() {
+    let upstream = Upstream::start();
+    let dir = temp_dir("har");
+    let har = dir.join("flows.har");
+    let mut proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .set("hardump", har.to_str().unwrap())
+        .start();
+    let sent = varied_traffic(&proxy);
+    proxy.terminate();
+    let text = std::fs::read_to_string(&har).unwrap();
+    assert!(
+        text.starts_with("{\"log\": {\"version\": \"1.2\""),
+        "{text}"
+    );
+    // mitmproxy reads HAR files as flows (its reader's HAR import).
+    let json = python("flows_to_json.py", &[har.to_str().unwrap()]);
+    assert_eq!(json.matches("\"method\"").count(), sent, "{json}");
+    assert!(json.contains("cG9zdGVkIGJvZHk="), "{json}");
+}
+
+#[test]
+fn a_full_disk_is_reported_and_the_proxy_keeps_serving() {
+    if !Path::new("/dev/full").exists() {
+        return;
+    }
+    let upstream = Upstream::start();
+    let mut proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .args(["-w", "/dev/full"])
+        .start();
+    for i in 0..20 {
+        let reply = send(proxy.addr, "GET", &format!("/{i}"), b"").unwrap();
+        assert_eq!(reply.status, 200);
+    }
+    proxy.terminate();
+    let errors = proxy.lines_with("cannot write to /dev/full");
+    assert!(!errors.is_empty(), "{}", proxy.dump());
+    let summary = proxy.lines_with("flows were not saved to /dev/full");
+    assert!(
+        summary
+            .iter()
+            .any(|l| l.contains("20 flows were not saved")),
+        "{}",
+        proxy.dump()
+    );
+}
+
+#[test]
+fn kill_9_leaves_a_readable_file_and_sigterm_under_load_loses_nothing() {
+    let upstream = Upstream::start();
+    let dir = temp_dir("crash");
+
+    // kill -9 while traffic flows: every complete record reads back.
+    let file = dir.join("killed");
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .args(["--flow-detail", "0", "-w", file.to_str().unwrap()])
+        .start();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = load_threads(proxy.addr, &stop);
+    while std::fs::metadata(&file).map_or(0, |m| m.len()) < 20_000 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: plain FFI call with a pid we own.
+    unsafe { libc::kill(proxy.pid() as i32, libc::SIGKILL) };
+    stop.store(true, Ordering::Relaxed);
+    load.join();
+    let read = interpose(&["-n", "-r", file.to_str().unwrap()]);
+    let flows = read.stdout.lines().filter(|l| l.contains(" << ")).count();
+    assert!(flows > 0, "{}{}", read.stdout, read.stderr);
+
+    // SIGTERM under load: every flow a client completed is in the file.
+    let file = dir.join("terminated");
+    let mut proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .args(["--flow-detail", "0", "-w", file.to_str().unwrap()])
+        .start();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = load_threads(proxy.addr, &stop);
+    std::thread::sleep(Duration::from_millis(500));
+    proxy.terminate();
+    stop.store(true, Ordering::Relaxed);
+    let completed = load.join();
+    assert!(completed > 0);
+    let saved = python("filter_ids.py", &[file.to_str().unwrap(), "~s & ~c 200"]);
+    let saved = selected(&saved, "~s & ~c 200").len();
+    assert!(
+        saved as u64 >= completed,
+        "{completed} requests completed, {saved} flows with a response saved"
+    );
+}
+
+/// Four client threads sending requests until `stop`; `join` returns how many completed.
+struct Load {
+    threads: Vec<std::thread::JoinHandle<()>>,
+    completed: Arc<AtomicU64>,
+}
+
+impl Load {
+    fn join(self) -> u64 {
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+        self.completed.load(Ordering::Relaxed)
+    }
+}
+
+fn load_threads(proxy: std::net::SocketAddr, stop: &Arc<AtomicBool>) -> Load {
+    let completed = Arc::new(AtomicU64::new(0));
+    let threads = (0..4)
+        .map(|t| {
+            let stop = Arc::clone(stop);
+            let completed = Arc::clone(&completed);
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    match send(proxy, "GET", &format!("/load/{t}/{i}"), b"") {
+                        Ok(reply) if reply.status == 200 => {
+                            completed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    Load { threads, completed }
+}
