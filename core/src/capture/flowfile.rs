@@ -463,47 +463,48 @@ fn write_headers(headers: &Headers, out: &mut Vec<u8>) {
     end(out, start, b']');
 }
 
-fn write_message_common(
+/// What requests and responses write alike; `content` is `None` for a streamed body.
+struct MessageParts<'a> {
     http_version: HttpVersion,
-    headers: &Headers,
-    content: &Body,
-    streamed: bool,
-    trailers: &ROption<Headers>,
+    headers: &'a Headers,
+    content: Option<&'a Body>,
+    trailers: &'a ROption<Headers>,
     timestamp_start: f64,
     timestamp_end: ROption<f64>,
-    out: &mut Vec<u8>,
-) {
+}
+
+fn write_message_common(m: MessageParts<'_>, out: &mut Vec<u8>) {
     key("http_version", out);
-    write_bytes(http_version.as_str().as_bytes(), out);
+    write_bytes(m.http_version.as_str().as_bytes(), out);
     key("headers", out);
-    write_headers(headers, out);
+    write_headers(m.headers, out);
     key("content", out);
-    if streamed {
-        write_null(out);
-    } else {
-        write_bytes(content, out);
+    match m.content {
+        Some(content) => write_bytes(content, out),
+        None => write_null(out),
     }
     key("trailers", out);
-    match trailers {
+    match m.trailers {
         ROption::RSome(t) => write_headers(t, out),
         ROption::RNone => write_null(out),
     }
     key("timestamp_start", out);
-    write_float(timestamp_start, out);
+    write_float(m.timestamp_start, out);
     key("timestamp_end", out);
-    write_opt_float(timestamp_end, out);
+    write_opt_float(m.timestamp_end, out);
 }
 
 fn write_request(request: &Request, out: &mut Vec<u8>) {
     let start = begin(out);
     write_message_common(
-        request.http_version,
-        &request.headers,
-        &request.content,
-        request.stream.is_on(),
-        &request.trailers,
-        request.timestamp_start,
-        request.timestamp_end,
+        MessageParts {
+            http_version: request.http_version,
+            headers: &request.headers,
+            content: (!request.stream.is_on()).then_some(&request.content),
+            trailers: &request.trailers,
+            timestamp_start: request.timestamp_start,
+            timestamp_end: request.timestamp_end,
+        },
         out,
     );
     key("host", out);
@@ -524,13 +525,14 @@ fn write_request(request: &Request, out: &mut Vec<u8>) {
 fn write_response(response: &Response, out: &mut Vec<u8>) {
     let start = begin(out);
     write_message_common(
-        response.http_version,
-        &response.headers,
-        &response.content,
-        response.stream.is_on(),
-        &response.trailers,
-        response.timestamp_start,
-        response.timestamp_end,
+        MessageParts {
+            http_version: response.http_version,
+            headers: &response.headers,
+            content: (!response.stream.is_on()).then_some(&response.content),
+            trailers: &response.trailers,
+            timestamp_start: response.timestamp_start,
+            timestamp_end: response.timestamp_end,
+        },
         out,
     );
     key("status_code", out);

@@ -93,7 +93,7 @@ pub fn pem_to_der(pem: &[u8]) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(pem).ok()?;
     let start = text.find(BEGIN)? + BEGIN.len();
     let end = start + text[start..].find(END)?;
-    base64_decode(text[start..end].as_bytes())
+    base64_decode(&text.as_bytes()[start..end])
 }
 
 #[cfg(test)]
