@@ -45,13 +45,16 @@ fn interpose(args: &[&str]) -> Finished {
     Proxy::builder().args(args).run()
 }
 
+/// Header fields to send.
+type Fields<'a> = &'a [(&'a str, &'a str)];
+
 /// Sends a varied set of requests through `proxy` (reverse mode to `upstream`): methods,
 /// bodies, query strings, a header with odd bytes.
 fn varied_traffic(proxy: &Proxy) -> usize {
     let mut conn = Connection::open(proxy.addr);
-    let text: &[(&str, &str)] = &[("X-Test", "caf\u{e9}")];
-    let json: &[(&str, &str)] = &[("Content-Type", "application/json")];
-    let requests: [(&str, &str, &[(&str, &str)], &[u8]); 5] = [
+    let text: Fields = &[("X-Test", "caf\u{e9}")];
+    let json: Fields = &[("Content-Type", "application/json")];
+    let requests: [(&str, &str, Fields, &[u8]); 5] = [
         ("GET", "/a", text, b""),
         ("GET", "/b?x=1&y=two", text, b""),
         ("POST", "/echo", text, b"posted body"),
