@@ -21,12 +21,16 @@
 //!   `--ssl-insecure`, reverse mode to https.
 //! - [`mitmproxy`]: flow files read and written by mitmproxy 11.0.2 itself (needs
 //!   `tests/mitmproxy/setup.sh`).
+//! - [`examples`]: the example plugins using the proxy's filters and flow files
+//!   (`filter-flows`, `io-write-flow-file`) and the `io-read-saved-flows` program on a `-w`
+//!   capture.
 //! - [`steering`]: addons rerouting flows (in `request` and `server_connect`), chunk hooks on
 //!   streamed requests and responses, and `addon_errors=fail`.
 
 mod bodies;
 mod capture;
 mod events;
+mod examples;
 mod forwarding;
 mod hardening;
 mod harness;
