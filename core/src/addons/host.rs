@@ -2,7 +2,6 @@
 //! option values, flow filters and capture formats.
 
 use std::{
-    cell::RefCell,
     ffi::c_void,
     hash::{Hash, Hasher},
     sync::{Mutex, RwLock},
@@ -120,28 +119,19 @@ extern "C" fn host_encode_flow(
     format: CaptureFormat,
     out: &mut RVec<u8>,
 ) -> RResult<(), RString> {
-    // The buffer arrives as the addon's `RVec`: encode into this thread's scratch buffer
-    // (no allocation once warm) and append that.
-    thread_local! {
-        static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    // Encode straight into the addon's buffer: for a built-in addon (linked into this
+    // binary) the `RVec` and `Vec` conversions move the allocation without copying; for a
+    // loaded plugin, `into_vec` copies what the buffer held (usually nothing).
+    let mut buffer = std::mem::take(out).into_vec();
+    match format {
+        CaptureFormat::FlowFile => flowfile::write_flow(flow, &mut buffer),
+        CaptureFormat::HarEntry => {
+            let mut entry = String::new();
+            har::har_entry(flow, &mut entry);
+            buffer.extend_from_slice(entry.as_bytes());
+        }
     }
-    SCRATCH.with(|scratch| {
-        let mut scratch = scratch.borrow_mut();
-        scratch.clear();
-        match format {
-            CaptureFormat::FlowFile => flowfile::write_flow(flow, &mut scratch),
-            CaptureFormat::HarEntry => {
-                let mut entry = String::new();
-                har::har_entry(flow, &mut entry);
-                scratch.extend_from_slice(entry.as_bytes());
-            }
-        }
-        out.extend_from_slice(&scratch);
-        // Do not keep a huge buffer around after one big flow.
-        if scratch.capacity() > 1024 * 1024 {
-            *scratch = Vec::new();
-        }
-    });
+    *out = RVec::from(buffer);
     ROk(())
 }
 

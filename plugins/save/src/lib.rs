@@ -12,6 +12,7 @@
 pub mod writer;
 
 use std::{
+    cell::RefCell,
     sync::{
         atomic::{AtomicU64, Ordering},
         OnceLock,
@@ -75,12 +76,22 @@ impl Save {
         if stream.filter.as_ref().is_some_and(|f| !f.matches(flow)) {
             return;
         }
-        let mut record = Vec::with_capacity(2048 + flow.request.content.len());
-        if let Err(e) = ctx.encode_flow(flow, CaptureFormat::FlowFile, &mut record) {
-            error!(ctx, "cannot encode flow {}: {e}", flow.id);
-            return;
+        thread_local! {
+            /// This thread's encoding buffer, reused for every flow.
+            static RECORD: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
         }
-        stream.writer.push(record);
+        RECORD.with(|record| {
+            let mut record = record.borrow_mut();
+            record.clear();
+            match ctx.encode_flow(flow, CaptureFormat::FlowFile, &mut record) {
+                Ok(()) => stream.writer.push(&record),
+                Err(e) => error!(ctx, "cannot encode flow {}: {e}", flow.id),
+            }
+            // Do not keep a big flow's buffer.
+            if record.capacity() > 1024 * 1024 {
+                *record = Vec::new();
+            }
+        });
         self.report(ctx, stream, false);
     }
 

@@ -11,7 +11,7 @@ fn writes_every_record_in_order_and_appends_with_plus() {
     let path = temp_path("order");
     let writer = Writer::open(path.to_str().unwrap()).unwrap();
     for i in 0..1000 {
-        writer.push(format!("{i};").into_bytes());
+        writer.push(format!("{i};").as_bytes());
     }
     let counters = writer.close();
     assert_eq!((counters.saved, counters.lost), (1000, 0));
@@ -19,12 +19,12 @@ fn writes_every_record_in_order_and_appends_with_plus() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), expected);
 
     let writer = Writer::open(&format!("+{}", path.display())).unwrap();
-    writer.push(b"more".to_vec());
+    writer.push(b"more");
     writer.close();
     assert!(std::fs::read_to_string(&path).unwrap().ends_with(";more"));
 
     let writer = Writer::open(path.to_str().unwrap()).unwrap();
-    writer.push(b"new".to_vec());
+    writer.push(b"new");
     writer.close();
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
 }
@@ -35,8 +35,8 @@ fn a_full_disk_loses_flows_visibly_and_the_writer_goes_on() {
         return;
     }
     let writer = Writer::open("/dev/full").unwrap();
-    writer.push(b"one".to_vec());
-    writer.push(b"two".to_vec());
+    writer.push(b"one");
+    writer.push(b"two");
     let counters = writer.close();
     assert_eq!(counters.saved, 0);
     assert_eq!(counters.lost, 2);
