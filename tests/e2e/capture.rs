@@ -253,6 +253,26 @@ fn selected(json: &str, expression: &str) -> Vec<String> {
 }
 
 #[test]
+fn streamed_bodies_are_saved_without_content_as_mitmproxy_saves_them() {
+    let upstream = Upstream::start();
+    let file = temp_dir("streamed").join("flows");
+    let mut proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .set("stream_large_bodies", "1k")
+        .args(["-w", file.to_str().unwrap()])
+        .start();
+    let big = vec![b'x'; 8 * 1024];
+    let reply = send(proxy.addr, "POST", "/echo", &big).unwrap();
+    assert_eq!(reply.body.len(), big.len());
+    send(proxy.addr, "POST", "/echo", b"small").unwrap();
+    proxy.terminate();
+    let json = python("flows_to_json.py", &[file.to_str().unwrap()]);
+    // The streamed flow: no content on either side; the small one: its content.
+    assert_eq!(json.matches("\"content\": null").count(), 2, "{json}");
+    assert!(json.contains("c21hbGw="), "{json}");
+}
+
+#[test]
 fn har_dump_opens_in_mitmproxy() {
     let upstream = Upstream::start();
     let dir = temp_dir("har");
@@ -267,6 +287,11 @@ fn har_dump_opens_in_mitmproxy() {
     assert!(
         text.starts_with("{\"log\": {\"version\": \"1.2\""),
         "{text}"
+    );
+    // The HAR 1.2 structure: required fields and their types.
+    assert_eq!(
+        python("har_check.py", &[har.to_str().unwrap()]).trim(),
+        format!("ok {sent}")
     );
     // mitmproxy reads HAR files as flows (its reader's HAR import).
     let json = python("flows_to_json.py", &[har.to_str().unwrap()]);

@@ -9,7 +9,7 @@ use abi_stable::std_types::{RArc, ROption};
 use bytes::{Bytes, BytesMut};
 use interpose_plugin_abi::{
     now, Address, Client, Connection, ErrorKind, Headers, HostPort, HttpFlow, Request, Response,
-    Server, ServerConnectionHookData,
+    Server, ServerConnectionHookData, Stream,
 };
 
 use super::{
@@ -466,6 +466,11 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
     /// through, then sends the trailers. Returns the connection, awaiting the response.
     async fn stream_request(&mut self, prefix: Vec<Bytes>) -> Result<ServerConn, Failure> {
         self.shared.budget.note_large_body();
+        // The proxy may stream on its own (stream_large_bodies, the memory budget): say so on
+        // the flow, as mitmproxy does, so that addons and captures know the body is absent.
+        if !self.flow.request.stream.is_on() {
+            self.flow.request.stream = Stream::on();
+        }
         let key = self.pool_key();
         let mut conn = match self.checkout(&key) {
             Some(conn) => conn,
@@ -519,6 +524,9 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         prefix: Vec<Bytes>,
     ) -> Result<Outcome, Failure> {
         self.shared.budget.note_large_body();
+        if !self.response().stream.is_on() {
+            self.response().stream = Stream::on();
+        }
         let length = match framing {
             Framing::Length(n) => Some(n),
             Framing::Empty => Some(0),
