@@ -438,3 +438,28 @@ fn load_threads(proxy: std::net::SocketAddr, stop: &Arc<AtomicBool>) -> Load {
         .collect();
     Load { threads, completed }
 }
+
+#[test]
+fn dump_output_matches_mitmdump_reading_the_same_capture() {
+    let upstream = Upstream::start();
+    let file = temp_dir("dump-vs-mitmdump").join("flows");
+    let mut proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .args(["--flow-detail", "0", "-w", file.to_str().unwrap()])
+        .start();
+    varied_traffic(&proxy);
+    proxy.terminate();
+    let mitmdump = mitmproxy_python().with_file_name("mitmdump");
+    let path = file.to_str().unwrap();
+    for detail in ["1", "2", "3"] {
+        let theirs = Command::new(&mitmdump)
+            .args(["-n", "-r", path, "--flow-detail", detail])
+            .output()
+            .expect("run mitmdump");
+        let theirs = String::from_utf8_lossy(&theirs.stdout).into_owned();
+        let ours = interpose(&["-n", "-r", path, "--flow-detail", detail]);
+        assert!(ours.status.success(), "{}", ours.stderr);
+        assert!(theirs.contains(" << 200 OK"), "{theirs}");
+        assert_eq!(ours.stdout, theirs, "flow_detail {detail}");
+    }
+}

@@ -167,12 +167,14 @@ pub fn write_flow(out: &mut String, style: &Style, flow: &HttpFlow) {
         write_headers(out, style, &request.headers);
     }
     if style.detail >= 3 {
+        let query = request.path.split_once('?').map(|(_, q)| q);
         write_body(
             out,
             style,
             &request.headers,
             request.content.as_slice(),
             request.stream.is_on(),
+            query,
         );
     }
     if style.detail >= 2 {
@@ -190,6 +192,7 @@ pub fn write_flow(out: &mut String, style: &Style, flow: &HttpFlow) {
                 &response.headers,
                 response.content.as_slice(),
                 response.stream.is_on(),
+                None,
             );
         }
         if style.detail >= 2 {
@@ -336,9 +339,18 @@ fn write_trailers(out: &mut String, style: &Style, trailers: Option<&Headers>) {
 
 /// The body as mitmdump's automatic view shows it: text as its lines, anything else as a
 /// hex dump; cut at `style.cutoff` lines at detail 3.
-fn write_body(out: &mut String, style: &Style, headers: &Headers, body: &[u8], streamed: bool) {
+fn write_body(
+    out: &mut String,
+    style: &Style,
+    headers: &Headers,
+    body: &[u8],
+    streamed: bool,
+    query: Option<&str>,
+) {
     let lines = if streamed {
         vec!["(content missing)".to_string()]
+    } else if body.is_empty() && query.is_some_and(|q| !q.is_empty()) {
+        query_lines(query.unwrap_or_default())
     } else {
         body_lines(headers, body)
     };
@@ -349,11 +361,15 @@ fn write_body(out: &mut String, style: &Style, headers: &Headers, body: &[u8], s
     };
     if !lines.is_empty() {
         out.push('\n');
-        for line in lines.iter().take(limit) {
+        // mitmdump joins a body's lines with CRLF (and ends the block with LF).
+        for (i, line) in lines.iter().take(limit).enumerate() {
+            if i > 0 {
+                out.push_str("\r\n");
+            }
             out.push_str("    ");
             out.push_str(line);
-            out.push('\n');
         }
+        out.push('\n');
     }
     if lines.len() > limit {
         out.push_str("    ");
@@ -363,6 +379,154 @@ fn write_body(out: &mut String, style: &Style, headers: &Headers, body: &[u8], s
     if style.detail >= 2 {
         out.push('\n');
     }
+}
+
+/// A query string as mitmproxy's query view shows it: one `name: value` line per pair,
+/// names padded to a common width (at most 30), percent-escapes decoded.
+pub fn query_lines(query: &str) -> Vec<String> {
+    let pairs: Vec<(String, String)> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(name), percent_decode(value))
+        })
+        .collect();
+    let width = pairs
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(30);
+    pairs
+        .into_iter()
+        .map(|(name, value)| format!("{:<w$}{value}", format!("{name}:"), w = width + 2))
+        .collect()
+}
+
+/// `+` as space and `%XX` escapes decoded (invalid UTF-8 replaced), as a form decoder does.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(high), Some(low)) => {
+                        out.push((high * 16 + low) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether a Content-Type is JSON for mitmproxy's JSON view.
+fn is_json(content_type: &str) -> bool {
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json"
+        || mime == "application/json-rpc"
+        || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// A JSON document re-indented as Python's `json` module writes it with `indent=4` (what
+/// mitmproxy's JSON view shows); `None` if it is not JSON. Strings and numbers are kept as
+/// written.
+pub fn json_lines(text: &str) -> Option<Vec<String>> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    let mut depth = 0usize;
+    let mut chars = text.char_indices().peekable();
+    // What the previous token opened, to print `{}` and `[]` for empty containers.
+    let mut just_opened = false;
+    let newline = |lines: &mut Vec<String>, line: &mut String, depth: usize| {
+        lines.push(std::mem::take(line));
+        line.push_str(&" ".repeat(4 * depth));
+    };
+    while let Some((at, c)) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' | '\r' => continue,
+            '{' | '[' => {
+                line.push(c);
+                depth += 1;
+                just_opened = true;
+                continue;
+            }
+            '}' | ']' => {
+                depth = depth.checked_sub(1)?;
+                if !just_opened {
+                    newline(&mut lines, &mut line, depth);
+                }
+                line.push(c);
+            }
+            ',' => {
+                line.push(',');
+                newline(&mut lines, &mut line, depth);
+            }
+            ':' => line.push_str(": "),
+            '"' => {
+                if just_opened {
+                    newline(&mut lines, &mut line, depth);
+                }
+                let mut end = None;
+                let mut escaped = false;
+                for (i, d) in chars.by_ref() {
+                    if escaped {
+                        escaped = false;
+                    } else if d == '\\' {
+                        escaped = true;
+                    } else if d == '"' {
+                        end = Some(i);
+                        break;
+                    }
+                }
+                line.push_str(&text[at..=end?]);
+            }
+            _ => {
+                if just_opened {
+                    newline(&mut lines, &mut line, depth);
+                }
+                let mut end = at + c.len_utf8();
+                while let Some(&(i, d)) = chars.peek() {
+                    if matches!(d, ',' | ']' | '}' | ' ' | '\t' | '\n' | '\r' | ':') {
+                        break;
+                    }
+                    end = i + d.len_utf8();
+                    chars.next();
+                }
+                let token = &text[at..end];
+                let literal = matches!(token, "true" | "false" | "null")
+                    || token.parse::<f64>().is_ok_and(|_| {
+                        token
+                            .chars()
+                            .all(|c| c.is_ascii_digit() || "+-.eE".contains(c))
+                    });
+                if !literal {
+                    return None;
+                }
+                line.push_str(token);
+            }
+        }
+        just_opened = false;
+    }
+    if depth != 0 {
+        return None;
+    }
+    lines.push(line);
+    Some(lines)
 }
 
 /// The lines of a body: text (UTF-8 without control characters other than spacing) as is,
@@ -377,6 +541,11 @@ pub fn body_lines(headers: &Headers, body: &[u8]) -> Vec<String> {
         .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity") && !e.trim().is_empty());
     if !encoded {
         if let Ok(text) = std::str::from_utf8(body) {
+            if headers.get("content-type").is_some_and(is_json) {
+                if let Some(lines) = json_lines(text) {
+                    return lines;
+                }
+            }
             if !text
                 .chars()
                 .any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n'))

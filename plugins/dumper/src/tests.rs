@@ -112,7 +112,7 @@ fn headers_bodies_and_cut_off() {
         &[("flow_detail", "3"), ("content_view_lines_cutoff", "4")],
         &mut flow,
     );
-    assert!(three.contains("\n    line 3\n    (cut off)\n"), "{three}");
+    assert!(three.contains("\r\n    line 3\n    (cut off)\n"), "{three}");
     assert!(!three.contains("line 4"), "{three}");
     let four = dump(
         &[("flow_detail", "4"), ("content_view_lines_cutoff", "4")],
@@ -152,4 +152,38 @@ fn long_urls_cut_at_detail_one() {
     assert!(text.lines().next().unwrap().ends_with('…'), "{text}");
     let two = dump(&[("flow_detail", "2")], &mut flow);
     assert!(two.contains(&"a".repeat(200)), "{two}");
+}
+
+#[test]
+fn json_reindented_as_python_does() {
+    let lines =
+        format::json_lines(r#"{"a": [1, 2.5, {"b": null}], "c": {}, "d": [], "e": "x, y"}"#)
+            .unwrap();
+    assert_eq!(
+        lines,
+        [
+            "{",
+            "    \"a\": [",
+            "        1,",
+            "        2.5,",
+            "        {",
+            "            \"b\": null",
+            "        }",
+            "    ],",
+            "    \"c\": {},",
+            "    \"d\": [],",
+            "    \"e\": \"x, y\"",
+            "}",
+        ]
+    );
+    assert!(format::json_lines("{\"a\": nope}").is_none());
+    assert!(format::json_lines("[1, 2").is_none());
+}
+
+#[test]
+fn query_pairs_aligned() {
+    assert_eq!(
+        format::query_lines("x=1&long=two+words&e=%C3%A9"),
+        ["x:    1", "long: two words", "e:    é"]
+    );
 }
