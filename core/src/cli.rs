@@ -66,7 +66,7 @@ pub struct Cli {
     #[arg(long = "confdir", value_name = "DIR")]
     pub confdir: Option<String>,
 
-    /// Quiet: print errors only.
+    /// Quiet: print errors only, and no flows (flow_detail 0).
     #[arg(short = 'q', long = "quiet", conflicts_with = "verbose")]
     pub quiet: bool,
 
