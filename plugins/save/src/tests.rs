@@ -50,3 +50,36 @@ fn unopenable_paths_are_errors() {
     std::fs::create_dir_all(&path).unwrap();
     assert!(Writer::open(path.to_str().unwrap()).is_err());
 }
+
+#[test]
+fn a_slow_disk_makes_flows_wait_and_says_so_but_loses_nothing() {
+    // A FIFO whose reader starts late stands in for a disk that cannot keep up.
+    let dir = temp_path("fifo");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("slow");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        return;
+    }
+    let reader = std::thread::spawn({
+        let fifo = fifo.clone();
+        move || {
+            let mut file = std::fs::File::open(&fifo).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let mut all = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut all).unwrap();
+            all
+        }
+    });
+    let writer = Writer::with_queue_limit(fifo.to_str().unwrap(), 4096).unwrap();
+    let record = vec![b'r'; 1024];
+    for _ in 0..200 {
+        writer.push(&record);
+    }
+    let counters = writer.close();
+    drop(writer);
+    let received = reader.join().unwrap();
+    assert_eq!((counters.saved, counters.lost), (200, 0));
+    assert!(counters.waits > 0, "{counters:?}");
+    assert_eq!(received.len(), 200 * 1024);
+}

@@ -66,13 +66,21 @@ struct Shared {
 /// A flow file open for writing, and its writer thread.
 pub struct Writer {
     path: PathBuf,
+    /// Queued bytes at which `push` waits.
+    limit: usize,
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Writer {
-    /// Opens `spec` (a path; `+path` appends) and starts the writer thread.
+    /// Opens `spec` (a path; `+path` appends) and starts the writer thread, with a queue of
+    /// [`QUEUE_BYTES`].
     pub fn open(spec: &str) -> std::io::Result<Writer> {
+        Writer::with_queue_limit(spec, QUEUE_BYTES)
+    }
+
+    /// As [`Writer::open`], with a queue of at most `limit` bytes.
+    pub fn with_queue_limit(spec: &str, limit: usize) -> std::io::Result<Writer> {
         let (path, append) = match spec.strip_prefix('+') {
             Some(path) => (path, true),
             None => (spec, false),
@@ -102,6 +110,7 @@ impl Writer {
             })?;
         Ok(Writer {
             path,
+            limit,
             shared,
             thread: Mutex::new(Some(thread)),
         })
@@ -116,9 +125,9 @@ impl Writer {
     /// full.
     pub fn push(&self, record: &[u8]) {
         let mut queue = lock(&self.shared.queue);
-        if queue.buffer.len() >= QUEUE_BYTES && !queue.closing {
+        if queue.buffer.len() >= self.limit && !queue.closing {
             queue.counters.waits += 1;
-            while queue.buffer.len() >= QUEUE_BYTES && !queue.closing {
+            while queue.buffer.len() >= self.limit && !queue.closing {
                 queue = self
                     .shared
                     .not_full
