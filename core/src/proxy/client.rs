@@ -14,6 +14,7 @@ use tokio::{
 
 use super::{
     connect::{handle_connect, next_layer, read_client_hello, splice, ConnectOutcome, Layer},
+    exchange::Route,
     failure::{error_response, Failure},
     flow::{BodyFrame, Downstream, FlowDriver, Outcome},
     http1::{
@@ -22,7 +23,6 @@ use super::{
     intercept::{serve_reverse_tls, serve_tls, Interception},
     messages::{request_from_head, wire_version, Destination},
     tracker::TrackerGuard,
-    exchange::Route,
     upstream::ClientPool,
     Shared,
 };

@@ -202,9 +202,7 @@ impl ServerBody {
     /// The HTTP/1 connection, if it can carry another exchange now that the body was read.
     pub fn into_reusable(self) -> Option<ServerConn> {
         match self {
-            ServerBody::Http1 { conn, framing, .. } if framing != Framing::UntilClose => {
-                Some(conn)
-            }
+            ServerBody::Http1 { conn, framing, .. } if framing != Framing::UntilClose => Some(conn),
             _ => None,
         }
     }

@@ -22,10 +22,10 @@ use tokio::{
 };
 
 use super::{
+    exchange::Route,
     failure::Failure,
     flow::{BodyFrame, Downstream, FlowDriver},
     messages::FixedTarget,
-    exchange::Route,
     upstream::ClientPool,
     Shared,
 };

@@ -148,9 +148,7 @@ pub async fn serve_tls(
                 port,
                 sni: Some(server_name.as_str().into()),
                 alpn: shared.server_alpn_key(&tls_client),
-                via: shared
-                    .upstream_proxy()
-                    .map(|p| p.authority.as_str().into()),
+                via: shared.upstream_proxy().map(|p| p.authority.as_str().into()),
             });
             match Route::open(*server).await {
                 Ok(route) => Some(route),

@@ -112,10 +112,11 @@ pub const HTTP1: &[u8] = b"http/1.1";
 /// ALPN's name for HTTP/2.
 pub const H2: &[u8] = b"h2";
 
-/// The ALPN protocols to offer a server. Interception mirrors the client's offers (`h2` only
-/// when `http2` is on, as mitmproxy does), always with `http/1.1` since the proxy translates;
-/// nothing when the client offered nothing. A reverse proxy offers `h2` (if `http2`) and
-/// `http/1.1` whatever its clients speak.
+/// The ALPN protocols to offer a server. Interception mirrors the client's offers of `h2` and
+/// `http/1.1`, in its order (`h2` only when `http2` is on, as mitmproxy does), then adds the
+/// one it left out: the proxy translates, so an HTTP/1.1 client still reaches an HTTP/2-only
+/// server and the other way round. Nothing when the client offered nothing. A reverse proxy
+/// offers `h2` (if `http2`) and `http/1.1` whatever its clients speak.
 pub fn server_alpn<P: AsRef<[u8]>>(client: &[P], http2: bool, reverse: bool) -> Vec<Vec<u8>> {
     if reverse {
         return if http2 {
@@ -127,15 +128,16 @@ pub fn server_alpn<P: AsRef<[u8]>>(client: &[P], http2: bool, reverse: bool) -> 
     if client.is_empty() {
         return Vec::new();
     }
-    let mut offers: Vec<Vec<u8>> = client
+    let mut offers: Vec<Vec<u8>> = Vec::with_capacity(2);
+    let wanted = client
         .iter()
         .map(AsRef::as_ref)
-        .filter(|p| (http2 && *p == H2) || *p == HTTP1)
-        .map(<[u8]>::to_vec)
-        .collect();
-    offers.dedup();
-    if !offers.iter().any(|p| p == HTTP1) {
-        offers.push(HTTP1.to_vec());
+        .chain([HTTP1, H2])
+        .filter(|p| (http2 && *p == H2) || *p == HTTP1);
+    for protocol in wanted {
+        if !offers.iter().any(|o| o == protocol) {
+            offers.push(protocol.to_vec());
+        }
     }
     offers
 }
@@ -453,7 +455,13 @@ impl ServerConn {
 
     /// Whether the server chose HTTP/2 in the TLS handshake.
     pub fn chose_h2(&self) -> bool {
-        self.server.conn.alpn.as_ref().into_option().map(|a| a.as_slice()) == Some(H2)
+        self.server
+            .conn
+            .alpn
+            .as_ref()
+            .into_option()
+            .map(|a| a.as_slice())
+            == Some(H2)
     }
 }
 
@@ -718,6 +726,26 @@ mod tests {
             timestamp_tcp_setup: ROption::RNone,
             via: ROption::RNone,
         })
+    }
+
+    #[test]
+    fn servers_are_offered_the_clients_protocols_then_the_rest() {
+        let h2 = || H2.to_vec();
+        let h1 = || HTTP1.to_vec();
+        assert_eq!(server_alpn(&[h2(), h1()], true, false), [h2(), h1()]);
+        assert_eq!(server_alpn(&[h1(), h2()], true, false), [h1(), h2()]);
+        assert_eq!(server_alpn(&[h1()], true, false), [h1(), h2()]);
+        assert_eq!(server_alpn(&[b"spdy/3".to_vec(), h2()], true, false), [h2(), h1()]);
+        assert_eq!(server_alpn(&[h2(), h1()], false, false), [h1()]);
+        assert!(server_alpn::<Vec<u8>>(&[], true, false).is_empty());
+        assert_eq!(server_alpn::<Vec<u8>>(&[], true, true), [h2(), h1()]);
+        assert_eq!(server_alpn::<Vec<u8>>(&[], false, true), [h1()]);
+        let key = PoolKey::alpn_of(&[h2(), h1()]).expect("h2 offered");
+        let mut pool_key = key_of("https://a/");
+        pool_key.alpn = Some(key);
+        assert_eq!(pool_key.alpn_offers(), [h2(), h1()]);
+        assert!(PoolKey::alpn_of(&[h1()]).is_none());
+        assert_eq!(key_of("https://a/").alpn_offers(), [h1()]);
     }
 
     #[test]
