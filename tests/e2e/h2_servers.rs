@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use crate::harness::{curl_direct, curl_through, plugin, send, temp_dir, Proxy, ProxyBuilder, TlsServer};
+use crate::harness::{
+    curl_direct, curl_through, plugin, send, temp_dir, Proxy, ProxyBuilder, TlsServer,
+};
 
 /// A proxy whose confdir is `confdir` and which trusts the test server's CA upstream.
 fn trusting(server: &TlsServer, confdir: &Path) -> ProxyBuilder {
@@ -101,7 +103,9 @@ fn concurrent_streams_share_one_server_connection() {
     let confdir = temp_dir("h2-confdir");
     let proxy = trusting(&server, &confdir).start();
     let ca = confdir.join("interpose-ca-cert.pem");
-    let urls: Vec<String> = (0..20).map(|i| url(&server, &format!("/slow/{i}"))).collect();
+    let urls: Vec<String> = (0..20)
+        .map(|i| url(&server, &format!("/slow/{i}")))
+        .collect();
     let mut args = vec!["--http2", "--parallel", "--parallel-max", "20"];
     args.extend(urls[1..].iter().map(String::as_str));
     let started = std::time::Instant::now();
@@ -113,7 +117,11 @@ fn concurrent_streams_share_one_server_connection() {
     assert_eq!(server.connections(), 1, "one upstream connection");
     assert_eq!(server.versions().len(), 20);
     // Multiplexed, not one after the other (each answer takes 200 ms).
-    assert!(started.elapsed().as_secs_f64() < 3.0, "{:?}", started.elapsed());
+    assert!(
+        started.elapsed().as_secs_f64() < 3.0,
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -170,4 +178,25 @@ fn reverse_mode_speaks_http2_to_an_https_target() {
     assert!(out.starts_with("HTTP/2 200"), "{out}");
     assert!(out.ends_with("tls-ok /secure"), "{out}");
     assert_eq!(server.versions(), vec![http::Version::HTTP_2; 3]);
+}
+
+#[test]
+fn a_reset_stream_is_a_502_and_a_server_error_and_the_connection_goes_on() {
+    let server = TlsServer::start_h2();
+    let confdir = temp_dir("h2-confdir");
+    let proxy = trusting(&server, &confdir)
+        .plugin(&plugin("event-log"))
+        .start();
+    let ca = confdir.join("interpose-ca-cert.pem");
+    let reset = url(&server, "/reset");
+    let after = url(&server, "/after");
+    let (_, out) = curl_through(proxy.addr, &reset, &ca, &["--http2", "-i", &after])
+        .unwrap_or_else(|e| panic!("{e}\n{}", proxy.dump()));
+    assert!(out.contains("HTTP/2 502"), "{out}");
+    assert!(out.contains("server localhost:"), "{out}");
+    let error = proxy.wait_for_log("event error /reset");
+    assert!(error.ends_with("(server)"), "{error}");
+    // The next stream goes over the same server connection.
+    assert!(out.contains("tls-ok /after"), "{out}");
+    assert_eq!(server.connections(), 1);
 }

@@ -20,6 +20,8 @@ use super::{
 use interpose_plugin_abi::ErrorKind;
 
 /// How a flow reaches its server.
+// Unboxed: HTTP/1 is the hot path, and boxing its connection would allocate once per flow.
+#[allow(clippy::large_enum_variant)]
 pub enum Route {
     /// An HTTP/1 connection, the flow's alone until it parks it again.
     Http1(ServerConn),
@@ -52,6 +54,8 @@ pub type ResponseFuture =
     Pin<Box<dyn Future<Output = Result<hyper::Response<Incoming>, SendError>> + Send>>;
 
 /// A request whose head went out and whose body is on its way.
+// Unboxed: HTTP/1 is the hot path, and boxing its connection would allocate once per flow.
+#[allow(clippy::large_enum_variant)]
 pub enum Outgoing {
     /// On an HTTP/1 connection, with the framing its head announced.
     Http1(ServerConn, Framing),
@@ -122,6 +126,8 @@ impl Outgoing {
 }
 
 /// A request sent whole, its response awaited.
+// Unboxed: HTTP/1 is the hot path, and boxing its connection would allocate once per flow.
+#[allow(clippy::large_enum_variant)]
 pub enum Pending {
     /// On an HTTP/1 connection.
     Http1(ServerConn),
@@ -130,6 +136,8 @@ pub enum Pending {
 }
 
 /// Where a response body comes from.
+// Unboxed: HTTP/1 is the hot path, and boxing its connection would allocate once per flow.
+#[allow(clippy::large_enum_variant)]
 pub enum ServerBody {
     /// An HTTP/1 connection, decoding the body's framing.
     Http1 {

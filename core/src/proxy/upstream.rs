@@ -735,7 +735,10 @@ mod tests {
         assert_eq!(server_alpn(&[h2(), h1()], true, false), [h2(), h1()]);
         assert_eq!(server_alpn(&[h1(), h2()], true, false), [h1(), h2()]);
         assert_eq!(server_alpn(&[h1()], true, false), [h1(), h2()]);
-        assert_eq!(server_alpn(&[b"spdy/3".to_vec(), h2()], true, false), [h2(), h1()]);
+        assert_eq!(
+            server_alpn(&[b"spdy/3".to_vec(), h2()], true, false),
+            [h2(), h1()]
+        );
         assert_eq!(server_alpn(&[h2(), h1()], false, false), [h1()]);
         assert!(server_alpn::<Vec<u8>>(&[], true, false).is_empty());
         assert_eq!(server_alpn::<Vec<u8>>(&[], true, true), [h2(), h1()]);

@@ -2,7 +2,6 @@
 //! so that a client can verify the server's certificate through the proxy.
 
 use std::{
-    convert::Infallible,
     net::SocketAddr,
     path::PathBuf,
     sync::{
@@ -33,7 +32,7 @@ use super::rt;
 
 /// An HTTPS server on a free loopback port answering `tls-ok <path>` to every request (and
 /// ` body=<length>` when the request had a body; `/slow...` after 200 ms; `/big/<n>` with
-/// `n` bytes), with a certificate for `localhost` and `127.0.0.1` issued by a fresh test CA.
+/// `n` bytes; `/reset...` not at all), with a certificate for `localhost` and `127.0.0.1` issued by a fresh test CA.
 /// It counts the TCP connections it accepted and notes each request's HTTP version.
 pub struct TlsServer {
     /// Where it listens.
@@ -148,11 +147,27 @@ impl TlsServer {
     }
 }
 
+/// A request the test server refuses to answer (`/reset...`: an HTTP/2 server resets the
+/// stream, an HTTP/1 one closes the connection).
+#[derive(Debug)]
+struct Refused;
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("refused")
+    }
+}
+
+impl std::error::Error for Refused {}
+
 /// The test servers' answer to `req`.
 async fn answer(
     req: hyper::Request<hyper::body::Incoming>,
-) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+) -> Result<hyper::Response<Full<Bytes>>, Refused> {
     let path = req.uri().path().to_string();
+    if path.starts_with("/reset") {
+        return Err(Refused);
+    }
     if path.starts_with("/slow") {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
