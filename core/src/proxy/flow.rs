@@ -415,6 +415,11 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         loop {
             let (route, reused) = self.route(&key).await?;
             self.flow.server_conn = ROption::RSome(route.server().clone());
+            // A session that cannot take the stream is forgotten before trying again.
+            let session = match &route {
+                Route::Http2(session) if reused => Some(session.clone()),
+                _ => None,
+            };
             let pending = match route {
                 Route::Http1(mut conn) => {
                     let (head, [a, b, c]) = match &http1 {
@@ -442,7 +447,12 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
                 }
             };
             match self.await_response(pending, true).await {
-                Err(Retry::Stale | Retry::Gone(_)) if reused => continue,
+                Err(Retry::Stale | Retry::Gone(_)) if reused => {
+                    if let Some(session) = &session {
+                        self.shared.drop_session(self.pool, session);
+                    }
+                    continue;
+                }
                 Err(Retry::Stale) => {
                     return Err(Failure::server(format!(
                         "server {} failed: connection closed before a complete response",

@@ -77,6 +77,15 @@ impl Shared {
         }
     }
 
+    /// Forgets an HTTP/2 session that failed to take a stream, in the pool `upstream_pool`
+    /// names.
+    fn drop_session(&self, pool: &mut upstream::ClientPool, session: &upstream_h2::H2Session) {
+        match self.options.upstream_pool {
+            UpstreamPool::Client => pool.drop_session(session),
+            UpstreamPool::Shared => self.upstream.drop_session(session),
+        }
+    }
+
     /// Files a route for later flows: an idle connection or a session.
     fn park_route(&self, pool: &mut upstream::ClientPool, route: exchange::Route) {
         match route {

@@ -238,6 +238,14 @@ impl ClientPool {
         sessions.iter().find(|s| s.key() == key).cloned()
     }
 
+    /// Forgets `session` (it failed to take a stream): later flows get a new connection.
+    pub fn drop_session(&mut self, session: &H2Session) {
+        if let Some(sessions) = &self.sessions {
+            let mut sessions = sessions.lock().unwrap_or_else(|e| e.into_inner());
+            sessions.retain(|s| !s.same(session));
+        }
+    }
+
     /// Keeps an HTTP/2 session for later flows, unless an open one for its key is kept
     /// already (this one then closes when its streams end).
     pub fn keep_session(&mut self, session: H2Session) {
@@ -567,6 +575,14 @@ impl Upstream {
                 None
             }
             None => None,
+        }
+    }
+
+    /// Forgets `session` (it failed to take a stream): later flows get a new connection.
+    pub fn drop_session(&self, session: &H2Session) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if sessions.get(session.key()).is_some_and(|s| s.same(session)) {
+            sessions.remove(session.key());
         }
     }
 

@@ -67,6 +67,11 @@ impl H2Session {
         !self.send.is_closed()
     }
 
+    /// Whether `other` is a handle to the same connection.
+    pub fn same(&self, other: &H2Session) -> bool {
+        Arc::ptr_eq(&self.key, &other.key)
+    }
+
     /// The key the session is filed under.
     pub fn key(&self) -> &PoolKey {
         &self.key
