@@ -19,6 +19,8 @@
 //!   budget, timeouts, the connection cap, ambiguous framing, folded log repeats.
 //! - [`tls`]: HTTPS interception with the CA made on first run, upstream verification and
 //!   `--ssl-insecure`, reverse mode to https.
+//! - [`h2_servers`]: HTTP/2 to servers that chose `h2`: HTTP/2 and HTTP/1.1 clients, bodies
+//!   buffered and streamed, streams multiplexed on one server connection, reverse mode.
 //! - [`mitmproxy`]: flow files read and written by mitmproxy 11.0.2 itself (needs
 //!   `tests/mitmproxy/setup.sh`).
 //! - [`examples`]: the example plugins using the proxy's filters and flow files
@@ -32,6 +34,7 @@ mod capture;
 mod events;
 mod examples;
 mod forwarding;
+mod h2_servers;
 mod hardening;
 mod harness;
 mod mitmproxy;

@@ -101,7 +101,8 @@ pub fn core_specs() -> Vec<OptionSpec> {
             "http2",
             Bool,
             Value::Bool(true),
-            "Offer HTTP/2 to clients inside intercepted TLS (servers get HTTP/1.1 for now).",
+            "Offer HTTP/2 (ALPN h2) to clients inside intercepted TLS and to servers; a server \
+             that chooses it gets the flows over one multiplexed connection.",
         ),
         OptionSpec::optional(
             "plugins_dir",

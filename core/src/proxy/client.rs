@@ -14,6 +14,7 @@ use tokio::{
 
 use super::{
     connect::{handle_connect, next_layer, read_client_hello, splice, ConnectOutcome, Layer},
+    exchange::Route,
     failure::{error_response, Failure},
     flow::{BodyFrame, Downstream, FlowDriver, Outcome},
     http1::{
@@ -22,7 +23,7 @@ use super::{
     intercept::{serve_reverse_tls, serve_tls, Interception},
     messages::{request_from_head, wire_version, Destination},
     tracker::TrackerGuard,
-    upstream::{ClientPool, ServerConn},
+    upstream::ClientPool,
     Shared,
 };
 use crate::addons::ClientEvent;
@@ -133,12 +134,12 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
     mut conn: Http1Io<S>,
     mut destination: Destination,
     signals: StopSignals,
-    preconnected: Option<Box<ServerConn>>,
+    preconnected: Option<Route>,
 ) -> Handoff<S> {
     let mut stop = signals.stop;
     let mut pool = ClientPool::default();
-    if let Some(server) = preconnected {
-        shared.park(&mut pool, *server);
+    if let Some(route) = preconnected {
+        shared.park_route(&mut pool, route);
     }
     let mut first = true;
     conn.body_timeout = Some(shared.options.body_read_timeout);

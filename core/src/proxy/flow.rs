@@ -14,11 +14,13 @@ use interpose_plugin_abi::{
 
 use super::{
     budget::UNCOUNTED,
+    exchange::{conn_name, write_server, Outgoing, Pending, ResponseFuture, Route, ServerBody},
     failure::{error_response, Failure, SHUTDOWN_MESSAGE},
     http1::{chunked_with_trailers, codec, BodyDecoder, Frame, Framing, HeadOptions, ReadError},
     intercept::tls_event,
     messages::{host_value, response_from_head, wire_version},
     upstream::{ClientPool, PoolKey, ServerConn},
+    upstream_h2::{h2_request, response_from_h2, H2Body, H2Session, OutBody},
     Shared,
 };
 use crate::{
@@ -75,7 +77,7 @@ pub enum Outcome {
 /// Where a body goes: to the client (response) or to the server (request).
 enum Sink<'s> {
     Client,
-    Server(&'s mut ServerConn, Framing),
+    Server(&'s mut Outgoing),
 }
 
 /// A flow in progress. Dropped before it finished (the client left, or shutdown), it still
@@ -158,13 +160,27 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             if let ROption::RSome(sni) = &self.flow.client_conn.sni {
                 key.sni = Some(sni.as_str().into());
             }
+            // Protocol upgrades (WebSocket) need HTTP/1.1.
+            if !codec::is_upgrade(&self.flow.request.headers) {
+                key.alpn = self.shared.server_alpn_key(&self.flow.client_conn);
+            }
         }
         key
     }
 
-    /// An idle connection for `key` from the pool `upstream_pool` says.
-    fn checkout(&mut self, key: &PoolKey) -> Option<ServerConn> {
-        self.shared.checkout(self.pool, key)
+    /// A way to the server for `key`: from the pool `upstream_pool` says, else a new
+    /// connection (an HTTP/2 session if the server chose `h2`, kept in the pool at once for
+    /// the flows that follow); and whether it was reused.
+    async fn route(&mut self, key: &PoolKey) -> Result<(Route, bool), Failure> {
+        if let Some(route) = self.shared.checkout(self.pool, key) {
+            return Ok((route, true));
+        }
+        let conn = self.open_server(key).await?;
+        let route = Route::open(conn).await?;
+        if let Route::Http2(session) = &route {
+            self.shared.keep_session(self.pool, session.clone());
+        }
+        Ok((route, false))
     }
 
     /// Runs the flow to its end.
@@ -200,17 +216,18 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             self.event(HttpEvent::ResponseHeaders)?;
             return self.deliver().await;
         }
-        let (conn, head) = match server {
-            Some(conn) => self.read_response_head(conn, false).await?,
+        let (response, mut body) = match server {
+            Some(pending) => self.await_response(pending, false).await?,
             None => self.send_buffered().await?,
         };
-        self.flow.response = ROption::RSome(response_from_head(head.0, now()));
-        let mut conn = conn;
-        let framing = head.1;
+        self.flow.response = ROption::RSome(response);
         self.event(HttpEvent::ResponseHeaders)?;
 
         let status = self.response().status_code;
         if status == 101 {
+            let ServerBody::Http1 { conn, .. } = body else {
+                return Err(Failure::server("the server switched protocols over HTTP/2"));
+            };
             self.event(HttpEvent::Response)?;
             self.finished = true;
             let response = self.response().clone();
@@ -219,12 +236,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             return Ok(Outcome::Upgrade(Box::new(conn)));
         }
 
-        let mut decoder = BodyDecoder::new(framing);
-        let length = match framing {
-            Framing::Length(n) => Some(n),
-            Framing::Empty => Some(0),
-            _ => None,
-        };
+        let length = body.length();
         let limits = &self.shared.options;
         let mut stream = self.response().stream.is_on()
             || matches!((length, limits.stream_large_bodies), (Some(n), Some(t)) if n > t);
@@ -243,14 +255,9 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         }
         let mut prefix = Vec::new();
         if !stream {
-            match self
-                .buffer_response(&mut conn, &mut decoder, length)
-                .await?
-            {
+            match self.buffer_response(&mut body, length).await? {
                 Buffered::Complete => {
-                    if decoder_reusable(framing) {
-                        self.release(conn);
-                    }
+                    self.release(body);
                     return self.deliver().await;
                 }
                 Buffered::Stream(buffered) => {
@@ -260,7 +267,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             }
         }
         debug_assert!(stream);
-        self.stream_response(conn, decoder, framing, prefix).await
+        self.stream_response(body, prefix).await
     }
 
     /// The flow's response (set by the server or an addon).
@@ -345,33 +352,20 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
     /// Reads the response body into the flow, unless it turns out to need streaming.
     async fn buffer_response(
         &mut self,
-        conn: &mut ServerConn,
-        decoder: &mut BodyDecoder,
+        server: &mut ServerBody,
         length: Option<u64>,
     ) -> Result<Buffered, Failure> {
         let server_name = conn_name(&self.flow.request);
-        let server = || server_name.clone();
         let body = if let Some(n) = length {
-            let body = if n == 0 {
-                Bytes::new()
-            } else {
-                conn.io
-                    .read_exact(n as usize)
-                    .await
-                    .map_err(|e| server_body_failure(&server(), &e))?
-            };
-            // The decoder is not used past this point: the body was read by length.
-            *decoder = BodyDecoder::new(Framing::Empty);
+            let (body, trailers) = server.read_all(n, &server_name).await?;
+            if let Some(trailers) = trailers {
+                self.response().trailers = ROption::RSome(trailers);
+            }
             body
         } else {
             let mut body = Accumulator::new(&self.shared.options, "response");
             loop {
-                let frame = conn
-                    .io
-                    .read_frame(decoder)
-                    .await
-                    .map_err(|e| server_body_failure(&server(), &e))?;
-                match frame {
+                match server.next_frame(&server_name).await? {
                     Frame::Data(data) => {
                         if body.push(data)? || !self.account(&mut body) {
                             return Ok(Buffered::Stream(body.pieces));
@@ -410,61 +404,86 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         }
     }
 
-    /// Sends a buffered request (head and body in one write) and reads the response head. A
-    /// pooled connection the server had closed is retried once on a new one.
-    async fn send_buffered(
-        &mut self,
-    ) -> Result<(ServerConn, (codec::ResponseHead, Framing)), Failure> {
+    /// Sends a buffered request (over HTTP/1: head and body in one write) and waits for the
+    /// response head. A pooled connection the server had closed is retried once on a new one.
+    async fn send_buffered(&mut self) -> Result<(Response, ServerBody), Failure> {
         let key = self.pool_key();
         let body = share_bytes(&self.flow.request.content);
         let trailers = self.flow.request.trailers.as_ref().into_option().cloned();
-        // The head does not depend on the connection: made once, whatever the retries.
-        let (head, body_parts) = match &trailers {
-            // Trailers need chunked framing.
-            Some(trailers) => (
-                self.request_head(Framing::Chunked).freeze(),
-                chunked_with_trailers(body, Some(trailers)),
-            ),
-            None => (
-                self.request_head(Framing::Length(body.len() as u64))
-                    .freeze(),
-                [body, Bytes::new(), Bytes::new()],
-            ),
-        };
+        // The HTTP/1 head does not depend on the connection: made once, whatever the retries.
+        let mut http1: Option<(Bytes, [Bytes; 3])> = None;
         loop {
-            let (mut conn, reused) = match self.checkout(&key) {
-                Some(conn) => (conn, true),
-                None => (self.open_server(&key).await?, false),
+            let (route, reused) = self.route(&key).await?;
+            self.flow.server_conn = ROption::RSome(route.server().clone());
+            // A session that cannot take the stream is forgotten before trying again.
+            let session = match &route {
+                Route::Http2(session) if reused => Some(session.clone()),
+                _ => None,
             };
-            self.flow.server_conn = ROption::RSome(conn.server.clone());
-            let [a, b, c] = body_parts.clone();
-            let written = conn.io.write_parts(&mut [head.clone(), a, b, c]).await;
-            if let Err(e) = written {
-                if reused {
+            let pending = match route {
+                Route::Http1(mut conn) => {
+                    let (head, [a, b, c]) = match &http1 {
+                        Some(parts) => parts.clone(),
+                        None => http1
+                            .insert(self.http1_request(&body, trailers.as_ref()))
+                            .clone(),
+                    };
+                    let written = conn.io.write_parts(&mut [head, a, b, c]).await;
+                    if let Err(e) = written {
+                        if reused {
+                            continue;
+                        }
+                        return Err(Failure::server(format!(
+                            "server {} failed: {e}",
+                            conn_name(&self.flow.request)
+                        )));
+                    }
+                    Pending::Http1(conn)
+                }
+                Route::Http2(mut session) => {
+                    let out = OutBody::full(body.clone(), trailers.as_ref());
+                    let request = h2_request(&self.flow.request, out)?;
+                    Pending::Http2(Box::pin(session.send(request)), session)
+                }
+            };
+            match self.await_response(pending, true).await {
+                Err(Retry::Stale | Retry::Gone(_)) if reused => {
+                    if let Some(session) = &session {
+                        self.shared.drop_session(self.pool, session);
+                    }
                     continue;
                 }
-                return Err(Failure::server(format!(
-                    "server {} failed: {e}",
-                    conn_name(&self.flow.request)
-                )));
-            }
-            match self.read_response_head(conn, true).await {
-                Err(Retry::Stale) if reused => continue,
                 Err(Retry::Stale) => {
                     return Err(Failure::server(format!(
                         "server {} failed: connection closed before a complete response",
                         conn_name(&self.flow.request)
                     )))
                 }
-                Err(Retry::Fail(failure)) => return Err(failure),
+                Err(Retry::Fail(failure) | Retry::Gone(failure)) => return Err(failure),
                 Ok(done) => return Ok(done),
             }
         }
     }
 
+    /// A buffered request's HTTP/1 head, and its body framed for it.
+    fn http1_request(&mut self, body: &Bytes, trailers: Option<&Headers>) -> (Bytes, [Bytes; 3]) {
+        match trailers {
+            // Trailers need chunked framing.
+            Some(trailers) => (
+                self.request_head(Framing::Chunked).freeze(),
+                chunked_with_trailers(body.clone(), Some(trailers)),
+            ),
+            None => (
+                self.request_head(Framing::Length(body.len() as u64))
+                    .freeze(),
+                [body.clone(), Bytes::new(), Bytes::new()],
+            ),
+        }
+    }
+
     /// Streams the request to a server as it arrives; fires `request` once the body went
-    /// through, then sends the trailers. Returns the connection, awaiting the response.
-    async fn stream_request(&mut self, prefix: Vec<Bytes>) -> Result<ServerConn, Failure> {
+    /// through, then sends the trailers. Returns the request awaiting its response.
+    async fn stream_request(&mut self, prefix: Vec<Bytes>) -> Result<Pending, Failure> {
         self.shared.budget.note_large_body();
         // The proxy may stream on its own (stream_large_bodies, the memory budget): say so on
         // the flow, as mitmproxy does, so that addons and captures know the body is absent.
@@ -472,26 +491,36 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             self.flow.request.stream = Stream::on();
         }
         let key = self.pool_key();
-        let mut conn = match self.checkout(&key) {
-            Some(conn) => conn,
-            None => self.open_server(&key).await?,
+        let (route, _) = self.route(&key).await?;
+        self.flow.server_conn = ROption::RSome(route.server().clone());
+        let hook = self.flow.request.stream.has_hook();
+        let length = self.down.request_length().filter(|_| !hook);
+        let mut out = match route {
+            Route::Http1(mut conn) => {
+                let framing = length.map_or(Framing::Chunked, Framing::Length);
+                let head = self.request_head(framing).freeze();
+                write_server(&mut conn, &self.flow.request, &mut [head]).await?;
+                Outgoing::Http1(conn, framing)
+            }
+            Route::Http2(mut session) => {
+                let (tx, body) = OutBody::channel(length);
+                let request = h2_request(&self.flow.request, body)?;
+                let response: ResponseFuture = Box::pin(session.send(request));
+                Outgoing::Http2 {
+                    tx,
+                    response,
+                    session,
+                }
+            }
         };
-        self.flow.server_conn = ROption::RSome(conn.server.clone());
-        let length = self.down.request_length();
-        let framing = match length {
-            Some(n) if !self.flow.request.stream.has_hook() => Framing::Length(n),
-            _ => Framing::Chunked,
-        };
-        let head = self.request_head(framing).freeze();
-        write_server(&mut conn, &self.flow.request, &mut [head]).await?;
         for data in prefix {
-            self.pass_chunk(data, true, &mut Sink::Server(&mut conn, framing))
+            self.pass_chunk(data, true, &mut Sink::Server(&mut out))
                 .await?;
         }
         while let Some(frame) = self.down.request_frame().await? {
             match frame {
                 BodyFrame::Data(data) => {
-                    self.pass_chunk(data, true, &mut Sink::Server(&mut conn, framing))
+                    self.pass_chunk(data, true, &mut Sink::Server(&mut out))
                         .await?
                 }
                 BodyFrame::Trailers(trailers) => {
@@ -500,38 +529,29 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             }
         }
         self.request_read = true;
-        if self.flow.request.stream.has_hook() {
-            self.pass_chunk(Bytes::new(), true, &mut Sink::Server(&mut conn, framing))
+        if hook {
+            self.pass_chunk(Bytes::new(), true, &mut Sink::Server(&mut out))
                 .await?;
         }
         self.flow.request.timestamp_end = ROption::RSome(now());
         self.event(HttpEvent::Request)?;
-        if framing == Framing::Chunked {
-            let mut end = BytesMut::new();
-            codec::write_last_chunk(&mut end, self.flow.request.trailers.as_ref().into_option());
-            write_server(&mut conn, &self.flow.request, &mut [end.freeze()]).await?;
-        }
-        Ok(conn)
+        let request = &self.flow.request;
+        out.finish(request.trailers.as_ref().into_option(), request)
+            .await
     }
 
     /// Streams the response to the client as it arrives; fires `response` once the body
     /// went through, then sends the trailers.
     async fn stream_response(
         &mut self,
-        mut conn: ServerConn,
-        mut decoder: BodyDecoder,
-        framing: Framing,
+        mut body: ServerBody,
         prefix: Vec<Bytes>,
     ) -> Result<Outcome, Failure> {
         self.shared.budget.note_large_body();
         if !self.response().stream.is_on() {
             self.response().stream = Stream::on();
         }
-        let length = match framing {
-            Framing::Length(n) => Some(n),
-            Framing::Empty => Some(0),
-            _ => None,
-        };
+        let length = body.length();
         let hook = self.response().stream.has_hook();
         let announced = if hook { None } else { length };
         let response = self.response().clone();
@@ -541,13 +561,9 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         for data in prefix {
             self.pass_chunk(data, false, &mut Sink::Client).await?;
         }
+        let server_name = conn_name(&self.flow.request);
         loop {
-            let frame = conn
-                .io
-                .read_frame(&mut decoder)
-                .await
-                .map_err(|e| server_body_failure(&conn_name(&self.flow.request), &e))?;
-            match frame {
+            match body.next_frame(&server_name).await? {
                 Frame::Data(data) => self.pass_chunk(data, false, &mut Sink::Client).await?,
                 Frame::Trailers(trailers) => self.response().trailers = ROption::RSome(trailers),
                 Frame::End => break,
@@ -558,9 +574,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
                 .await?;
         }
         self.response().timestamp_end = ROption::RSome(now());
-        if decoder_reusable(framing) {
-            self.release(conn);
-        }
+        self.release(body);
         self.event(HttpEvent::Response)?;
         self.finished = true;
         let trailers = self.response().trailers.as_ref().into_option().cloned();
@@ -603,20 +617,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         }
         match sink {
             Sink::Client => self.down.response_data(data).await,
-            Sink::Server(conn, framing) => {
-                if *framing == Framing::Chunked {
-                    let mut size = BytesMut::new();
-                    codec::write_chunk_size(&mut size, data.len());
-                    write_server(
-                        conn,
-                        &self.flow.request,
-                        &mut [size.freeze(), data, Bytes::from_static(b"\r\n")],
-                    )
-                    .await
-                } else {
-                    write_server(conn, &self.flow.request, &mut [data]).await
-                }
-            }
+            Sink::Server(out) => out.write(data, &self.flow.request).await,
         }
     }
 
@@ -649,6 +650,89 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         head
     }
 
+    /// Waits for the response head of a sent request: the flow's response, and where its
+    /// body comes from. `watch_client`: also notice the client leaving meanwhile.
+    async fn await_response(
+        &mut self,
+        pending: Pending,
+        watch_client: bool,
+    ) -> Result<(Response, ServerBody), Retry> {
+        match pending {
+            Pending::Http1(conn) => {
+                let (conn, (head, framing)) = self.read_response_head(conn, watch_client).await?;
+                let body = ServerBody::Http1 {
+                    conn,
+                    decoder: BodyDecoder::new(framing),
+                    framing,
+                };
+                Ok((response_from_head(head, now()), body))
+            }
+            Pending::Http2(response, session) => {
+                self.await_h2(response, session, watch_client).await
+            }
+        }
+    }
+
+    /// Waits for the head of a response coming over HTTP/2.
+    async fn await_h2(
+        &mut self,
+        response: ResponseFuture,
+        session: H2Session,
+        watch_client: bool,
+    ) -> Result<(Response, ServerBody), Retry> {
+        let timeout = self.shared.options.response_timeout;
+        let wait = async {
+            match timeout {
+                Some(limit) => tokio::time::timeout(limit, response).await.ok(),
+                None => Some(response.await),
+            }
+        };
+        let answer = if watch_client {
+            tokio::select! {
+                answer = wait => answer,
+                _ = self.down.closed() => return Err(Retry::Fail(Failure::client_gone())),
+            }
+        } else {
+            wait.await
+        };
+        match answer {
+            None => Err(Retry::Fail(self.no_answer())),
+            Some(Err(e)) if e.unsent => Err(Retry::Stale),
+            Some(Err(e)) => {
+                let failure = Failure::server(format!(
+                    "server {} failed: {e}",
+                    conn_name(&self.flow.request)
+                ));
+                if session.is_open() {
+                    Err(Retry::Fail(failure))
+                } else {
+                    Err(Retry::Gone(failure))
+                }
+            }
+            Some(Ok(response)) => {
+                let (parts, body) = response.into_parts();
+                let timeout = self.shared.options.body_read_timeout;
+                let body = ServerBody::Http2(H2Body::new(body, session, timeout));
+                Ok((response_from_h2(&parts, now()), body))
+            }
+        }
+    }
+
+    /// The failure of a server that did not answer within `response_timeout`.
+    fn no_answer(&self) -> Failure {
+        Failure::new(
+            ErrorKind::Timeout,
+            format!(
+                "server {} did not answer within {}s",
+                conn_name(&self.flow.request),
+                self.shared
+                    .options
+                    .response_timeout
+                    .map_or(0.0, |t| t.as_secs_f64())
+            ),
+        )
+    }
+
     /// Reads the response head from `conn`, forwarding 1xx responses to the client.
     /// `watch_client`: also notice the client leaving meanwhile.
     async fn read_response_head(
@@ -679,16 +763,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
                 Err(ReadError::Closed | ReadError::Io(_)) if conn.io.buf.is_empty() => {
                     return Err(Retry::Stale)
                 }
-                Err(ReadError::Timeout) => {
-                    return Err(Retry::Fail(Failure::new(
-                        ErrorKind::Timeout,
-                        format!(
-                            "server {} did not answer within {}s",
-                            conn_name(&self.flow.request),
-                            timeout.map_or(0.0, |t| t.as_secs_f64())
-                        ),
-                    )))
-                }
+                Err(ReadError::Timeout) => return Err(Retry::Fail(self.no_answer())),
                 Err(ReadError::Head(e)) => {
                     return Err(Retry::Fail(Failure::server(format!(
                         "server {} sent an invalid HTTP response ({e})",
@@ -725,7 +800,11 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         connect_server(self.shared, &self.flow.client_conn, key, false).await
     }
 
-    fn release(&mut self, conn: ServerConn) {
+    /// Parks the HTTP/1 connection a finished response body came on, if it can go on.
+    fn release(&mut self, body: ServerBody) {
+        let Some(conn) = body.into_reusable() else {
+            return;
+        };
         let keep = !self
             .flow
             .response
@@ -857,7 +936,8 @@ pub async fn connect_server(
     }
     if https {
         let name = key.sni.as_deref().unwrap_or(&host);
-        let config = shared.tls.client_config(&[b"http/1.1".to_vec()], true);
+        let offers = key.alpn_offers();
+        let config = shared.tls.client_config(&offers, true);
         tls_event(shared, TlsEvent::StartServer, client, &server, None);
         let details = match conn.start_tls(config, name).await {
             Ok(details) => details,
@@ -875,6 +955,7 @@ pub async fn connect_server(
         };
         let mut with_tls = (*server).clone();
         record_tls(&mut with_tls.conn, &details);
+        with_tls.alpn_offers = offers.into_iter().map(Into::into).collect();
         conn.server = RArc::new(with_tls);
         tls_event(
             shared,
@@ -958,6 +1039,9 @@ enum Buffered {
 enum Retry {
     /// A reused connection was closed before the response started: try a new one.
     Stale,
+    /// The connection closed (an HTTP/2 GOAWAY or error) before answering: a reused one is
+    /// tried again on a new one, a new one fails with this.
+    Gone(Failure),
     /// The flow fails.
     Fail(Failure),
 }
@@ -971,39 +1055,10 @@ impl From<Failure> for Retry {
 impl From<Retry> for Failure {
     fn from(retry: Retry) -> Self {
         match retry {
-            Retry::Fail(failure) => failure,
+            Retry::Fail(failure) | Retry::Gone(failure) => failure,
             Retry::Stale => Failure::server("server closed the connection before answering"),
         }
     }
-}
-
-/// Writes to the server, mapping errors to a server failure.
-async fn write_server(
-    conn: &mut ServerConn,
-    request: &Request,
-    parts: &mut [Bytes],
-) -> Result<(), Failure> {
-    conn.io
-        .write_parts(parts)
-        .await
-        .map_err(|e| Failure::server(format!("server {} failed: {e}", conn_name(request))))
-}
-
-/// `host:port` of the request's server, for messages.
-fn conn_name(request: &Request) -> String {
-    interpose_plugin_abi::HostPort(&request.host, request.port).to_string()
-}
-
-fn server_body_failure(server: &str, error: &ReadError) -> Failure {
-    if let ReadError::Timeout = error {
-        return Failure::new(
-            ErrorKind::Timeout,
-            format!("server {server} stopped sending the response body"),
-        );
-    }
-    Failure::server(format!(
-        "server {server} failed while sending the response body: {error}"
-    ))
 }
 
 fn too_large(what: &str, limit: u64) -> Failure {
@@ -1011,11 +1066,6 @@ fn too_large(what: &str, limit: u64) -> Failure {
         ErrorKind::TooLarge,
         format!("{what} body exceeds body_size_limit ({limit} bytes)"),
     )
-}
-
-/// Whether a connection can carry another exchange after a body of this framing.
-fn decoder_reusable(framing: Framing) -> bool {
-    framing != Framing::UntilClose
 }
 
 /// Whether the request asks for `100 Continue` before sending its body.

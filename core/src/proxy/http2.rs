@@ -1,6 +1,6 @@
 //! HTTP/2 from clients (inside intercepted TLS, when the client chose `h2`): hyper's HTTP/2
 //! server hands each stream to the protocol-neutral flow driver through [`H2Downstream`].
-//! Servers are still spoken to in HTTP/1.1.
+//! Servers get whatever they chose (`upstream_h2` for HTTP/2 ones).
 
 use std::{
     convert::Infallible,
@@ -22,10 +22,11 @@ use tokio::{
 };
 
 use super::{
+    exchange::Route,
     failure::Failure,
     flow::{BodyFrame, Downstream, FlowDriver},
     messages::FixedTarget,
-    upstream::{ClientPool, ServerConn},
+    upstream::ClientPool,
     Shared,
 };
 
@@ -43,20 +44,20 @@ const CONNECTION_SPECIFIC: [&str; 6] = [
 const H2_IDLE_MAX: usize = 128;
 
 /// Serves the HTTP/2 streams of `io`, each as a flow to `target`.
-/// `preconnected` is a server connection already open to the target (interception's eager
-/// one), kept for the first stream.
+/// `preconnected` is a way to the target already open (interception's eager connection),
+/// kept for the first stream (or all of them, an HTTP/2 session).
 pub async fn serve_h2<S>(
     shared: Arc<Shared>,
     client: RArc<Client>,
     io: S,
     target: Arc<FixedTarget>,
-    preconnected: Option<Box<ServerConn>>,
+    preconnected: Option<Route>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut idle = ClientPool::with_capacity(H2_IDLE_MAX);
-    if let Some(server) = preconnected {
-        shared.park(&mut idle, *server);
+    if let Some(route) = preconnected {
+        shared.park_route(&mut idle, route);
     }
     let pool = Arc::new(Mutex::new(idle));
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
@@ -158,14 +159,15 @@ fn request_from_parts(parts: &http::request::Parts, target: &FixedTarget) -> Req
 }
 
 /// Appends every field of an HTTP/2 header map to `headers`, in order.
-fn append_fields(headers: &mut Headers, map: &HeaderMap) {
+pub fn append_fields(headers: &mut Headers, map: &HeaderMap) {
     for (name, value) in map {
         headers.append(name.as_str(), value.as_bytes());
     }
 }
 
-/// `headers` for HTTP/2: lower-case names, no connection-specific fields.
-fn header_map(headers: &Headers, keep_length: bool) -> HeaderMap {
+/// `headers` for HTTP/2: lower-case names, no connection-specific fields (nor
+/// `content-length` unless `keep_length`).
+pub fn header_map(headers: &Headers, keep_length: bool) -> HeaderMap {
     let mut map = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers.iter() {
         let lower = name.to_ascii_lowercase();

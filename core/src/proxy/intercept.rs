@@ -1,5 +1,6 @@
-//! HTTPS interception after CONNECT: the server's TLS first (mitmproxy's eager strategy), then
-//! the client's with a certificate for the name it asked for, then HTTP/1 flows inside.
+//! HTTPS interception after CONNECT: the server's TLS first (mitmproxy's eager strategy,
+//! offering the client's ALPN protocols), then the client's with a certificate for the name it
+//! asked for, then HTTP/1 or HTTP/2 flows inside.
 
 use std::{
     io,
@@ -18,11 +19,12 @@ use tokio::{
 
 use super::{
     client::{serve_http1, StopSignals},
+    exchange::Route,
     flow::{record_tls, unconnected_server},
     http1::Http1Io,
     http2::serve_h2,
     messages::{Destination, FixedTarget},
-    upstream::{PoolKey, ServerConn},
+    upstream::{server_alpn, PoolKey, ServerConn, H2, HTTP1},
     Shared,
 };
 use crate::{
@@ -44,11 +46,6 @@ pub struct Interception<S> {
     pub hello: ClientHello,
 }
 
-/// ALPN's name for HTTP/1.1.
-const HTTP1: &[u8] = b"http/1.1";
-/// ALPN's name for HTTP/2.
-const H2: &[u8] = b"h2";
-
 /// Intercepts the TLS connection of a CONNECT tunnel and serves the HTTP/1 requests in it.
 pub async fn serve_tls(
     shared: &Arc<Shared>,
@@ -65,17 +62,16 @@ pub async fn serve_tls(
     } = interception;
     let sni = hello.sni.clone();
     let server_name = sni.clone().unwrap_or_else(|| host.clone());
-    // Servers are spoken to in HTTP/1.1; clients may choose HTTP/2 (preferred when offered).
-    let alpn: Vec<Vec<u8>> = if hello.alpn_protocols.is_empty() {
-        Vec::new()
-    } else {
-        vec![HTTP1.to_vec()]
-    };
+    // The server is offered what the client offered (h2 only if `http2`); whatever either
+    // side chooses, the proxy translates. Clients may choose HTTP/2 (preferred when offered).
+    let alpn = server_alpn(&hello.alpn_protocols, shared.options.http2, false);
     let client_alpn: Vec<Vec<u8>> =
         if shared.options.http2 && hello.alpn_protocols.iter().any(|p| p == H2) {
             vec![H2.to_vec(), HTTP1.to_vec()]
+        } else if hello.alpn_protocols.is_empty() {
+            Vec::new()
         } else {
-            alpn.clone()
+            vec![HTTP1.to_vec()]
         };
 
     let config = shared.tls.client_config(&alpn, true);
@@ -85,6 +81,7 @@ pub async fn serve_tls(
         Ok(details) => {
             let mut with_tls = (*server.server).clone();
             record_tls(&mut with_tls.conn, &details);
+            with_tls.alpn_offers = alpn.iter().map(|p| p.as_slice().into()).collect();
             server.server = RArc::new(with_tls);
             server_seen = RArc::clone(&server.server);
             tls_event(
@@ -121,8 +118,16 @@ pub async fn serve_tls(
             return;
         }
     };
-    let Some((stream, tls_client, details)) =
-        accept_client(shared, client, conn, config, sni.as_deref(), &server_seen).await
+    let hello_offers = &hello.alpn_protocols;
+    let Some((stream, tls_client, details)) = accept_client(
+        shared,
+        client,
+        conn,
+        config,
+        (sni.as_deref(), hello_offers),
+        &server_seen,
+    )
+    .await
     else {
         return;
     };
@@ -134,17 +139,27 @@ pub async fn serve_tls(
     }
     let tls_client = RArc::new(tls_client);
 
-    let preconnected = upstream.map(|mut server| {
-        server.rekey(PoolKey {
-            scheme: "https".into(),
-            host: host.as_str().into(),
-            port,
-            sni: Some(server_name.as_str().into()),
-            alpn: None,
-            via: None,
-        });
-        server
-    });
+    // Filed as the flows inside will look for it (see `FlowDriver::pool_key`).
+    let preconnected = match upstream {
+        Some(mut server) => {
+            server.rekey(PoolKey {
+                scheme: "https".into(),
+                host: host.as_str().into(),
+                port,
+                sni: Some(server_name.as_str().into()),
+                alpn: shared.server_alpn_key(&tls_client),
+                via: shared.upstream_proxy().map(|p| p.authority.as_str().into()),
+            });
+            match Route::open(*server).await {
+                Ok(route) => Some(route),
+                Err(failure) => {
+                    tracing::info!("{}", failure.message);
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     let destination = Destination::Fixed(Arc::new(FixedTarget {
         scheme: "https",
         host,
@@ -203,8 +218,15 @@ pub async fn serve_reverse_tls(
     // No server connection exists yet: the events name the reverse target.
     let mut server = unconnected_server(shared, &target.host, target.port);
     server.tls = target.scheme == "https";
-    let Some((stream, tls_client, details)) =
-        accept_client(shared, client, conn, config, sni.as_deref(), &server).await
+    let Some((stream, tls_client, details)) = accept_client(
+        shared,
+        client,
+        conn,
+        config,
+        (sni.as_deref(), &hello.alpn_protocols),
+        &server,
+    )
+    .await
     else {
         return;
     };
@@ -217,15 +239,16 @@ pub async fn serve_reverse_tls(
     let _ = serve_http1(shared, &tls_client, conn, destination, signals, None).await;
 }
 
-/// The client's handshake over `conn` (its ClientHello still in the buffer), with the
-/// `tls_start_client` / `tls_established_client` / `tls_failed_client` events: the TLS stream,
-/// the client with its TLS fields filled in, and what was negotiated.
+/// The client's handshake over `conn` (its ClientHello, with `hello`'s SNI and ALPN offers,
+/// still in the buffer), with the `tls_start_client` / `tls_established_client` /
+/// `tls_failed_client` events: the TLS stream, the client with its TLS fields filled in, and
+/// what was negotiated.
 async fn accept_client(
     shared: &Shared,
     client: &RArc<Client>,
     conn: Http1Io<TcpStream>,
     config: Arc<rustls::ServerConfig>,
-    sni: Option<&str>,
+    hello: (Option<&str>, &[Vec<u8>]),
     server: &Server,
 ) -> Option<(
     tokio_rustls::server::TlsStream<Prefixed<TcpStream>>,
@@ -234,6 +257,7 @@ async fn accept_client(
 )> {
     let Http1Io { io: tcp, buf, .. } = conn;
     tls_event(shared, TlsEvent::StartClient, client, server, None);
+    let (sni, offers) = hello;
     let stream = match tls::accept(config, Prefixed::new(buf.freeze(), tcp), sni).await {
         Ok(stream) => stream,
         Err(e) => {
@@ -252,6 +276,7 @@ async fn accept_client(
     let details = TlsDetails::of_client(&stream);
     let mut tls_client = (**client).clone();
     record_tls(&mut tls_client.conn, &details);
+    tls_client.alpn_offers = offers.iter().map(|p| p.as_slice().into()).collect();
     let tls_client = RArc::new(tls_client);
     tls_event(
         shared,

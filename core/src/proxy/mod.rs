@@ -4,6 +4,7 @@
 mod budget;
 mod client;
 mod connect;
+mod exchange;
 mod failure;
 mod flow;
 pub(crate) mod http1;
@@ -14,6 +15,7 @@ mod mode;
 mod server;
 mod tracker;
 mod upstream;
+mod upstream_h2;
 
 pub use failure::Failure;
 pub use mode::{Mode, ModeError, ReverseTarget};
@@ -67,16 +69,63 @@ impl Shared {
         }
     }
 
-    /// An idle server connection for `key` from the pool `upstream_pool` names.
+    /// Keeps an HTTP/2 session for later flows in the pool `upstream_pool` names.
+    fn keep_session(&self, pool: &mut upstream::ClientPool, session: upstream_h2::H2Session) {
+        match self.options.upstream_pool {
+            UpstreamPool::Client => pool.keep_session(session),
+            UpstreamPool::Shared => self.upstream.keep_session(session),
+        }
+    }
+
+    /// Forgets an HTTP/2 session that failed to take a stream, in the pool `upstream_pool`
+    /// names.
+    fn drop_session(&self, pool: &mut upstream::ClientPool, session: &upstream_h2::H2Session) {
+        match self.options.upstream_pool {
+            UpstreamPool::Client => pool.drop_session(session),
+            UpstreamPool::Shared => self.upstream.drop_session(session),
+        }
+    }
+
+    /// Files a route for later flows: an idle connection or a session.
+    fn park_route(&self, pool: &mut upstream::ClientPool, route: exchange::Route) {
+        match route {
+            exchange::Route::Http1(conn) => self.park(pool, conn),
+            exchange::Route::Http2(session) => self.keep_session(pool, session),
+        }
+    }
+
+    /// A way to the server for `key` from the pool `upstream_pool` names: the HTTP/2 session
+    /// if `key` may have one, else an idle connection.
     fn checkout(
         &self,
         pool: &mut upstream::ClientPool,
         key: &upstream::PoolKey,
-    ) -> Option<upstream::ServerConn> {
-        match self.options.upstream_pool {
+    ) -> Option<exchange::Route> {
+        if key.offers_h2() {
+            let session = match self.options.upstream_pool {
+                UpstreamPool::Client => pool.session(key),
+                UpstreamPool::Shared => self.upstream.session(key),
+            };
+            if let Some(session) = session {
+                return Some(exchange::Route::Http2(session));
+            }
+        }
+        let conn = match self.options.upstream_pool {
             UpstreamPool::Client => pool.checkout(key, self.options.upstream_idle_timeout),
             UpstreamPool::Shared => self.upstream.checkout(key),
+        };
+        conn.map(exchange::Route::Http1)
+    }
+
+    /// The `alpn` of the pool key for an https flow of `client`: the protocols offered to
+    /// its server when they include `h2` (see [`upstream::server_alpn`]).
+    fn server_alpn_key(&self, client: &interpose_plugin_abi::Client) -> Option<Box<[u8]>> {
+        if !self.options.http2 {
+            return None;
         }
+        let reverse = matches!(self.options.mode, Mode::Reverse(_));
+        let offers = upstream::server_alpn(&client.alpn_offers, true, reverse);
+        upstream::PoolKey::alpn_of(&offers)
     }
 
     /// Whether flows still running are being ended by shutdown.

@@ -1,6 +1,7 @@
 //! Connections to servers: a connector that opens TCP connections (refusing the proxy's own
-//! listener), and a pool of idle HTTP/1 connections for reuse. The flow driver fires the
-//! `server_*` events; a connection fires `server_disconnected` when it is closed.
+//! listener), and pools of idle HTTP/1 connections and shared HTTP/2 sessions for reuse. The
+//! flow driver fires the `server_*` events; a connection fires `server_disconnected` when it
+//! is closed.
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -23,6 +24,7 @@ use tokio::{
 use super::{
     http1::Http1Io,
     tracker::{Tracker, TrackerGuard},
+    upstream_h2::H2Session,
 };
 use crate::{
     addons::{AddonManager, ServerEvent},
@@ -98,13 +100,81 @@ pub struct PoolKey {
     pub port: u16,
     /// The TLS server name sent, if any.
     pub sni: Option<Box<str>>,
-    /// The ALPN protocols offered, if any.
+    /// The ALPN protocols offered (wire format), when they include `h2`: such a connection
+    /// may be an HTTP/2 session. Offers without `h2` are interchangeable (`None`).
     pub alpn: Option<Box<[u8]>>,
     /// The upstream proxy the connection goes through, if any.
     pub via: Option<Box<str>>,
 }
 
+/// ALPN's name for HTTP/1.1.
+pub const HTTP1: &[u8] = b"http/1.1";
+/// ALPN's name for HTTP/2.
+pub const H2: &[u8] = b"h2";
+
+/// The ALPN protocols to offer a server. Interception mirrors the client's offers of `h2` and
+/// `http/1.1`, in its order (`h2` only when `http2` is on, as mitmproxy does), then adds the
+/// one it left out: the proxy translates, so an HTTP/1.1 client still reaches an HTTP/2-only
+/// server and the other way round. Nothing when the client offered nothing. A reverse proxy
+/// offers `h2` (if `http2`) and `http/1.1` whatever its clients speak.
+pub fn server_alpn<P: AsRef<[u8]>>(client: &[P], http2: bool, reverse: bool) -> Vec<Vec<u8>> {
+    if reverse {
+        return if http2 {
+            vec![H2.to_vec(), HTTP1.to_vec()]
+        } else {
+            vec![HTTP1.to_vec()]
+        };
+    }
+    if client.is_empty() {
+        return Vec::new();
+    }
+    let mut offers: Vec<Vec<u8>> = Vec::with_capacity(2);
+    let wanted = client
+        .iter()
+        .map(AsRef::as_ref)
+        .chain([HTTP1, H2])
+        .filter(|p| (http2 && *p == H2) || *p == HTTP1);
+    for protocol in wanted {
+        if !offers.iter().any(|o| o == protocol) {
+            offers.push(protocol.to_vec());
+        }
+    }
+    offers
+}
+
 impl PoolKey {
+    /// The `alpn` of a key for a connection offering `offers`.
+    pub fn alpn_of(offers: &[Vec<u8>]) -> Option<Box<[u8]>> {
+        if !offers.iter().any(|p| p == H2) {
+            return None;
+        }
+        let mut wire = Vec::new();
+        for offer in offers {
+            wire.push(offer.len() as u8);
+            wire.extend_from_slice(offer);
+        }
+        Some(wire.into())
+    }
+
+    /// The ALPN protocols a connection under this key offers: `alpn`'s, else `http/1.1`.
+    pub fn alpn_offers(&self) -> Vec<Vec<u8>> {
+        let Some(mut wire) = self.alpn.as_deref() else {
+            return vec![HTTP1.to_vec()];
+        };
+        let mut offers = Vec::new();
+        while let Some((&len, rest)) = wire.split_first() {
+            let len = usize::from(len).min(rest.len());
+            offers.push(rest[..len].to_vec());
+            wire = &rest[len..];
+        }
+        offers
+    }
+
+    /// Whether a connection under this key may be an HTTP/2 session.
+    pub fn offers_h2(&self) -> bool {
+        self.alpn.is_some()
+    }
+
     /// The key of the connection `request` goes out on.
     pub fn for_request(request: &Request) -> PoolKey {
         let https = request.scheme.eq_ignore_ascii_case("https");
@@ -126,6 +196,9 @@ pub struct ClientPool {
     idle: Vec<IdleConnection>,
     /// Most idle connections kept.
     max: usize,
+    /// HTTP/2 sessions, shared with the pools `take_one` made (the streams of one HTTP/2
+    /// client connection see each other's sessions at once); made on first use.
+    sessions: Option<Arc<Mutex<Vec<H2Session>>>>,
 }
 
 impl Default for ClientPool {
@@ -144,14 +217,44 @@ impl ClientPool {
         ClientPool {
             idle: Vec::new(),
             max: max.max(1),
+            sessions: None,
         }
     }
 
-    /// A pool with the most recently used idle connection of this one, for one stream.
+    /// A pool with the most recently used idle connection of this one, for one stream, and
+    /// this one's HTTP/2 sessions.
     pub fn take_one(&mut self) -> ClientPool {
         let mut one = ClientPool::with_capacity(self.max);
         one.idle.extend(self.idle.pop());
+        one.sessions = Some(Arc::clone(self.sessions.get_or_insert_with(Arc::default)));
         one
+    }
+
+    /// An open HTTP/2 session for `key`, if any (it stays in the pool: sessions are shared).
+    pub fn session(&mut self, key: &PoolKey) -> Option<H2Session> {
+        let sessions = self.sessions.as_ref()?;
+        let mut sessions = sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.retain(H2Session::is_open);
+        sessions.iter().find(|s| s.key() == key).cloned()
+    }
+
+    /// Forgets `session` (it failed to take a stream): later flows get a new connection.
+    pub fn drop_session(&mut self, session: &H2Session) {
+        if let Some(sessions) = &self.sessions {
+            let mut sessions = sessions.lock().unwrap_or_else(|e| e.into_inner());
+            sessions.retain(|s| !s.same(session));
+        }
+    }
+
+    /// Keeps an HTTP/2 session for later flows, unless an open one for its key is kept
+    /// already (this one then closes when its streams end).
+    pub fn keep_session(&mut self, session: H2Session) {
+        let sessions = self.sessions.get_or_insert_with(Arc::default);
+        let mut sessions = sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.retain(H2Session::is_open);
+        if !sessions.iter().any(|s| s.key() == session.key()) {
+            sessions.push(session);
+        }
     }
 
     /// The most recently used idle connection for `key` that can still be used.
@@ -346,6 +449,28 @@ impl ServerConn {
     pub fn rekey(&mut self, key: PoolKey) {
         self.key = key;
     }
+
+    /// The key the connection is filed under.
+    pub fn key(&self) -> &PoolKey {
+        &self.key
+    }
+
+    /// Takes the byte stream out (for another protocol to drive); the connection keeps its
+    /// identity, and closing it still fires `server_disconnected`.
+    pub fn take_stream(&mut self) -> ServerStream {
+        std::mem::replace(&mut self.io.io, ServerStream::Closed)
+    }
+
+    /// Whether the server chose HTTP/2 in the TLS handshake.
+    pub fn chose_h2(&self) -> bool {
+        self.server
+            .conn
+            .alpn
+            .as_ref()
+            .into_option()
+            .map(|a| a.as_slice())
+            == Some(H2)
+    }
 }
 
 impl Drop for ServerConn {
@@ -390,6 +515,8 @@ struct IdleConnection {
 pub struct Upstream {
     /// Per key, idle connections oldest first.
     idle: Mutex<HashMap<PoolKey, VecDeque<IdleConnection>>>,
+    /// Per key, the HTTP/2 session flows share.
+    sessions: Mutex<HashMap<PoolKey, H2Session>>,
     connections: Tracker,
     /// The proxy's own listening address, never to be connected to.
     listening: SocketAddr,
@@ -407,6 +534,7 @@ impl Upstream {
     pub fn new(options: &CoreOptions, listening: SocketAddr) -> Self {
         Upstream {
             idle: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
             connections: Tracker::default(),
             listening,
             own_sockets: Arc::default(),
@@ -429,6 +557,45 @@ impl Upstream {
             idle.drain().collect()
         };
         drop(drained);
+        // A session closes once its last stream ends.
+        let sessions: Vec<_> = {
+            let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            sessions.drain().collect()
+        };
+        drop(sessions);
+    }
+
+    /// The open HTTP/2 session for `key`, if any (it stays in the pool: sessions are shared).
+    pub fn session(&self, key: &PoolKey) -> Option<H2Session> {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        match sessions.get(key) {
+            Some(session) if session.is_open() => Some(session.clone()),
+            Some(_) => {
+                sessions.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Forgets `session` (it failed to take a stream): later flows get a new connection.
+    pub fn drop_session(&self, session: &H2Session) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if sessions.get(session.key()).is_some_and(|s| s.same(session)) {
+            sessions.remove(session.key());
+        }
+    }
+
+    /// Keeps an HTTP/2 session for later flows, unless an open one for its key is kept
+    /// already (this one then closes when its streams end).
+    pub fn keep_session(&self, session: H2Session) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        match sessions.get(session.key()) {
+            Some(kept) if kept.is_open() => {}
+            _ => {
+                sessions.insert(session.key().clone(), session);
+            }
+        }
     }
 
     /// The most recently used idle connection for `key` that can still be used.
@@ -575,6 +742,29 @@ mod tests {
             timestamp_tcp_setup: ROption::RNone,
             via: ROption::RNone,
         })
+    }
+
+    #[test]
+    fn servers_are_offered_the_clients_protocols_then_the_rest() {
+        let h2 = || H2.to_vec();
+        let h1 = || HTTP1.to_vec();
+        assert_eq!(server_alpn(&[h2(), h1()], true, false), [h2(), h1()]);
+        assert_eq!(server_alpn(&[h1(), h2()], true, false), [h1(), h2()]);
+        assert_eq!(server_alpn(&[h1()], true, false), [h1(), h2()]);
+        assert_eq!(
+            server_alpn(&[b"spdy/3".to_vec(), h2()], true, false),
+            [h2(), h1()]
+        );
+        assert_eq!(server_alpn(&[h2(), h1()], false, false), [h1()]);
+        assert!(server_alpn::<Vec<u8>>(&[], true, false).is_empty());
+        assert_eq!(server_alpn::<Vec<u8>>(&[], true, true), [h2(), h1()]);
+        assert_eq!(server_alpn::<Vec<u8>>(&[], false, true), [h1()]);
+        let key = PoolKey::alpn_of(&[h2(), h1()]).expect("h2 offered");
+        let mut pool_key = key_of("https://a/");
+        pool_key.alpn = Some(key);
+        assert_eq!(pool_key.alpn_offers(), [h2(), h1()]);
+        assert!(PoolKey::alpn_of(&[h1()]).is_none());
+        assert_eq!(key_of("https://a/").alpn_offers(), [h1()]);
     }
 
     #[test]
