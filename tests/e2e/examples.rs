@@ -1,10 +1,8 @@
-//! The example plugins and programs of `examples/` that need the proxy's own services
-//! (flow filters, flow file encoding) or read its captures: `filter-flows`,
-//! `io-write-flow-file` and `io-read-saved-flows`.
+//! The example plugins of `examples/` that need the proxy's own services (flow filters, flow
+//! file encoding): `filter-flows` and `io-write-flow-file`. (`io-read-saved-flows`, a
+//! program, is tested in its own crate.)
 
-use std::{path::Path, process::Command};
-
-use crate::harness::{binary, plugin, send, temp_dir, Proxy, Upstream};
+use crate::harness::{plugin, send, temp_dir, Proxy, Upstream};
 
 const MATCHES: &str = "Flow matches filter: ";
 
@@ -116,76 +114,4 @@ fn io_write_flow_file_saves_about_half_of_the_flows_in_a_file_interpose_reads() 
         .collect();
     assert_eq!(paths.len(), flows, "{}", read.stdout);
     assert!(paths.windows(2).all(|w| w[0] < w[1]), "{paths:?}");
-}
-
-/// Runs `io-read-saved-flows FILE`: (success, stdout).
-fn read_saved_flows(file: &Path) -> (bool, String) {
-    let output = Command::new(binary("io-read-saved-flows"))
-        .arg(file)
-        .output()
-        .expect("run io-read-saved-flows");
-    let stdout = String::from_utf8(output.stdout).expect("utf-8");
-    assert!(
-        output.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), stdout)
-}
-
-#[test]
-fn io_read_saved_flows_prints_every_flow_of_a_capture_and_reports_a_truncated_file() {
-    let upstream = Upstream::start();
-    let dir = temp_dir("io-read-saved-flows");
-    let file = dir.join("capture.mitm");
-    let mut proxy = Proxy::builder()
-        .reverse(upstream.addr)
-        .args(["-w", file.to_str().unwrap()])
-        .start();
-    let paths = ["/a", "/b?x=1", "/c/d"];
-    for path in paths {
-        get(&proxy, path);
-    }
-    assert!(proxy.terminate().success(), "{}", proxy.dump());
-
-    let (ok, out) = read_saved_flows(&file);
-    assert!(ok, "{out}");
-    let url = format!("http://{}", upstream.addr);
-    for path in paths {
-        let summary = format!("GET {url}{path} << 200 OK ");
-        let at = out
-            .lines()
-            .position(|l| l.starts_with(&summary))
-            .unwrap_or_else(|| panic!("no {summary:?} in\n{out}"));
-        let mut rest = out.lines().skip(at + 1);
-        assert_eq!(rest.next(), Some("127.0.0.1"), "{out}");
-        assert_eq!(rest.next(), Some("{"), "{out}");
-        // The state, nested: the request's path, as mitmproxy keeps it (bytes).
-        let state: Vec<&str> = rest.take_while(|l| *l != "}").collect();
-        assert!(state.contains(&"  type: \"http\","), "{out}");
-        assert!(state.contains(&"  request: {"), "{out}");
-        assert!(
-            state.contains(&format!("    path: b\"{path}\",").as_str()),
-            "{out}"
-        );
-        assert!(state.contains(&"    status_code: 200,"), "{out}");
-    }
-    assert_eq!(out.lines().filter(|l| *l == "127.0.0.1").count(), 3);
-    assert!(!out.contains("Flow file corrupted"), "{out}");
-
-    let bytes = std::fs::read(&file).unwrap();
-    let truncated = dir.join("truncated.mitm");
-    std::fs::write(&truncated, &bytes[..bytes.len() - 5]).unwrap();
-    let (ok, out) = read_saved_flows(&truncated);
-    assert!(!ok, "{out}");
-    assert_eq!(
-        out.lines().filter(|l| *l == "127.0.0.1").count(),
-        2,
-        "{out}"
-    );
-    let last = out.lines().last().unwrap_or_default();
-    assert!(
-        last.starts_with("Flow file corrupted: the flow file ends inside the record at byte "),
-        "{out}"
-    );
 }

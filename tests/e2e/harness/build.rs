@@ -1,5 +1,5 @@
-//! Building plugin and program crates of the workspace the way a user would (`cargo build -p
-//! NAME`) and finding the shared library or executable cargo produced.
+//! Building plugin crates of the workspace the way a user would (`cargo build -p NAME`) and
+//! finding the shared library cargo produced.
 
 use std::{
     collections::HashMap,
@@ -11,32 +11,14 @@ use std::{
 
 /// The shared library of workspace package `package`, built on first use.
 pub fn plugin(package: &str) -> PathBuf {
-    built(package, Artifact::Library)
-}
-
-/// The executable of workspace package `package` (a program, like the examples' flow file
-/// reader), built on first use.
-pub fn binary(package: &str) -> PathBuf {
-    built(package, Artifact::Executable)
-}
-
-/// What a package is built for.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-enum Artifact {
-    Library,
-    Executable,
-}
-
-fn built(package: &str, artifact: Artifact) -> PathBuf {
-    static BUILT: Mutex<Option<HashMap<(String, Artifact), PathBuf>>> = Mutex::new(None);
+    static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     let built = built.get_or_insert_with(HashMap::new);
-    let key = (package.to_string(), artifact);
-    if let Some(path) = built.get(&key) {
+    if let Some(path) = built.get(package) {
         return path.clone();
     }
-    let path = build(package, artifact);
-    built.insert(key, path.clone());
+    let path = build(package);
+    built.insert(package.to_string(), path.clone());
     path
 }
 
@@ -47,7 +29,7 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn build(package: &str, artifact: Artifact) -> PathBuf {
+fn build(package: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let output = Command::new(cargo)
         .args(["build", "--quiet", "-p", package, "--message-format=json"])
@@ -60,28 +42,12 @@ fn build(package: &str, artifact: Artifact) -> PathBuf {
         "cargo build -p {package} failed:\n{}\n{stdout}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let artifacts = stdout
+    let file_name = format!("{DLL_PREFIX}{}{DLL_SUFFIX}", package.replace('-', "_"));
+    stdout
         .lines()
-        .filter(|line| line.contains("\"reason\":\"compiler-artifact\""));
-    match artifact {
-        Artifact::Library => {
-            let file_name = format!("{DLL_PREFIX}{}{DLL_SUFFIX}", package.replace('-', "_"));
-            artifacts
-                .flat_map(|line| line.split('"'))
-                .find(|s| {
-                    s.ends_with(&format!("/{file_name}")) || s.ends_with(&format!("\\{file_name}"))
-                })
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    panic!("cargo build -p {package} reported no {file_name}:\n{stdout}")
-                })
-        }
-        Artifact::Executable => artifacts
-            .filter(|line| line.contains(&format!("\"name\":\"{package}\"")))
-            .find_map(|line| line.split("\"executable\":\"").nth(1)?.split('"').next())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                panic!("cargo build -p {package} reported no executable:\n{stdout}")
-            }),
-    }
+        .filter(|line| line.contains("\"reason\":\"compiler-artifact\""))
+        .flat_map(|line| line.split('"'))
+        .find(|s| s.ends_with(&format!("/{file_name}")) || s.ends_with(&format!("\\{file_name}")))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("cargo build -p {package} reported no {file_name}:\n{stdout}"))
 }

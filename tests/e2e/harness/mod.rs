@@ -12,7 +12,7 @@ mod wire;
 mod ws;
 
 pub use big::{download, upload, BigUpstream};
-pub use build::{binary, plugin};
+pub use build::plugin;
 pub use client::{raw_exchange, send, Connection};
 pub use curl::{curl_direct, curl_through};
 pub use proxy::{Finished, Proxy, ProxyBuilder};
