@@ -22,8 +22,8 @@ use super::{
     compat,
     pem::{der_to_pem, pem_to_der},
     tnetstring::{
-        self, encoded_str, length_prefix, write_record, Encode, Sink, TnetError, TnetErrorKind,
-        Value, MAX_LENGTH_DIGITS,
+        self, decimal_digits, encoded_str, length_prefix, put_decimal, write_record, Encode, Sink,
+        TnetError, TnetErrorKind, Value, MAX_LENGTH_DIGITS,
     },
 };
 
@@ -273,18 +273,18 @@ impl Encode for HttpFlow {
 
 fn write_uuid<S: Sink>(id: &Uuid, s: &mut S) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut text = [0u8; 36];
-    let mut i = 0;
-    for (n, byte) in id.0.iter().enumerate() {
-        if matches!(n, 4 | 6 | 8 | 10) {
-            text[i] = b'-';
-            i += 1;
+    s.filled(36, b';', |text| {
+        let mut i = 0;
+        for (n, byte) in id.0.iter().enumerate() {
+            if matches!(n, 4 | 6 | 8 | 10) {
+                text[i] = b'-';
+                i += 1;
+            }
+            text[i] = HEX[usize::from(byte >> 4)];
+            text[i + 1] = HEX[usize::from(byte & 15)];
+            i += 2;
         }
-        text[i] = HEX[usize::from(byte >> 4)];
-        text[i + 1] = HEX[usize::from(byte & 15)];
-        i += 2;
-    }
-    s.tagged(&text, b';');
+    });
 }
 
 fn write_opt_float<S: Sink>(value: ROption<f64>, s: &mut S) {
@@ -305,7 +305,7 @@ fn write_opt_str<S: Sink>(value: &ROption<RString>, s: &mut S) {
 fn write_socket_address<S: Sink>(addr: &SocketAddress, required: bool, s: &mut S) {
     match addr.get() {
         Some(addr) => s.list(|s| {
-            s.formatted(b';', |buf| push_ip(addr.ip(), buf));
+            write_ip(addr.ip(), s);
             s.int(i64::from(addr.port()));
         }),
         None if required => s.encoded(b"8:0:;1:0#]"),
@@ -313,20 +313,31 @@ fn write_socket_address<S: Sink>(addr: &SocketAddress, required: bool, s: &mut S
     }
 }
 
-/// Appends an IP address as `Display` writes it (IPv4 without the formatting machinery).
-fn push_ip(ip: IpAddr, buf: &mut Vec<u8>) {
+/// An IP address as text, as `Display` writes it.
+fn write_ip<S: Sink>(ip: IpAddr, s: &mut S) {
     match ip {
         IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    buf.push(b'.');
+            let octets = v4.octets();
+            let len = 3 + octets
+                .iter()
+                .map(|&o| decimal_digits(usize::from(o)))
+                .sum::<usize>();
+            s.filled(len, b';', |text| {
+                let mut at = 0;
+                for (i, octet) in octets.into_iter().enumerate() {
+                    if i > 0 {
+                        text[at] = b'.';
+                        at += 1;
+                    }
+                    let digits = decimal_digits(usize::from(octet));
+                    put_decimal(usize::from(octet), &mut text[at..at + digits]);
+                    at += digits;
                 }
-                buf.extend_from_slice(itoa::Buffer::new().format(octet).as_bytes());
-            }
+            });
         }
-        IpAddr::V6(v6) => {
+        IpAddr::V6(v6) => s.formatted(b';', |buf| {
             let _ = io::Write::write_fmt(buf, format_args!("{v6}"));
-        }
+        }),
     }
 }
 

@@ -360,6 +360,9 @@ pub(crate) trait Sink: Sized {
     /// A value whose payload `format` appends to a buffer; it runs in the measuring pass only.
     fn formatted(&mut self, tag: u8, format: impl FnOnce(&mut Vec<u8>));
 
+    /// A value whose payload, `len` bytes, `fill` writes; it runs in the writing pass only.
+    fn filled(&mut self, len: usize, tag: u8, fill: impl FnOnce(&mut [u8]));
+
     /// A list or dict (`tag`) whose items `items` describes.
     fn container(&mut self, tag: u8, items: impl FnOnce(&mut Self));
 
@@ -464,7 +467,7 @@ pub(crate) const fn encoded_len(len: usize) -> usize {
 
 /// How many decimal digits `n` has.
 #[inline]
-const fn decimal_digits(n: usize) -> usize {
+pub(crate) const fn decimal_digits(n: usize) -> usize {
     match n.checked_ilog10() {
         Some(log) => log as usize + 1,
         None => 1,
@@ -526,6 +529,11 @@ impl Sink for Sizer<'_> {
         format(&mut self.plan.texts);
         let len = self.plan.texts.len() - start;
         self.plan.lengths.push(len);
+        self.total += encoded_len(len);
+    }
+
+    #[inline]
+    fn filled(&mut self, len: usize, _tag: u8, _fill: impl FnOnce(&mut [u8])) {
         self.total += encoded_len(len);
     }
 
@@ -595,15 +603,17 @@ impl Writer<'_> {
 
     #[inline]
     fn prefix(&mut self, len: usize) {
-        let digits = decimal_digits(len);
-        let to = &mut self.buf[self.at..self.at + digits];
-        let mut rest = len;
-        for digit in to.iter_mut().rev() {
-            *digit = b'0' + (rest % 10) as u8;
-            rest /= 10;
+        // Most payloads are shorter than 100 bytes.
+        if len < 10 {
+            self.put(&[b'0' + len as u8, b':']);
+        } else if len < 100 {
+            self.put(&[b'0' + (len / 10) as u8, b'0' + (len % 10) as u8, b':']);
+        } else {
+            let digits = decimal_digits(len);
+            put_decimal(len, &mut self.buf[self.at..self.at + digits]);
+            self.at += digits;
+            self.put_byte(b':');
         }
-        self.at += digits;
-        self.put_byte(b':');
     }
 }
 
@@ -629,6 +639,14 @@ impl Sink for Writer<'_> {
     }
 
     #[inline]
+    fn filled(&mut self, len: usize, tag: u8, fill: impl FnOnce(&mut [u8])) {
+        self.prefix(len);
+        fill(&mut self.buf[self.at..self.at + len]);
+        self.at += len;
+        self.put_byte(tag);
+    }
+
+    #[inline]
     fn container(&mut self, tag: u8, items: impl FnOnce(&mut Self)) {
         let len = self.next_length();
         self.prefix(len);
@@ -636,6 +654,16 @@ impl Sink for Writer<'_> {
         items(self);
         debug_assert_eq!(self.at - start, len, "container size changed");
         self.put_byte(tag);
+    }
+}
+
+/// Writes `n` in decimal to `to`, which is [`decimal_digits`]`(n)` bytes long.
+#[inline]
+pub(crate) fn put_decimal(n: usize, to: &mut [u8]) {
+    let mut rest = n;
+    for digit in to.iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
     }
 }
 
