@@ -22,10 +22,17 @@ use super::{
     compat,
     pem::{der_to_pem, pem_to_der},
     tnetstring::{
-        self, begin, end, length_prefix, write_bool, write_bytes, write_float, write_int,
-        write_null, write_str, TnetError, TnetErrorKind, Value, MAX_LENGTH_DIGITS,
+        self, decimal_digits, encoded_str, length_prefix, put_decimal, write_record, Encode, Sink,
+        TnetError, TnetErrorKind, Value, MAX_LENGTH_DIGITS,
     },
 };
+
+/// Writes a dict key to a [`Sink`], encoded at compile time.
+macro_rules! key {
+    ($sink:expr, $name:literal) => {
+        $sink.encoded(encoded_str!($name))
+    };
+}
 
 /// The flow format version Interpose writes (mitmproxy 11 and later).
 pub const FLOW_FORMAT_VERSION: i64 = 21;
@@ -179,73 +186,7 @@ impl From<io::Error> for ReadError {
 ///
 /// A streamed body (`stream.is_on()`) is written as `null`, as mitmproxy does.
 pub fn write_flow(flow: &HttpFlow, out: &mut Vec<u8>) {
-    let flow_start = begin(out);
-    key("version", out);
-    write_int(FLOW_FORMAT_VERSION, out);
-    key("type", out);
-    write_str("http", out);
-    key("id", out);
-    write_uuid(&flow.id, out);
-    key("error", out);
-    match &flow.error {
-        ROption::RSome(error) => {
-            let start = begin(out);
-            key("msg", out);
-            write_str(&error.msg, out);
-            key("timestamp", out);
-            write_float(error.timestamp, out);
-            end(out, start, b'}');
-        }
-        ROption::RNone => write_null(out),
-    }
-    key("client_conn", out);
-    write_client(&flow.client_conn, out);
-    key("server_conn", out);
-    match &flow.server_conn {
-        ROption::RSome(server) => write_server(server, out),
-        ROption::RNone => write_unconnected_server(&flow.id, out),
-    }
-    key("intercepted", out);
-    write_bool(flow.intercepted, out);
-    key("is_replay", out);
-    match flow.is_replay {
-        ROption::RSome(ReplaySide::Request) => write_str("request", out),
-        ROption::RSome(ReplaySide::Response) => write_str("response", out),
-        ROption::RNone => write_null(out),
-    }
-    key("marked", out);
-    write_str(&flow.marked, out);
-    key("metadata", out);
-    let start = begin(out);
-    for (name, value) in flow.metadata.iter() {
-        if name == ERROR_KIND_KEY {
-            continue;
-        }
-        write_str(name, out);
-        write_str(value, out);
-    }
-    if let ROption::RSome(error) = &flow.error {
-        write_str(ERROR_KIND_KEY, out);
-        write_str(error.kind.name(), out);
-    }
-    end(out, start, b'}');
-    key("comment", out);
-    write_str(&flow.comment, out);
-    key("timestamp_created", out);
-    write_float(flow.timestamp_created, out);
-    key("request", out);
-    write_request(&flow.request, out);
-    key("response", out);
-    match &flow.response {
-        ROption::RSome(response) => write_response(response, out),
-        ROption::RNone => write_null(out),
-    }
-    key("websocket", out);
-    match &flow.websocket {
-        ROption::RSome(ws) => write_websocket(ws, out),
-        ROption::RNone => write_null(out),
-    }
-    end(out, flow_start, b'}');
+    write_record(flow, out);
 }
 
 /// The version-21 state dict of `flow` (what [`write_flow`] writes, as a [`Value`]).
@@ -259,179 +200,246 @@ pub fn flow_state(flow: &HttpFlow) -> Value {
     }
 }
 
-#[inline]
-fn key(name: &str, out: &mut Vec<u8>) {
-    write_str(name, out);
+impl Encode for HttpFlow {
+    fn encode_to<S: Sink>(&self, s: &mut S) {
+        let flow = self;
+        s.dict(|s| {
+            key!(s, "version");
+            s.int(FLOW_FORMAT_VERSION);
+            key!(s, "type");
+            s.encoded(encoded_str!("http"));
+            key!(s, "id");
+            write_uuid(&flow.id, s);
+            key!(s, "error");
+            match &flow.error {
+                ROption::RSome(error) => s.dict(|s| {
+                    key!(s, "msg");
+                    s.str(&error.msg);
+                    key!(s, "timestamp");
+                    s.float(error.timestamp);
+                }),
+                ROption::RNone => s.null(),
+            }
+            key!(s, "client_conn");
+            write_client(&flow.client_conn, s);
+            key!(s, "server_conn");
+            match &flow.server_conn {
+                ROption::RSome(server) => write_server(server, s),
+                ROption::RNone => write_unconnected_server(&flow.id, s),
+            }
+            key!(s, "intercepted");
+            s.bool(flow.intercepted);
+            key!(s, "is_replay");
+            match flow.is_replay {
+                ROption::RSome(ReplaySide::Request) => s.encoded(encoded_str!("request")),
+                ROption::RSome(ReplaySide::Response) => s.encoded(encoded_str!("response")),
+                ROption::RNone => s.null(),
+            }
+            key!(s, "marked");
+            s.str(&flow.marked);
+            key!(s, "metadata");
+            s.dict(|s| {
+                for (name, value) in flow.metadata.iter() {
+                    if name == ERROR_KIND_KEY {
+                        continue;
+                    }
+                    s.str(name);
+                    s.str(value);
+                }
+                if let ROption::RSome(error) = &flow.error {
+                    s.str(ERROR_KIND_KEY);
+                    s.str(error.kind.name());
+                }
+            });
+            key!(s, "comment");
+            s.str(&flow.comment);
+            key!(s, "timestamp_created");
+            s.float(flow.timestamp_created);
+            key!(s, "request");
+            write_request(&flow.request, s);
+            key!(s, "response");
+            match &flow.response {
+                ROption::RSome(response) => write_response(response, s),
+                ROption::RNone => s.null(),
+            }
+            key!(s, "websocket");
+            match &flow.websocket {
+                ROption::RSome(ws) => write_websocket(ws, s),
+                ROption::RNone => s.null(),
+            }
+        });
+    }
 }
 
-fn write_uuid(id: &Uuid, out: &mut Vec<u8>) {
+fn write_uuid<S: Sink>(id: &Uuid, s: &mut S) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut text = [0u8; 36];
-    let mut i = 0;
-    for (n, byte) in id.0.iter().enumerate() {
-        if matches!(n, 4 | 6 | 8 | 10) {
-            text[i] = b'-';
-            i += 1;
+    s.filled(36, b';', |text| {
+        let mut i = 0;
+        for (n, byte) in id.0.iter().enumerate() {
+            if matches!(n, 4 | 6 | 8 | 10) {
+                text[i] = b'-';
+                i += 1;
+            }
+            text[i] = HEX[usize::from(byte >> 4)];
+            text[i + 1] = HEX[usize::from(byte & 15)];
+            i += 2;
         }
-        text[i] = HEX[usize::from(byte >> 4)];
-        text[i + 1] = HEX[usize::from(byte & 15)];
-        i += 2;
-    }
-    out.extend_from_slice(b"36:");
-    out.extend_from_slice(&text);
-    out.push(b';');
+    });
 }
 
-fn write_opt_float(value: ROption<f64>, out: &mut Vec<u8>) {
+fn write_opt_float<S: Sink>(value: ROption<f64>, s: &mut S) {
     match value {
-        ROption::RSome(x) => write_float(x, out),
-        ROption::RNone => write_null(out),
+        ROption::RSome(x) => s.float(x),
+        ROption::RNone => s.null(),
     }
 }
 
-fn write_opt_str(value: &ROption<RString>, out: &mut Vec<u8>) {
+fn write_opt_str<S: Sink>(value: &ROption<RString>, s: &mut S) {
     match value {
-        ROption::RSome(s) => write_str(s, out),
-        ROption::RNone => write_null(out),
+        ROption::RSome(text) => s.str(text),
+        ROption::RNone => s.null(),
     }
 }
 
 /// `[host, port]`, or `null` (or `["", 0]` where mitmproxy needs an address).
-fn write_socket_address(addr: &SocketAddress, required: bool, out: &mut Vec<u8>) {
+fn write_socket_address<S: Sink>(addr: &SocketAddress, required: bool, s: &mut S) {
     match addr.get() {
-        Some(addr) => {
-            let start = begin(out);
-            let mut ip = [0u8; 48];
-            let mut cursor = io::Cursor::new(&mut ip[..]);
-            let _ = io::Write::write_fmt(&mut cursor, format_args!("{}", addr.ip()));
-            let n = cursor.position() as usize;
-            write_bytes_as_str(&ip[..n], out);
-            write_int(i64::from(addr.port()), out);
-            end(out, start, b']');
-        }
-        None if required => out.extend_from_slice(b"8:0:;1:0#]"),
-        None => write_null(out),
+        Some(addr) => s.list(|s| {
+            write_ip(addr.ip(), s);
+            s.int(i64::from(addr.port()));
+        }),
+        None if required => s.encoded(b"8:0:;1:0#]"),
+        None => s.null(),
     }
 }
 
-fn write_bytes_as_str(text: &[u8], out: &mut Vec<u8>) {
-    let mut digits = itoa::Buffer::new();
-    out.extend_from_slice(digits.format(text.len()).as_bytes());
-    out.push(b':');
-    out.extend_from_slice(text);
-    out.push(b';');
+/// An IP address as text, as `Display` writes it.
+fn write_ip<S: Sink>(ip: IpAddr, s: &mut S) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let octets = v4.octets();
+            let len = 3 + octets
+                .iter()
+                .map(|&o| decimal_digits(usize::from(o)))
+                .sum::<usize>();
+            s.filled(len, b';', |text| {
+                let mut at = 0;
+                for (i, octet) in octets.into_iter().enumerate() {
+                    if i > 0 {
+                        text[at] = b'.';
+                        at += 1;
+                    }
+                    let digits = decimal_digits(usize::from(octet));
+                    put_decimal(usize::from(octet), &mut text[at..at + digits]);
+                    at += digits;
+                }
+            });
+        }
+        IpAddr::V6(v6) => s.formatted(b';', |buf| {
+            let _ = io::Write::write_fmt(buf, format_args!("{v6}"));
+        }),
+    }
 }
 
-fn write_address(addr: &ROption<Address>, out: &mut Vec<u8>) {
+fn write_address<S: Sink>(addr: &ROption<Address>, s: &mut S) {
     match addr {
-        ROption::RSome(a) => {
-            let start = begin(out);
-            write_str(&a.host, out);
-            write_int(i64::from(a.port), out);
-            end(out, start, b']');
-        }
-        ROption::RNone => write_null(out),
+        ROption::RSome(a) => s.list(|s| {
+            s.str(&a.host);
+            s.int(i64::from(a.port));
+        }),
+        ROption::RNone => s.null(),
     }
 }
 
-fn write_connection(conn: &Connection, required_addresses: bool, out: &mut Vec<u8>) {
-    key("id", out);
-    write_uuid(&conn.id, out);
-    key("peername", out);
-    write_socket_address(&conn.peername, required_addresses, out);
-    key("sockname", out);
-    write_socket_address(&conn.sockname, required_addresses, out);
-    key("transport_protocol", out);
-    write_str(
-        match conn.transport_protocol {
-            TransportProtocol::Tcp => "tcp",
-            TransportProtocol::Udp => "udp",
-        },
-        out,
-    );
-    key("error", out);
-    write_opt_str(&conn.error, out);
-    key("tls", out);
-    write_bool(conn.tls, out);
-    key("certificate_list", out);
-    let start = begin(out);
-    for der in conn.certificate_list.iter() {
-        let cert = begin(out);
-        der_to_pem(der, out);
-        // A PEM is written as bytes: fix up the payload with its prefix and tag.
-        end(out, cert, b',');
-    }
-    end(out, start, b']');
-    key("alpn", out);
+fn write_connection<S: Sink>(conn: &Connection, required_addresses: bool, s: &mut S) {
+    key!(s, "id");
+    write_uuid(&conn.id, s);
+    key!(s, "peername");
+    write_socket_address(&conn.peername, required_addresses, s);
+    key!(s, "sockname");
+    write_socket_address(&conn.sockname, required_addresses, s);
+    key!(s, "transport_protocol");
+    s.encoded(match conn.transport_protocol {
+        TransportProtocol::Tcp => encoded_str!("tcp"),
+        TransportProtocol::Udp => encoded_str!("udp"),
+    });
+    key!(s, "error");
+    write_opt_str(&conn.error, s);
+    key!(s, "tls");
+    s.bool(conn.tls);
+    key!(s, "certificate_list");
+    s.list(|s| {
+        for der in conn.certificate_list.iter() {
+            s.formatted(b',', |buf| der_to_pem(der, buf));
+        }
+    });
+    key!(s, "alpn");
     match &conn.alpn {
-        ROption::RSome(alpn) => write_bytes(alpn, out),
-        ROption::RNone => write_null(out),
+        ROption::RSome(alpn) => s.bytes(alpn),
+        ROption::RNone => s.null(),
     }
-    key("alpn_offers", out);
-    let start = begin(out);
-    for offer in conn.alpn_offers.iter() {
-        write_bytes(offer, out);
-    }
-    end(out, start, b']');
-    key("cipher", out);
-    write_opt_str(&conn.cipher, out);
-    key("cipher_list", out);
-    let start = begin(out);
-    for cipher in conn.cipher_list.iter() {
-        write_str(cipher, out);
-    }
-    end(out, start, b']');
-    key("tls_version", out);
-    write_opt_str(&conn.tls_version, out);
-    key("sni", out);
-    write_opt_str(&conn.sni, out);
-    key("timestamp_start", out);
+    key!(s, "alpn_offers");
+    s.list(|s| {
+        for offer in conn.alpn_offers.iter() {
+            s.bytes(offer);
+        }
+    });
+    key!(s, "cipher");
+    write_opt_str(&conn.cipher, s);
+    key!(s, "cipher_list");
+    s.list(|s| {
+        for cipher in conn.cipher_list.iter() {
+            s.str(cipher);
+        }
+    });
+    key!(s, "tls_version");
+    write_opt_str(&conn.tls_version, s);
+    key!(s, "sni");
+    write_opt_str(&conn.sni, s);
+    key!(s, "timestamp_start");
     match conn.timestamp_start {
         // mitmproxy's client needs a start time.
-        ROption::RNone if required_addresses => write_float(0.0, out),
-        other => write_opt_float(other, out),
+        ROption::RNone if required_addresses => s.float(0.0),
+        other => write_opt_float(other, s),
     }
-    key("timestamp_end", out);
-    write_opt_float(conn.timestamp_end, out);
-    key("timestamp_tls_setup", out);
-    write_opt_float(conn.timestamp_tls_setup, out);
+    key!(s, "timestamp_end");
+    write_opt_float(conn.timestamp_end, s);
+    key!(s, "timestamp_tls_setup");
+    write_opt_float(conn.timestamp_tls_setup, s);
 }
 
-fn write_client(client: &Client, out: &mut Vec<u8>) {
-    let start = begin(out);
-    write_connection(&client.conn, true, out);
-    key("mitmcert", out);
-    match &client.mitmcert {
-        ROption::RSome(der) => {
-            let cert = begin(out);
-            der_to_pem(der, out);
-            end(out, cert, b',');
+fn write_client<S: Sink>(client: &Client, s: &mut S) {
+    s.dict(|s| {
+        write_connection(&client.conn, true, s);
+        key!(s, "mitmcert");
+        match &client.mitmcert {
+            ROption::RSome(der) => s.formatted(b',', |buf| der_to_pem(der, buf)),
+            ROption::RNone => s.null(),
         }
-        ROption::RNone => write_null(out),
-    }
-    key("proxy_mode", out);
-    write_str(client.proxy_mode.as_str(), out);
-    end(out, start, b'}');
+        key!(s, "proxy_mode");
+        s.str(client.proxy_mode.as_str());
+    });
 }
 
-fn write_server(server: &Server, out: &mut Vec<u8>) {
-    let start = begin(out);
-    write_connection(&server.conn, false, out);
-    key("address", out);
-    write_address(&server.address, out);
-    key("timestamp_tcp_setup", out);
-    write_opt_float(server.timestamp_tcp_setup, out);
-    key("via", out);
-    match &server.via {
-        ROption::RSome(via) => {
-            let outer = begin(out);
-            write_str("http", out);
-            write_address(&ROption::RSome(via.clone()), out);
-            end(out, outer, b']');
+fn write_server<S: Sink>(server: &Server, s: &mut S) {
+    s.dict(|s| {
+        write_connection(&server.conn, false, s);
+        key!(s, "address");
+        write_address(&server.address, s);
+        key!(s, "timestamp_tcp_setup");
+        write_opt_float(server.timestamp_tcp_setup, s);
+        key!(s, "via");
+        match &server.via {
+            ROption::RSome(via) => s.list(|s| {
+                s.encoded(encoded_str!("http"));
+                s.list(|s| {
+                    s.str(&via.host);
+                    s.int(i64::from(via.port));
+                });
+            }),
+            ROption::RNone => s.null(),
         }
-        ROption::RNone => write_null(out),
-    }
-    end(out, start, b'}');
+    });
 }
 
 /// The id given to the server of a flow that never had one (mitmproxy always has a server
@@ -442,25 +450,25 @@ fn unconnected_server_id(flow_id: &Uuid) -> Uuid {
     id
 }
 
-fn write_unconnected_server(flow_id: &Uuid, out: &mut Vec<u8>) {
+fn write_unconnected_server<S: Sink>(flow_id: &Uuid, s: &mut S) {
     let server = Server {
         conn: Connection::new(unconnected_server_id(flow_id)),
         address: ROption::RNone,
         timestamp_tcp_setup: ROption::RNone,
         via: ROption::RNone,
     };
-    write_server(&server, out);
+    write_server(&server, s);
 }
 
-fn write_headers(headers: &Headers, out: &mut Vec<u8>) {
-    let start = begin(out);
-    for (name, value) in headers.iter() {
-        let pair = begin(out);
-        write_bytes(name.as_bytes(), out);
-        write_bytes(value, out);
-        end(out, pair, b']');
-    }
-    end(out, start, b']');
+fn write_headers<S: Sink>(headers: &Headers, s: &mut S) {
+    s.list(|s| {
+        for (name, value) in headers.iter() {
+            s.list(|s| {
+                s.bytes(name.as_bytes());
+                s.bytes(value);
+            });
+        }
+    });
 }
 
 /// What requests and responses write alike; `content` is `None` for a streamed body.
@@ -473,105 +481,105 @@ struct MessageParts<'a> {
     timestamp_end: ROption<f64>,
 }
 
-fn write_message_common(m: MessageParts<'_>, out: &mut Vec<u8>) {
-    key("http_version", out);
-    write_bytes(m.http_version.as_str().as_bytes(), out);
-    key("headers", out);
-    write_headers(m.headers, out);
-    key("content", out);
+fn write_message_common<S: Sink>(m: MessageParts<'_>, s: &mut S) {
+    key!(s, "http_version");
+    s.bytes(m.http_version.as_str().as_bytes());
+    key!(s, "headers");
+    write_headers(m.headers, s);
+    key!(s, "content");
     match m.content {
-        Some(content) => write_bytes(content, out),
-        None => write_null(out),
+        Some(content) => s.bytes(content),
+        None => s.null(),
     }
-    key("trailers", out);
+    key!(s, "trailers");
     match m.trailers {
-        ROption::RSome(t) => write_headers(t, out),
-        ROption::RNone => write_null(out),
+        ROption::RSome(t) => write_headers(t, s),
+        ROption::RNone => s.null(),
     }
-    key("timestamp_start", out);
-    write_float(m.timestamp_start, out);
-    key("timestamp_end", out);
-    write_opt_float(m.timestamp_end, out);
+    key!(s, "timestamp_start");
+    s.float(m.timestamp_start);
+    key!(s, "timestamp_end");
+    write_opt_float(m.timestamp_end, s);
 }
 
-fn write_request(request: &Request, out: &mut Vec<u8>) {
-    let start = begin(out);
-    write_message_common(
-        MessageParts {
-            http_version: request.http_version,
-            headers: &request.headers,
-            content: (!request.stream.is_on()).then_some(&request.content),
-            trailers: &request.trailers,
-            timestamp_start: request.timestamp_start,
-            timestamp_end: request.timestamp_end,
-        },
-        out,
-    );
-    key("host", out);
-    write_str(&request.host, out);
-    key("port", out);
-    write_int(i64::from(request.port), out);
-    key("method", out);
-    write_bytes(request.method.as_bytes(), out);
-    key("scheme", out);
-    write_bytes(request.scheme.as_bytes(), out);
-    key("authority", out);
-    write_bytes(request.authority.as_bytes(), out);
-    key("path", out);
-    write_bytes(request.path.as_bytes(), out);
-    end(out, start, b'}');
+fn write_request<S: Sink>(request: &Request, s: &mut S) {
+    s.dict(|s| {
+        write_message_common(
+            MessageParts {
+                http_version: request.http_version,
+                headers: &request.headers,
+                content: (!request.stream.is_on()).then_some(&request.content),
+                trailers: &request.trailers,
+                timestamp_start: request.timestamp_start,
+                timestamp_end: request.timestamp_end,
+            },
+            s,
+        );
+        key!(s, "host");
+        s.str(&request.host);
+        key!(s, "port");
+        s.int(i64::from(request.port));
+        key!(s, "method");
+        s.bytes(request.method.as_bytes());
+        key!(s, "scheme");
+        s.bytes(request.scheme.as_bytes());
+        key!(s, "authority");
+        s.bytes(request.authority.as_bytes());
+        key!(s, "path");
+        s.bytes(request.path.as_bytes());
+    });
 }
 
-fn write_response(response: &Response, out: &mut Vec<u8>) {
-    let start = begin(out);
-    write_message_common(
-        MessageParts {
-            http_version: response.http_version,
-            headers: &response.headers,
-            content: (!response.stream.is_on()).then_some(&response.content),
-            trailers: &response.trailers,
-            timestamp_start: response.timestamp_start,
-            timestamp_end: response.timestamp_end,
-        },
-        out,
-    );
-    key("status_code", out);
-    write_int(i64::from(response.status_code), out);
-    key("reason", out);
-    write_bytes(response.reason.as_bytes(), out);
-    end(out, start, b'}');
+fn write_response<S: Sink>(response: &Response, s: &mut S) {
+    s.dict(|s| {
+        write_message_common(
+            MessageParts {
+                http_version: response.http_version,
+                headers: &response.headers,
+                content: (!response.stream.is_on()).then_some(&response.content),
+                trailers: &response.trailers,
+                timestamp_start: response.timestamp_start,
+                timestamp_end: response.timestamp_end,
+            },
+            s,
+        );
+        key!(s, "status_code");
+        s.int(i64::from(response.status_code));
+        key!(s, "reason");
+        s.bytes(response.reason.as_bytes());
+    });
 }
 
-fn write_websocket(ws: &WebSocketData, out: &mut Vec<u8>) {
-    let start = begin(out);
-    key("messages", out);
-    let list = begin(out);
-    for m in ws.messages.iter() {
-        let item = begin(out);
-        write_int(m.type_ as i64, out);
-        write_bool(m.from_client, out);
-        write_bytes(&m.content, out);
-        write_float(m.timestamp, out);
-        write_bool(m.dropped, out);
-        write_bool(m.injected, out);
-        end(out, item, b']');
-    }
-    end(out, list, b']');
-    key("closed_by_client", out);
-    match ws.closed_by_client {
-        ROption::RSome(b) => write_bool(b, out),
-        ROption::RNone => write_null(out),
-    }
-    key("close_code", out);
-    match ws.close_code {
-        ROption::RSome(c) => write_int(i64::from(c), out),
-        ROption::RNone => write_null(out),
-    }
-    key("close_reason", out);
-    write_opt_str(&ws.close_reason, out);
-    key("timestamp_end", out);
-    write_opt_float(ws.timestamp_end, out);
-    end(out, start, b'}');
+fn write_websocket<S: Sink>(ws: &WebSocketData, s: &mut S) {
+    s.dict(|s| {
+        key!(s, "messages");
+        s.list(|s| {
+            for m in ws.messages.iter() {
+                s.list(|s| {
+                    s.int(m.type_ as i64);
+                    s.bool(m.from_client);
+                    s.bytes(&m.content);
+                    s.float(m.timestamp);
+                    s.bool(m.dropped);
+                    s.bool(m.injected);
+                });
+            }
+        });
+        key!(s, "closed_by_client");
+        match ws.closed_by_client {
+            ROption::RSome(b) => s.bool(b),
+            ROption::RNone => s.null(),
+        }
+        key!(s, "close_code");
+        match ws.close_code {
+            ROption::RSome(c) => s.int(i64::from(c)),
+            ROption::RNone => s.null(),
+        }
+        key!(s, "close_reason");
+        write_opt_str(&ws.close_reason, s);
+        key!(s, "timestamp_end");
+        write_opt_float(ws.timestamp_end, s);
+    });
 }
 
 // ---- Reading ----

@@ -101,6 +101,55 @@ fn tnetstring_round_trips() {
 }
 
 #[test]
+fn floats_are_written_as_debug_formats_them() {
+    // ryu writes most floats; where its text could differ from `{:?}` (what flow files have
+    // always had), `{:?}` does: exponents below 1e-4, ties (ryu rounds them to even).
+    let mut values = vec![
+        0.0,
+        -0.0,
+        1.0,
+        1.5,
+        0.1,
+        1e-4,
+        1e-5,
+        5.5e-5,
+        9.99e-5,
+        1e15,
+        1e16,
+        1.5e300,
+        5e-324,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+        1_594_941_473.285_156_2,
+        3_880_452_783.769_531_2,
+        216_486_192_242_783.62,
+        1_732_500_000.123_456,
+    ];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..20_000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        values.push(f64::from_bits(state));
+        values.push(1.7e9 + (state % 4_000_000_000) as f64 * 1e-6);
+        values.push((state % 1_000_000) as f64 / 1024.0);
+        values.push((state % 100_000) as f64 * 1e-9);
+    }
+    for x in values {
+        for x in [x, -x] {
+            let text = match x {
+                x if x.is_nan() => "nan".to_string(),
+                x if x.is_infinite() => if x > 0.0 { "inf" } else { "-inf" }.to_string(),
+                x => format!("{x:?}"),
+            };
+            let mut out = Vec::new();
+            encode(&Value::Float(x), &mut out);
+            assert_eq!(out, format!("{}:{text}^", text.len()).into_bytes(), "{x:e}");
+        }
+    }
+}
+
+#[test]
 fn tnetstring_malformed_inputs() {
     let kind = |input: &[u8]| decode(input).unwrap_err().kind;
     let at = |input: &[u8]| decode(input).unwrap_err().offset;

@@ -153,28 +153,29 @@ impl std::error::Error for TnetError {}
 
 /// Appends the encoding of `value` to `out`.
 pub fn encode(value: &Value, out: &mut Vec<u8>) {
-    match value {
-        Value::Null => out.extend_from_slice(b"0:~"),
-        Value::Bool(true) => out.extend_from_slice(b"4:true!"),
-        Value::Bool(false) => out.extend_from_slice(b"5:false!"),
-        Value::Int(i) => write_int(*i, out),
-        Value::Float(x) => write_float(*x, out),
-        Value::Bytes(b) => write_bytes(b, out),
-        Value::Str(s) => write_str(s, out),
-        Value::List(items) => {
-            let start = begin(out);
-            for item in items {
-                encode(item, out);
-            }
-            end(out, start, b']');
-        }
-        Value::Dict(entries) => {
-            let start = begin(out);
-            for (key, value) in entries {
-                write_str(key, out);
-                encode(value, out);
-            }
-            end(out, start, b'}');
+    write_record(value, out);
+}
+
+impl Encode for Value {
+    fn encode_to<S: Sink>(&self, sink: &mut S) {
+        match self {
+            Value::Null => sink.null(),
+            Value::Bool(b) => sink.bool(*b),
+            Value::Int(i) => sink.int(*i),
+            Value::Float(x) => sink.float(*x),
+            Value::Bytes(b) => sink.bytes(b),
+            Value::Str(s) => sink.str(s),
+            Value::List(items) => sink.list(|sink| {
+                for item in items {
+                    item.encode_to(sink);
+                }
+            }),
+            Value::Dict(entries) => sink.dict(|sink| {
+                for (key, value) in entries {
+                    sink.str(key);
+                    value.encode_to(sink);
+                }
+            }),
         }
     }
 }
@@ -335,91 +336,391 @@ impl Decoder<'_> {
     }
 }
 
-// The writers below append straight to the output; `write_flow` uses them without building a
-// `Value` tree.
+// ---- Writing ----
+//
+// A record is written in two passes over the same description (an [`Encode`]): a [`Sizer`]
+// measures every list and dict, and formats the floats, then a [`Writer`] writes each length
+// prefix before its payload. Writing the payload first and moving it to make room for the
+// prefix would move every byte once per enclosing container.
 
-/// Starts a list or dict: returns where its payload begins.
-#[inline]
-pub(crate) fn begin(out: &[u8]) -> usize {
-    out.len()
+/// What can be written as a tnetstring, to either pass of [`write_record`].
+pub(crate) trait Encode {
+    /// Describes the value to `sink`, the same way on every call.
+    fn encode_to<S: Sink>(&self, sink: &mut S);
 }
 
-/// Ends the list or dict whose payload began at `start`: appends `tag` and puts the length
-/// prefix in front of the payload.
-#[inline]
-pub(crate) fn end(out: &mut Vec<u8>, start: usize, tag: u8) {
-    let len = out.len() - start;
-    let mut digits = itoa::Buffer::new();
-    let prefix = digits.format(len).as_bytes();
-    let shift = prefix.len() + 1;
-    out.push(tag);
-    out.resize(out.len() + shift, 0);
-    out.copy_within(start..start + len + 1, start + shift);
-    out[start..start + prefix.len()].copy_from_slice(prefix);
-    out[start + prefix.len()] = b':';
+/// Where an [`Encode`] describes its value: the measuring pass or the writing one.
+pub(crate) trait Sink: Sized {
+    /// A value with its payload at hand.
+    fn tagged(&mut self, payload: &[u8], tag: u8);
+
+    /// A whole encoded value, such as `0:~`.
+    fn encoded(&mut self, value: &[u8]);
+
+    /// A value whose payload `format` appends to a buffer; it runs in the measuring pass only.
+    fn formatted(&mut self, tag: u8, format: impl FnOnce(&mut Vec<u8>));
+
+    /// A value whose payload, `len` bytes, `fill` writes; it runs in the writing pass only.
+    fn filled(&mut self, len: usize, tag: u8, fill: impl FnOnce(&mut [u8]));
+
+    /// A list or dict (`tag`) whose items `items` describes.
+    fn container(&mut self, tag: u8, items: impl FnOnce(&mut Self));
+
+    /// Bytes (`,`).
+    #[inline]
+    fn bytes(&mut self, data: &[u8]) {
+        self.tagged(data, b',');
+    }
+
+    /// Text (`;`), and dict keys.
+    #[inline]
+    fn str(&mut self, text: &str) {
+        self.tagged(text.as_bytes(), b';');
+    }
+
+    /// An int (`#`).
+    #[inline]
+    fn int(&mut self, value: i64) {
+        let mut digits = itoa::Buffer::new();
+        self.tagged(digits.format(value).as_bytes(), b'#');
+    }
+
+    /// A float (`^`), as [`push_float`] writes it.
+    #[inline]
+    fn float(&mut self, value: f64) {
+        self.formatted(b'^', |buf| push_float(value, buf));
+    }
+
+    /// Null (`~`).
+    #[inline]
+    fn null(&mut self) {
+        self.encoded(b"0:~");
+    }
+
+    /// A bool (`!`).
+    #[inline]
+    fn bool(&mut self, value: bool) {
+        self.encoded(if value { b"4:true!" } else { b"5:false!" });
+    }
+
+    /// A list of the items `items` describes.
+    #[inline]
+    fn list(&mut self, items: impl FnOnce(&mut Self)) {
+        self.container(b']', items);
+    }
+
+    /// A dict of the keys and values `entries` describes, in turn.
+    #[inline]
+    fn dict(&mut self, entries: impl FnOnce(&mut Self)) {
+        self.container(b'}', entries);
+    }
 }
 
-/// Appends `data` with its length prefix and `tag`.
-#[inline]
-fn write_tagged(data: &[u8], tag: u8, out: &mut Vec<u8>) {
-    let mut digits = itoa::Buffer::new();
-    out.extend_from_slice(digits.format(data.len()).as_bytes());
-    out.push(b':');
-    out.extend_from_slice(data);
-    out.push(tag);
+/// What the measuring pass leaves for the writing pass.
+#[derive(Default)]
+struct Plan {
+    /// The payload length of every container and formatted value, in writing order.
+    lengths: Vec<usize>,
+    /// The payloads of the formatted values, back to back.
+    texts: Vec<u8>,
 }
 
-/// Appends bytes (`,`).
-#[inline]
-pub(crate) fn write_bytes(data: &[u8], out: &mut Vec<u8>) {
-    write_tagged(data, b',', out);
+/// A plan bigger than this (a flow with thousands of headers or WebSocket messages) is not
+/// kept for the next record.
+const PLAN_KEPT: usize = 64 * 1024;
+
+thread_local! {
+    /// Reused from record to record: measuring allocates nothing once it has grown.
+    static PLAN: std::cell::RefCell<Plan> = std::cell::RefCell::default();
 }
 
-/// Appends text (`;`).
-#[inline]
-pub(crate) fn write_str(text: &str, out: &mut Vec<u8>) {
-    write_tagged(text.as_bytes(), b';', out);
-}
-
-/// Appends an int (`#`).
-#[inline]
-pub(crate) fn write_int(value: i64, out: &mut Vec<u8>) {
-    let mut digits = itoa::Buffer::new();
-    write_tagged(digits.format(value).as_bytes(), b'#', out);
-}
-
-/// Appends a float (`^`) in the shortest form that reads back exactly, as Python's `repr`
-/// (`1.0`, `1e+300` style exponents are read by both).
-#[inline]
-pub(crate) fn write_float(value: f64, out: &mut Vec<u8>) {
-    use std::io::Write;
-    let mut buf = [0u8; 32];
-    let mut cursor = std::io::Cursor::new(&mut buf[..]);
-    let text: &[u8] = if value.is_nan() {
-        b"nan"
-    } else if value.is_infinite() {
-        if value > 0.0 {
-            b"inf"
-        } else {
-            b"-inf"
+/// Appends the tnetstring `value` describes to `out`.
+pub(crate) fn write_record<T: Encode + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    PLAN.with_borrow_mut(|plan| {
+        plan.lengths.clear();
+        plan.texts.clear();
+        let mut sizer = Sizer { plan, total: 0 };
+        value.encode_to(&mut sizer);
+        // Zeroing costs less than growing the vector a piece at a time.
+        let start = out.len();
+        out.resize(start + sizer.total, 0);
+        let mut writer = Writer {
+            buf: &mut out[start..],
+            at: 0,
+            lengths: plan.lengths.iter(),
+            texts: &plan.texts,
+        };
+        value.encode_to(&mut writer);
+        debug_assert!(writer.at == writer.buf.len(), "the record size changed");
+        debug_assert!(writer.lengths.len() == 0 && writer.texts.is_empty());
+        if plan.lengths.capacity() > PLAN_KEPT || plan.texts.capacity() > PLAN_KEPT {
+            *plan = Plan::default();
         }
+    });
+}
+
+/// The length of `<len>:<payload><tag>` for a payload of `len` bytes.
+#[inline]
+pub(crate) const fn encoded_len(len: usize) -> usize {
+    decimal_digits(len) + 1 + len + 1
+}
+
+/// How many decimal digits `n` has.
+#[inline]
+pub(crate) const fn decimal_digits(n: usize) -> usize {
+    match n.checked_ilog10() {
+        Some(log) => log as usize + 1,
+        None => 1,
+    }
+}
+
+/// The tnetstring of `text` (`;`), for [`encoded_str!`]; `N` is its [`encoded_len`].
+pub(crate) const fn encode_str_const<const N: usize>(text: &str) -> [u8; N] {
+    let text = text.as_bytes();
+    let mut out = [0u8; N];
+    let digits = N - text.len() - 2;
+    let (mut i, mut rest) = (digits, text.len());
+    while i > 0 {
+        i -= 1;
+        out[i] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    out[digits] = b':';
+    let mut j = 0;
+    while j < text.len() {
+        out[digits + 1 + j] = text[j];
+        j += 1;
+    }
+    out[N - 1] = b';';
+    out
+}
+
+/// The tnetstring of a text literal, built at compile time: `encoded_str!("version")` is
+/// `b"7:version;"`. Written with [`Sink::encoded`], a dict key costs one fixed-size copy.
+macro_rules! encoded_str {
+    ($text:literal) => {{
+        const ENCODED: [u8; $crate::capture::tnetstring::encoded_len($text.len())] =
+            $crate::capture::tnetstring::encode_str_const($text);
+        &ENCODED
+    }};
+}
+pub(crate) use encoded_str;
+
+/// The measuring pass: adds up the encoded length and fills the [`Plan`].
+struct Sizer<'a> {
+    plan: &'a mut Plan,
+    total: usize,
+}
+
+impl Sink for Sizer<'_> {
+    #[inline]
+    fn tagged(&mut self, payload: &[u8], _tag: u8) {
+        self.total += encoded_len(payload.len());
+    }
+
+    #[inline]
+    fn encoded(&mut self, value: &[u8]) {
+        self.total += value.len();
+    }
+
+    #[inline]
+    fn formatted(&mut self, _tag: u8, format: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.plan.texts.len();
+        format(&mut self.plan.texts);
+        let len = self.plan.texts.len() - start;
+        self.plan.lengths.push(len);
+        self.total += encoded_len(len);
+    }
+
+    #[inline]
+    fn filled(&mut self, len: usize, _tag: u8, _fill: impl FnOnce(&mut [u8])) {
+        self.total += encoded_len(len);
+    }
+
+    #[inline]
+    fn container(&mut self, _tag: u8, items: impl FnOnce(&mut Self)) {
+        let slot = self.plan.lengths.len();
+        self.plan.lengths.push(0);
+        let start = self.total;
+        items(self);
+        let len = self.total - start;
+        self.plan.lengths[slot] = len;
+        self.total = start + encoded_len(len);
+    }
+}
+
+/// The writing pass: fills the space measured, taking lengths and texts from the [`Plan`].
+struct Writer<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+    lengths: std::slice::Iter<'a, usize>,
+    texts: &'a [u8],
+}
+
+impl Writer<'_> {
+    /// The next length of the plan; both passes describe the same value, so there is one.
+    #[inline]
+    fn next_length(&mut self) -> usize {
+        let len = self.lengths.next().copied();
+        debug_assert!(len.is_some(), "the writing pass outran the measuring pass");
+        len.unwrap_or(0)
+    }
+
+    #[inline]
+    fn put(&mut self, data: &[u8]) {
+        let len = data.len();
+        let to = &mut self.buf[self.at..self.at + len];
+        // Most payloads are short (keys, header names and values): two overlapping
+        // fixed-size copies are cheaper than a call to `memcpy`.
+        match len {
+            0..=3 => {
+                for (to, from) in to.iter_mut().zip(data) {
+                    *to = *from;
+                }
+            }
+            4..=7 => {
+                to[..4].copy_from_slice(&data[..4]);
+                to[len - 4..].copy_from_slice(&data[len - 4..]);
+            }
+            8..=16 => {
+                to[..8].copy_from_slice(&data[..8]);
+                to[len - 8..].copy_from_slice(&data[len - 8..]);
+            }
+            17..=32 => {
+                to[..16].copy_from_slice(&data[..16]);
+                to[len - 16..].copy_from_slice(&data[len - 16..]);
+            }
+            _ => to.copy_from_slice(data),
+        }
+        self.at += len;
+    }
+
+    #[inline]
+    fn put_byte(&mut self, byte: u8) {
+        self.buf[self.at] = byte;
+        self.at += 1;
+    }
+
+    #[inline]
+    fn prefix(&mut self, len: usize) {
+        // Most payloads are shorter than 100 bytes.
+        if len < 10 {
+            self.put(&[b'0' + len as u8, b':']);
+        } else if len < 100 {
+            self.put(&[b'0' + (len / 10) as u8, b'0' + (len % 10) as u8, b':']);
+        } else {
+            let digits = decimal_digits(len);
+            put_decimal(len, &mut self.buf[self.at..self.at + digits]);
+            self.at += digits;
+            self.put_byte(b':');
+        }
+    }
+}
+
+impl Sink for Writer<'_> {
+    #[inline]
+    fn tagged(&mut self, payload: &[u8], tag: u8) {
+        self.prefix(payload.len());
+        self.put(payload);
+        self.put_byte(tag);
+    }
+
+    #[inline]
+    fn encoded(&mut self, value: &[u8]) {
+        self.put(value);
+    }
+
+    #[inline]
+    fn formatted(&mut self, tag: u8, _format: impl FnOnce(&mut Vec<u8>)) {
+        let len = self.next_length();
+        let (text, rest) = self.texts.split_at(len.min(self.texts.len()));
+        self.texts = rest;
+        self.tagged(text, tag);
+    }
+
+    #[inline]
+    fn filled(&mut self, len: usize, tag: u8, fill: impl FnOnce(&mut [u8])) {
+        self.prefix(len);
+        fill(&mut self.buf[self.at..self.at + len]);
+        self.at += len;
+        self.put_byte(tag);
+    }
+
+    #[inline]
+    fn container(&mut self, tag: u8, items: impl FnOnce(&mut Self)) {
+        let len = self.next_length();
+        self.prefix(len);
+        let start = self.at;
+        items(self);
+        debug_assert_eq!(self.at - start, len, "container size changed");
+        self.put_byte(tag);
+    }
+}
+
+/// Writes `n` in decimal to `to`, which is [`decimal_digits`]`(n)` bytes long.
+#[inline]
+pub(crate) fn put_decimal(n: usize, to: &mut [u8]) {
+    let mut rest = n;
+    for digit in to.iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+}
+
+/// Appends the text of a float: the shortest form that reads back exactly, as Rust's `{:?}`
+/// writes it (`1.0`, `1e16`, `1e-5`; Python's `float()` reads them all), and `nan`, `inf`,
+/// `-inf` as Python's `repr`.
+pub(crate) fn push_float(value: f64, out: &mut Vec<u8>) {
+    if value.is_nan() {
+        out.extend_from_slice(b"nan");
+    } else if value.is_infinite() {
+        out.extend_from_slice(if value > 0.0 { b"inf" } else { b"-inf" });
+    } else if ryu_may_differ_from_debug(value) {
+        use std::io::Write;
+        let _ = write!(out, "{value:?}");
     } else {
-        // `{:?}` always has a `.` or an exponent, so Python reads a float, and fits 32 bytes.
-        let _ = write!(cursor, "{value:?}");
-        let n = cursor.position() as usize;
-        &buf[..n]
+        // ryu gives the same text three times faster.
+        out.extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
+    }
+}
+
+/// Whether ryu's text for the finite `value` may differ from `{:?}`'s (what flow files
+/// have always had). ryu writes `0.00005` where `{:?}` writes `5e-5`, and when two shortest
+/// forms are equally near the value, ryu rounds to even where `{:?}` rounds up
+/// (`1594941473.28515625`: ryu `…562`, `{:?}` `…563`). Such a tie needs an exact decimal
+/// expansion one digit longer than the shortest form, so at most 18 significant digits,
+/// which few values have.
+fn ryu_may_differ_from_debug(value: f64) -> bool {
+    const TWO_TO_53: f64 = 9_007_199_254_740_992.0;
+    let abs = value.abs();
+    if (1e-5..1e-4).contains(&abs) || abs >= TWO_TO_53 {
+        return true;
+    }
+    // abs = mantissa * 2^exponent
+    let bits = abs.to_bits();
+    let biased_exponent = (bits >> 52) as i32;
+    let fraction = bits & ((1 << 52) - 1);
+    let (mut mantissa, mut exponent) = match biased_exponent {
+        0 => (fraction, -1074),
+        _ => (fraction | 1 << 52, biased_exponent - 1075),
     };
-    write_tagged(text, b'^', out);
-}
-
-/// Appends null (`~`).
-#[inline]
-pub(crate) fn write_null(out: &mut Vec<u8>) {
-    out.extend_from_slice(b"0:~");
-}
-
-/// Appends a bool (`!`).
-#[inline]
-pub(crate) fn write_bool(value: bool, out: &mut Vec<u8>) {
-    out.extend_from_slice(if value { b"4:true!" } else { b"5:false!" });
+    if mantissa == 0 {
+        return false;
+    }
+    let zeros = mantissa.trailing_zeros();
+    mantissa >>= zeros;
+    exponent += zeros as i32;
+    if exponent >= 0 {
+        // An integer below 2^53, written exactly.
+        return false;
+    }
+    // mantissa * 2^-k = mantissa * 5^k / 10^k, and mantissa * 5^k is odd: its digits are
+    // the significant digits of the expansion.
+    for _ in 0..-exponent {
+        match mantissa.checked_mul(5) {
+            Some(m) if m < 1_000_000_000_000_000_000 => mantissa = m,
+            _ => return false,
+        }
+    }
+    true
 }
