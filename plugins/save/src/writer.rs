@@ -23,7 +23,7 @@ use std::{
 };
 
 /// Bytes of encoded flows waiting for the disk, at most.
-pub const QUEUE_BYTES: usize = 64 * 1024 * 1024;
+pub const QUEUE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Queued bytes that wake the writer before its next round.
 const BATCH_BYTES: usize = 1024 * 1024;
