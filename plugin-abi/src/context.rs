@@ -117,6 +117,18 @@ impl Context {
         Filter::compile(self.host, self, expression)
     }
 
+    /// The filter in the option called `name`, compiled: `Ok(None)` when the option is unset
+    /// or empty, `Err` (naming the option) when the expression is invalid.
+    pub fn filter_option(&self, name: &str) -> Result<Option<Filter>, String> {
+        match self.option(name).filter(|expr| !expr.trim().is_empty()) {
+            Some(expr) => self
+                .filter(&expr)
+                .map(Some)
+                .map_err(|e| format!("{name}: {e}")),
+            None => Ok(None),
+        }
+    }
+
     /// Appends `flow`, encoded in `format`, to `out`.
     pub fn encode_flow(
         &self,

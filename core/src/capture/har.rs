@@ -119,43 +119,6 @@ fn headers_size(headers: &interpose_plugin_abi::Headers) -> usize {
     headers.iter().map(|(n, v)| n.len() + 2 + v.len() + 2).sum()
 }
 
-/// Decodes `%XX` escapes and `+` (as form data does), lossily as UTF-8.
-fn url_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = |b: u8| char::from(b).to_digit(16);
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(hi), Some(lo)) => {
-                        out.push((hi * 16 + lo) as u8);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// `a=1&b=2` as pairs, blank values kept.
-fn form_pairs(text: &str) -> Vec<(String, String)> {
-    text.split(['&', ';'])
-        .filter(|part| !part.is_empty())
-        .map(|part| match part.split_once('=') {
-            Some((k, v)) => (url_decode(k), url_decode(v)),
-            None => (url_decode(part), String::new()),
-        })
-        .collect()
-}
-
 fn owned_pairs(pairs: &[(String, String)], out: &mut String) {
     name_values(
         pairs
@@ -363,9 +326,7 @@ fn entry(flow: &HttpFlow, reused: bool, out: &mut String) {
     out.push_str(r#","headers":"#);
     headers_json(&request.headers, out);
     out.push_str(r#","queryString":"#);
-    let query = request.path.split_once('?').map_or("", |(_, q)| q);
-    let query = query.split_once('#').map_or(query, |(q, _)| q);
-    owned_pairs(&form_pairs(query), out);
+    owned_pairs(&request.query(), out);
     let _ = write!(
         out,
         r#","headersSize":{},"bodySize":{}"#,
@@ -383,7 +344,7 @@ fn entry(flow: &HttpFlow, reused: bool, out: &mut String) {
             .to_ascii_lowercase()
             .starts_with("application/x-www-form-urlencoded")
         {
-            form_pairs(&lossy(&request.content))
+            interpose_plugin_abi::flow::form_pairs(&lossy(&request.content))
         } else {
             Vec::new()
         };

@@ -167,14 +167,14 @@ pub fn write_flow(out: &mut String, style: &Style, flow: &HttpFlow) {
         write_headers(out, style, &request.headers);
     }
     if style.detail >= 3 {
-        let query = request.path.split_once('?').map(|(_, q)| q);
+        let query = request.query();
         write_body(
             out,
             style,
             &request.headers,
             request.content.as_slice(),
             request.stream.is_on(),
-            query,
+            &query,
         );
     }
     if style.detail >= 2 {
@@ -192,7 +192,7 @@ pub fn write_flow(out: &mut String, style: &Style, flow: &HttpFlow) {
                 &response.headers,
                 response.content.as_slice(),
                 response.stream.is_on(),
-                None,
+                &[],
             );
         }
         if style.detail >= 2 {
@@ -345,12 +345,12 @@ fn write_body(
     headers: &Headers,
     body: &[u8],
     streamed: bool,
-    query: Option<&str>,
+    query: &[(String, String)],
 ) {
     let lines = if streamed {
         vec!["(content missing)".to_string()]
-    } else if body.is_empty() && query.is_some_and(|q| !q.is_empty()) {
-        query_lines(query.unwrap_or_default())
+    } else if body.is_empty() && !query.is_empty() {
+        query_lines(query)
     } else {
         body_lines(headers, body)
     };
@@ -381,17 +381,9 @@ fn write_body(
     }
 }
 
-/// A query string as mitmproxy's query view shows it: one `name: value` line per pair,
-/// names padded to a common width (at most 30), percent-escapes decoded.
-pub fn query_lines(query: &str) -> Vec<String> {
-    let pairs: Vec<(String, String)> = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(name), percent_decode(value))
-        })
-        .collect();
+/// Query pairs as mitmproxy's query view shows them: one `name: value` line per pair,
+/// names padded to a common width (at most 30).
+pub fn query_lines(pairs: &[(String, String)]) -> Vec<String> {
     let width = pairs
         .iter()
         .map(|(n, _)| n.chars().count())
@@ -399,34 +391,9 @@ pub fn query_lines(query: &str) -> Vec<String> {
         .unwrap_or(0)
         .min(30);
     pairs
-        .into_iter()
+        .iter()
         .map(|(name, value)| format!("{:<w$}{value}", format!("{name}:"), w = width + 2))
         .collect()
-}
-
-/// `+` as space and `%XX` escapes decoded (invalid UTF-8 replaced), as a form decoder does.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = |b: u8| (b as char).to_digit(16);
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(high), Some(low)) => {
-                        out.push((high * 16 + low) as u8);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Whether a Content-Type is JSON for mitmproxy's JSON view.

@@ -51,10 +51,9 @@ impl Dumper {
         self.configured.get_or_init(|| {
             let number = |name: &str| ctx.option(name).and_then(|v| v.parse::<usize>().ok());
             let detail = number("flow_detail").unwrap_or(1).min(4) as u8;
-            let filter = ctx.option("dumper_filter").and_then(|expr| {
-                ctx.filter(&expr)
-                    .map_err(|e| error!(ctx, "dumper_filter: {e}"))
-                    .ok()
+            let filter = ctx.filter_option("dumper_filter").unwrap_or_else(|e| {
+                error!(ctx, "{e}");
+                None
             });
             let sink = self.sink.write().ok().and_then(|mut s| s.take());
             let (sink, colour): (Box<dyn std::io::Write + Send>, bool) = match sink {

@@ -45,16 +45,10 @@ impl Save {
         self.stream
             .get_or_init(|| {
                 let spec = ctx.option("save_stream_file")?;
-                let filter = match ctx.option("save_stream_filter") {
-                    Some(expr) => match ctx.filter(&expr) {
-                        Ok(filter) => Some(filter),
-                        Err(e) => {
-                            error!(ctx, "save_stream_filter: {e}; no flows are saved");
-                            return None;
-                        }
-                    },
-                    None => None,
-                };
+                let filter = ctx
+                    .filter_option("save_stream_filter")
+                    .map_err(|e| error!(ctx, "{e}; no flows are saved"))
+                    .ok()?;
                 match Writer::open(&spec) {
                     Ok(writer) => Some(Stream { writer, filter }),
                     Err(e) => {

@@ -35,16 +35,10 @@ impl SaveHar {
                     );
                     return None;
                 }
-                let filter = match ctx.option("save_stream_filter") {
-                    Some(expr) => match ctx.filter(&expr) {
-                        Ok(filter) => Some(filter),
-                        Err(e) => {
-                            error!(ctx, "save_stream_filter: {e}; no HAR is written");
-                            return None;
-                        }
-                    },
-                    None => None,
-                };
+                let filter = ctx
+                    .filter_option("save_stream_filter")
+                    .map_err(|e| error!(ctx, "{e}; no HAR is written"))
+                    .ok()?;
                 Some(Target { path, filter })
             })
             .as_ref()
