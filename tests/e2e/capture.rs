@@ -463,3 +463,24 @@ fn dump_output_matches_mitmdump_reading_the_same_capture() {
         assert_eq!(ours.stdout, theirs, "flow_detail {detail}");
     }
 }
+
+#[test]
+fn dump_output_matches_mitmdump_on_flows_mitmproxy_wrote() {
+    // mitmproxy's own test flows: a response, an error, WebSocket messages, HTTP/2 over TLS
+    // from an IPv6 client.
+    let file = temp_dir("mitmproxy-flows").join("flows");
+    let path = file.to_str().unwrap();
+    python("write_flows.py", &[path]);
+    let mitmdump = mitmproxy_python().with_file_name("mitmdump");
+    for detail in ["1", "2"] {
+        let theirs = Command::new(&mitmdump)
+            .args(["-n", "-r", path, "--flow-detail", detail])
+            .output()
+            .expect("run mitmdump");
+        let theirs = String::from_utf8_lossy(&theirs.stdout).into_owned();
+        let ours = interpose(&["-n", "-r", path, "--flow-detail", detail]);
+        assert!(ours.status.success(), "{}", ours.stderr);
+        assert!(theirs.contains("WebSocket text message"), "{theirs}");
+        assert_eq!(ours.stdout, theirs, "flow_detail {detail}");
+    }
+}

@@ -210,6 +210,95 @@ pub fn write_flow(out: &mut String, style: &Style, flow: &HttpFlow) {
     }
 }
 
+/// A server address as mitmproxy's `format_address` shows it: an IP address as
+/// [`format_address`] does, a host name as `host:port`, `<no address>` without one.
+fn format_server_address(flow: &HttpFlow) -> String {
+    let Some(address) = flow
+        .server_conn
+        .as_ref()
+        .and_then(|server| server.address.as_ref())
+        .into_option()
+    else {
+        return "<no address>".to_string();
+    };
+    match address.host.parse::<std::net::IpAddr>() {
+        Ok(ip) => format_address(&std::net::SocketAddr::new(ip, address.port).into()),
+        Err(_) => format!("{}:{}", address.host, address.port),
+    }
+}
+
+/// The name of a WebSocket close code, as Python's `wsproto` `CloseReason` has it.
+fn close_reason_name(code: u16) -> String {
+    let name = match code {
+        1000 => "NORMAL_CLOSURE",
+        1001 => "GOING_AWAY",
+        1002 => "PROTOCOL_ERROR",
+        1003 => "UNSUPPORTED_DATA",
+        1005 => "NO_STATUS_RCVD",
+        1006 => "ABNORMAL_CLOSURE",
+        1007 => "INVALID_FRAME_PAYLOAD_DATA",
+        1008 => "POLICY_VIOLATION",
+        1009 => "MESSAGE_TOO_BIG",
+        1010 => "MANDATORY_EXT",
+        1011 => "INTERNAL_ERROR",
+        1012 => "SERVICE_RESTART",
+        1013 => "TRY_AGAIN_LATER",
+        1015 => "TLS_HANDSHAKE_FAILED",
+        _ => return format!("UNKNOWN_ERROR={code}"),
+    };
+    name.to_string()
+}
+
+/// Writes a flow's WebSocket messages and its close, as mitmdump prints them when it reads a
+/// flow file (`websocket_message` and `websocket_end` lines). Nothing without WebSocket data.
+pub fn write_websocket(out: &mut String, style: &Style, flow: &HttpFlow) {
+    let Some(websocket) = flow.websocket.as_ref().into_option() else {
+        return;
+    };
+    let client = format_address(&flow.client_conn.conn.peername);
+    let server = format_server_address(flow);
+    for message in websocket.messages.iter() {
+        let direction = if message.from_client { "->" } else { "<-" };
+        let kind = match message.type_ {
+            interpose_plugin_abi::WebSocketMessageType::Text => "text",
+            interpose_plugin_abi::WebSocketMessageType::Binary => "binary",
+        };
+        let _ = writeln!(
+            out,
+            "{client} {direction} WebSocket {kind} message {direction} {server}{}",
+            flow.request.path
+        );
+    }
+    let Some(code) = websocket.close_code.into_option() else {
+        return;
+    };
+    let reason = websocket
+        .close_reason
+        .as_ref()
+        .map_or("", |r| r.as_str())
+        .to_string();
+    if matches!(code, 1000 | 1001 | 1005) {
+        let by = if websocket.closed_by_client.into_option() == Some(true) {
+            "client"
+        } else {
+            "server"
+        };
+        let _ = writeln!(out, "WebSocket connection closed by {by}: {code} {reason}");
+    } else {
+        let mut error = close_reason_name(code);
+        if !reason.is_empty() {
+            let _ = write!(error, " (reason: {reason})");
+        }
+        paint(
+            out,
+            style,
+            Paint::Red,
+            &format!("Error in WebSocket connection to {server}: WebSocket Error: {error}"),
+        );
+        out.push('\n');
+    }
+}
+
 fn write_request_line(out: &mut String, style: &Style, flow: &HttpFlow, client: &str) {
     let request = &flow.request;
     if client == "[replay]" {
@@ -321,8 +410,14 @@ fn write_headers(out: &mut String, style: &Style, headers: &Headers) {
     for (name, value) in headers.iter() {
         out.push_str("    ");
         paint(out, style, Paint::Blue, &escaped_bytes(name.as_bytes()));
-        out.push_str(": ");
-        out.push_str(&escaped_bytes(value));
+        // mitmdump strips each line before indenting it: an empty value leaves `name:`.
+        let value = escaped_bytes(value);
+        if value.trim().is_empty() {
+            out.push(':');
+        } else {
+            out.push_str(": ");
+            out.push_str(value.trim_end());
+        }
         out.push('\n');
     }
 }

@@ -91,6 +91,9 @@ impl Dumper {
         }
         let mut text = String::with_capacity(160);
         format::write_flow(&mut text, &configured.style, flow);
+        // Only flows read from a file carry messages (live WebSocket traffic is relayed
+        // without events for now).
+        format::write_websocket(&mut text, &configured.style, flow);
         configured.output.send(text);
     }
 }

@@ -189,3 +189,60 @@ fn query_pairs_aligned() {
         ["x:    1", "long: two words", "e:    é"]
     );
 }
+
+#[test]
+fn websocket_messages_and_close_of_a_read_flow() {
+    use interpose_plugin_abi::{Address, WebSocketData, WebSocketMessage, WebSocketMessageType};
+    let mut flow = testing::flow_with_response();
+    let mut server = testing::server();
+    server.address = RSome(Address {
+        host: "example.com".into(),
+        port: 80,
+    });
+    flow.server_conn = RSome(interpose_plugin_abi::abi_stable::std_types::RArc::new(
+        server,
+    ));
+    let message = |from_client, type_| WebSocketMessage {
+        type_,
+        from_client,
+        content: Body::from_vec(b"hi".to_vec()),
+        timestamp: 0.0,
+        dropped: false,
+        injected: false,
+    };
+    flow.websocket = RSome(WebSocketData {
+        messages: vec![
+            message(true, WebSocketMessageType::Text),
+            message(false, WebSocketMessageType::Binary),
+        ]
+        .into(),
+        closed_by_client: RSome(true),
+        close_code: RSome(1000),
+        close_reason: RSome("bye".into()),
+        timestamp_end: RNone,
+    });
+    let mut out = String::new();
+    format::write_websocket(&mut out, &Style::default(), &flow);
+    let client = format::format_address(&flow.client_conn.conn.peername);
+    let path = flow.request.path.to_string();
+    assert_eq!(
+        out,
+        format!(
+            "{client} -> WebSocket text message -> example.com:80{path}\n\
+             {client} <- WebSocket binary message <- example.com:80{path}\n\
+             WebSocket connection closed by client: 1000 bye\n"
+        )
+    );
+    if let RSome(ws) = flow.websocket.as_mut() {
+        ws.close_code = RSome(1006);
+        ws.close_reason = RNone;
+    }
+    let mut out = String::new();
+    format::write_websocket(&mut out, &Style::default(), &flow);
+    assert!(
+        out.ends_with(
+            "Error in WebSocket connection to example.com:80: WebSocket Error: ABNORMAL_CLOSURE\n"
+        ),
+        "{out}"
+    );
+}
