@@ -68,6 +68,21 @@ fn varied_traffic(proxy: &Proxy) -> usize {
     requests.len()
 }
 
+/// Captures `varied_traffic` with `-w` into a fresh folder labelled `label`: the folder, the
+/// flow file and how many flows were sent.
+fn captured(label: &str) -> (PathBuf, PathBuf, usize) {
+    let upstream = Upstream::start();
+    let dir = temp_dir(label);
+    let file = dir.join("flows");
+    let mut proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .args(["--flow-detail", "0", "-w", file.to_str().unwrap()])
+        .start();
+    let sent = varied_traffic(&proxy);
+    proxy.terminate();
+    (dir, file, sent)
+}
+
 /// Counts the flows `interpose -n -r FILE` reads (one response line each at flow_detail 1).
 fn flows_in(path: &Path) -> usize {
     let run = interpose(&["-n", "-r", path.to_str().unwrap()]);
@@ -134,15 +149,7 @@ fn quiet_prints_no_flows() {
 
 #[test]
 fn capture_is_read_back_identically_and_by_mitmproxy() {
-    let upstream = Upstream::start();
-    let dir = temp_dir("capture");
-    let file = dir.join("flows");
-    let mut proxy = Proxy::builder()
-        .reverse(upstream.addr)
-        .args(["-w", file.to_str().unwrap()])
-        .start();
-    let sent = varied_traffic(&proxy);
-    proxy.terminate();
+    let (dir, file, sent) = captured("capture");
 
     // mitmproxy reads every flow, with the same requests and responses.
     let json = python("flows_to_json.py", &[file.to_str().unwrap()]);
@@ -178,15 +185,7 @@ fn capture_is_read_back_identically_and_by_mitmproxy() {
 
 #[test]
 fn filter_expressions_select_the_flows_mitmproxy_selects() {
-    let upstream = Upstream::start();
-    let dir = temp_dir("filters");
-    let file = dir.join("flows");
-    let mut proxy = Proxy::builder()
-        .reverse(upstream.addr)
-        .args(["-w", file.to_str().unwrap()])
-        .start();
-    varied_traffic(&proxy);
-    proxy.terminate();
+    let (dir, file, _) = captured("filters");
 
     let expressions = [
         "~m POST",
@@ -441,14 +440,7 @@ fn load_threads(proxy: std::net::SocketAddr, stop: &Arc<AtomicBool>) -> Load {
 
 #[test]
 fn dump_output_matches_mitmdump_reading_the_same_capture() {
-    let upstream = Upstream::start();
-    let file = temp_dir("dump-vs-mitmdump").join("flows");
-    let mut proxy = Proxy::builder()
-        .reverse(upstream.addr)
-        .args(["--flow-detail", "0", "-w", file.to_str().unwrap()])
-        .start();
-    varied_traffic(&proxy);
-    proxy.terminate();
+    let (_, file, _) = captured("dump-vs-mitmdump");
     let mitmdump = mitmproxy_python().with_file_name("mitmdump");
     let path = file.to_str().unwrap();
     for detail in ["1", "2", "3"] {

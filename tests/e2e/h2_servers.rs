@@ -2,33 +2,19 @@
 //! over one multiplexed connection, in regular (CONNECT) and reverse mode; addons see the
 //! response as HTTP/2; HTTP/1.1 servers keep getting HTTP/1.1.
 
-use std::path::Path;
-
-use crate::harness::{
-    curl_direct, curl_through, plugin, send, temp_dir, Proxy, ProxyBuilder, TlsServer,
-};
-
-/// A proxy whose confdir is `confdir` and which trusts the test server's CA upstream.
-fn trusting(server: &TlsServer, confdir: &Path) -> ProxyBuilder {
-    Proxy::builder()
-        .confdir(confdir)
-        .env("SSL_CERT_FILE", &server.ca_pem.display().to_string())
-}
-
-fn url(server: &TlsServer, path: &str) -> String {
-    format!("https://localhost:{}{path}", server.addr.port())
-}
+use crate::harness::{curl_direct, curl_through, plugin, send, temp_dir, TlsServer};
 
 #[test]
 fn http2_and_http1_clients_reach_an_http2_only_server() {
     let server = TlsServer::start_h2();
     let confdir = temp_dir("h2-confdir");
-    let proxy = trusting(&server, &confdir)
+    let proxy = server
+        .trusting_proxy(&confdir)
         .plugin(&plugin("event-log"))
         .start();
     let ca = confdir.join("interpose-ca-cert.pem");
 
-    let (_, out) = curl_through(proxy.addr, &url(&server, "/two"), &ca, &["--http2", "-i"])
+    let (_, out) = curl_through(proxy.addr, &server.url("/two"), &ca, &["--http2", "-i"])
         .unwrap_or_else(|e| panic!("{e}\n{}", proxy.dump()));
     assert!(out.contains("\nHTTP/2 200"), "{out}");
     assert!(out.ends_with("tls-ok /two"), "{out}");
@@ -37,7 +23,7 @@ fn http2_and_http1_clients_reach_an_http2_only_server() {
     proxy.wait_for_log("event response /two status=200 error=- version=HTTP/2.0");
 
     // An HTTP/1.1 client: the proxy translates.
-    let (_, out) = curl_through(proxy.addr, &url(&server, "/one"), &ca, &["--http1.1", "-i"])
+    let (_, out) = curl_through(proxy.addr, &server.url("/one"), &ca, &["--http1.1", "-i"])
         .unwrap_or_else(|e| panic!("{e}\n{}", proxy.dump()));
     assert!(out.contains("\nHTTP/1.1 200"), "{out}");
     assert!(out.ends_with("tls-ok /one"), "{out}");
@@ -45,7 +31,7 @@ fn http2_and_http1_clients_reach_an_http2_only_server() {
     // Bodies both ways, buffered.
     let (_, out) = curl_through(
         proxy.addr,
-        &url(&server, "/post"),
+        &server.url("/post"),
         &ca,
         &["--http2", "--data-binary", "hello there"],
     )
@@ -53,7 +39,7 @@ fn http2_and_http1_clients_reach_an_http2_only_server() {
     assert_eq!(out, "tls-ok /post body=11");
     let (_, out) = curl_through(
         proxy.addr,
-        &url(&server, "/post1"),
+        &server.url("/post1"),
         &ca,
         &["--http1.1", "--data-binary", "hello"],
     )
@@ -74,7 +60,8 @@ fn http2_and_http1_clients_reach_an_http2_only_server() {
 fn streamed_bodies_go_over_http2_streams() {
     let server = TlsServer::start_h2();
     let confdir = temp_dir("h2-confdir");
-    let proxy = trusting(&server, &confdir)
+    let proxy = server
+        .trusting_proxy(&confdir)
         .args(["--set", "stream_large_bodies=1k"])
         .start();
     let ca = confdir.join("interpose-ca-cert.pem");
@@ -84,13 +71,13 @@ fn streamed_bodies_go_over_http2_streams() {
     for version in ["--http2", "--http1.1"] {
         let (_, out) = curl_through(
             proxy.addr,
-            &url(&server, "/up"),
+            &server.url("/up"),
             &ca,
             &[version, "--data-binary", &data],
         )
         .unwrap_or_else(|e| panic!("{e}\n{}", proxy.dump()));
         assert_eq!(out, "tls-ok /up body=300000", "{version}");
-        let (_, out) = curl_through(proxy.addr, &url(&server, "/big/500000"), &ca, &[version])
+        let (_, out) = curl_through(proxy.addr, &server.url("/big/500000"), &ca, &[version])
             .unwrap_or_else(|e| panic!("{e}\n{}", proxy.dump()));
         assert_eq!(out.len(), 500_000, "{version}");
         assert!(out.bytes().all(|b| b == b'x'));
@@ -101,11 +88,9 @@ fn streamed_bodies_go_over_http2_streams() {
 fn concurrent_streams_share_one_server_connection() {
     let server = TlsServer::start_h2();
     let confdir = temp_dir("h2-confdir");
-    let proxy = trusting(&server, &confdir).start();
+    let proxy = server.trusting_proxy(&confdir).start();
     let ca = confdir.join("interpose-ca-cert.pem");
-    let urls: Vec<String> = (0..20)
-        .map(|i| url(&server, &format!("/slow/{i}")))
-        .collect();
+    let urls: Vec<String> = (0..20).map(|i| server.url(&format!("/slow/{i}"))).collect();
     let mut args = vec!["--http2", "--parallel", "--parallel-max", "20"];
     args.extend(urls[1..].iter().map(String::as_str));
     let started = std::time::Instant::now();
@@ -128,9 +113,9 @@ fn concurrent_streams_share_one_server_connection() {
 fn an_http1_server_still_gets_http1_when_the_client_offers_h2() {
     let server = TlsServer::start();
     let confdir = temp_dir("h2-confdir");
-    let proxy = trusting(&server, &confdir).start();
+    let proxy = server.trusting_proxy(&confdir).start();
     let ca = confdir.join("interpose-ca-cert.pem");
-    let (_, out) = curl_through(proxy.addr, &url(&server, "/old"), &ca, &["--http2", "-i"])
+    let (_, out) = curl_through(proxy.addr, &server.url("/old"), &ca, &["--http2", "-i"])
         .unwrap_or_else(|e| panic!("{e}\n{}", proxy.dump()));
     assert!(out.contains("\nHTTP/2 200"), "{out}");
     assert!(out.ends_with("tls-ok /old"), "{out}");
@@ -141,12 +126,13 @@ fn an_http1_server_still_gets_http1_when_the_client_offers_h2() {
 fn without_http2_an_http2_only_server_is_not_offered_h2() {
     let server = TlsServer::start_h2();
     let confdir = temp_dir("h2-confdir");
-    let proxy = trusting(&server, &confdir)
+    let proxy = server
+        .trusting_proxy(&confdir)
         .args(["--set", "http2=false"])
         .start();
     let ca = confdir.join("interpose-ca-cert.pem");
     // The server refuses a handshake without h2 (as with mitmproxy): a 502 saying why.
-    let (_, out) = curl_through(proxy.addr, &url(&server, "/no"), &ca, &["--http2", "-i"])
+    let (_, out) = curl_through(proxy.addr, &server.url("/no"), &ca, &["--http2", "-i"])
         .unwrap_or_else(|e| panic!("{e}\n{}", proxy.dump()));
     assert!(out.contains("HTTP/1.1 502"), "{out}");
     assert!(server.versions().is_empty());
@@ -156,7 +142,8 @@ fn without_http2_an_http2_only_server_is_not_offered_h2() {
 fn reverse_mode_speaks_http2_to_an_https_target() {
     let server = TlsServer::start_h2();
     let confdir = temp_dir("h2-confdir");
-    let proxy = trusting(&server, &confdir)
+    let proxy = server
+        .trusting_proxy(&confdir)
         .args([
             "--mode",
             &format!("reverse:https://localhost:{}", server.addr.port()),
@@ -184,12 +171,13 @@ fn reverse_mode_speaks_http2_to_an_https_target() {
 fn a_reset_stream_is_a_502_and_a_server_error_and_the_connection_goes_on() {
     let server = TlsServer::start_h2();
     let confdir = temp_dir("h2-confdir");
-    let proxy = trusting(&server, &confdir)
+    let proxy = server
+        .trusting_proxy(&confdir)
         .plugin(&plugin("event-log"))
         .start();
     let ca = confdir.join("interpose-ca-cert.pem");
-    let reset = url(&server, "/reset");
-    let after = url(&server, "/after");
+    let reset = server.url("/reset");
+    let after = server.url("/after");
     let (_, out) = curl_through(proxy.addr, &reset, &ca, &["--http2", "-i", &after])
         .unwrap_or_else(|e| panic!("{e}\n{}", proxy.dump()));
     assert!(out.contains("HTTP/2 502"), "{out}");

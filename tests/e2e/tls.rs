@@ -1,50 +1,37 @@
 //! HTTPS interception: the CA made on first run, clients trusting it, servers verified (or
 //! not, with `--ssl-insecure`), addons changing HTTPS responses, reverse mode to https.
 
-use std::{os::unix::fs::PermissionsExt, path::Path};
+use std::os::unix::fs::PermissionsExt;
 
-use crate::harness::{
-    curl_direct, curl_through, plugin, send, temp_dir, Proxy, ProxyBuilder, TlsServer,
-};
-
-/// A proxy whose confdir is `confdir` and which trusts the test server's CA for upstream
-/// verification (through `SSL_CERT_FILE`, as the system's store would).
-fn trusting(server: &TlsServer, confdir: &Path) -> ProxyBuilder {
-    Proxy::builder()
-        .confdir(confdir)
-        .env("SSL_CERT_FILE", &server.ca_pem.display().to_string())
-}
-
-fn url(server: &TlsServer, path: &str) -> String {
-    format!("https://localhost:{}{path}", server.addr.port())
-}
+use crate::harness::{curl_direct, curl_through, plugin, send, temp_dir, Proxy, TlsServer};
 
 #[test]
 fn https_through_connect_is_intercepted_with_the_proxys_ca() {
     let server = TlsServer::start();
     let confdir = temp_dir("tls-confdir");
-    let proxy = trusting(&server, &confdir)
+    let proxy = server
+        .trusting_proxy(&confdir)
         .plugin(&plugin("engine-probe"))
         .start();
     let ca = confdir.join("interpose-ca-cert.pem");
     // curl trusts only Interpose's CA: the certificate it saw was made by the proxy.
-    let (connect, body) = curl_through(proxy.addr, &url(&server, "/hello"), &ca, &[])
+    let (connect, body) = curl_through(proxy.addr, &server.url("/hello"), &ca, &[])
         .unwrap_or_else(|e| panic!("{e}\nproxy log:\n{}", proxy.dump()));
     assert_eq!((connect.as_str(), body.as_str()), ("200", "tls-ok /hello"));
     // An addon sees and changes the decrypted response.
     let (_, body) = curl_through(
         proxy.addr,
-        &url(&server, "/changed"),
+        &server.url("/changed"),
         &ca,
         &["-H", "x-probe-stream: upper"],
     )
     .unwrap();
     assert_eq!(body, "TLS-OK /CHANGED");
     // The server's own certificate does not verify through the proxy.
-    let refused = curl_through(proxy.addr, &url(&server, "/"), &server.ca_pem, &[]);
+    let refused = curl_through(proxy.addr, &server.url("/"), &server.ca_pem, &[]);
     assert!(refused.is_err(), "{refused:?}");
     // And the proxy goes on serving.
-    let (_, body) = curl_through(proxy.addr, &url(&server, "/again"), &ca, &[]).unwrap();
+    let (_, body) = curl_through(proxy.addr, &server.url("/again"), &ca, &[]).unwrap();
     assert_eq!(body, "tls-ok /again");
 }
 
@@ -58,7 +45,7 @@ fn an_untrusted_server_certificate_is_a_502_unless_ssl_insecure() {
         .env("SSL_CERT_FILE", "/nonexistent/ca.pem")
         .start();
     let ca = confdir.join("interpose-ca-cert.pem");
-    let (_, body) = curl_through(proxy.addr, &url(&server, "/bad"), &ca, &[])
+    let (_, body) = curl_through(proxy.addr, &server.url("/bad"), &ca, &[])
         .unwrap_or_else(|e| panic!("{e}\n{}", proxy.dump()));
     assert!(body.starts_with("502 Bad Gateway"), "{body}");
     assert!(body.contains("TLS handshake with the server"), "{body}");
@@ -68,7 +55,7 @@ fn an_untrusted_server_certificate_is_a_502_unless_ssl_insecure() {
         .env("SSL_CERT_FILE", "/nonexistent/ca.pem")
         .args(["--ssl-insecure"])
         .start();
-    let (_, body) = curl_through(insecure.addr, &url(&server, "/fine"), &ca, &[])
+    let (_, body) = curl_through(insecure.addr, &server.url("/fine"), &ca, &[])
         .unwrap_or_else(|e| panic!("{e}\n{}", insecure.dump()));
     assert_eq!(body, "tls-ok /fine");
 }
@@ -105,7 +92,8 @@ fn the_ca_is_made_once_with_an_owner_only_key() {
 fn reverse_mode_to_an_https_server() {
     let server = TlsServer::start();
     let confdir = temp_dir("tls-confdir");
-    let proxy = trusting(&server, &confdir)
+    let proxy = server
+        .trusting_proxy(&confdir)
         .args([
             "--mode",
             &format!("reverse:https://localhost:{}", server.addr.port()),
@@ -120,11 +108,12 @@ fn reverse_mode_to_an_https_server() {
 fn tls_events_arrive_in_order_and_a_failed_client_handshake_is_reported() {
     let server = TlsServer::start();
     let confdir = temp_dir("tls-confdir");
-    let proxy = trusting(&server, &confdir)
+    let proxy = server
+        .trusting_proxy(&confdir)
         .plugin(&plugin("event-log"))
         .start();
     let ca = confdir.join("interpose-ca-cert.pem");
-    let (_, body) = curl_through(proxy.addr, &url(&server, "/events"), &ca, &[]).unwrap();
+    let (_, body) = curl_through(proxy.addr, &server.url("/events"), &ca, &[]).unwrap();
     assert_eq!(body, "tls-ok /events");
     proxy.wait_for_log("event response /events");
     let log = proxy.log();
@@ -151,7 +140,7 @@ fn tls_events_arrive_in_order_and_a_failed_client_handshake_is_reported() {
     assert!(log[at("event tls_established_client")].contains("tls_version=TLSv1.3"));
 
     // A client that does not trust the proxy's CA: its handshake fails, the proxy says so.
-    let refused = curl_through(proxy.addr, &url(&server, "/x"), &server.ca_pem, &[]);
+    let refused = curl_through(proxy.addr, &server.url("/x"), &server.ca_pem, &[]);
     assert!(refused.is_err());
     proxy.wait_for_log("event tls_failed_client");
 }
@@ -160,12 +149,13 @@ fn tls_events_arrive_in_order_and_a_failed_client_handshake_is_reported() {
 fn an_addon_can_pass_a_tls_connection_through_in_tls_clienthello() {
     let server = TlsServer::start();
     let confdir = temp_dir("tls-confdir");
-    let proxy = trusting(&server, &confdir)
+    let proxy = server
+        .trusting_proxy(&confdir)
         .plugin(&plugin("engine-probe"))
         .env("PROBE_PASSTHROUGH_SNI", "localhost")
         .start();
     // Trusting only the server's own CA works: the proxy did not intercept.
-    let (_, body) = curl_through(proxy.addr, &url(&server, "/through"), &server.ca_pem, &[])
+    let (_, body) = curl_through(proxy.addr, &server.url("/through"), &server.ca_pem, &[])
         .unwrap_or_else(|e| panic!("{e}\n{}", proxy.dump()));
     assert_eq!(body, "tls-ok /through");
     proxy.wait_for_log("passing localhost through");
@@ -175,26 +165,27 @@ fn an_addon_can_pass_a_tls_connection_through_in_tls_clienthello() {
 fn curl_speaks_http2_with_the_proxy() {
     let server = TlsServer::start();
     let confdir = temp_dir("tls-confdir");
-    let proxy = trusting(&server, &confdir)
+    let proxy = server
+        .trusting_proxy(&confdir)
         .plugin(&plugin("engine-probe"))
         .start();
     let ca = confdir.join("interpose-ca-cert.pem");
-    let (_, out) = curl_through(proxy.addr, &url(&server, "/two"), &ca, &["--http2", "-i"])
+    let (_, out) = curl_through(proxy.addr, &server.url("/two"), &ca, &["--http2", "-i"])
         .unwrap_or_else(|e| panic!("{e}\n{}", proxy.dump()));
     assert!(out.contains("\nHTTP/2 200"), "{out}");
     assert!(out.ends_with("tls-ok /two"), "{out}");
     // Addons see HTTP/2 flows like any other: a chunk hook on the response.
     let (_, out) = curl_through(
         proxy.addr,
-        &url(&server, "/upper"),
+        &server.url("/upper"),
         &ca,
         &["--http2", "-H", "x-probe-stream: upper"],
     )
     .unwrap();
     assert_eq!(out, "TLS-OK /UPPER");
     // Two requests on one connection.
-    let first = url(&server, "/a");
-    let second = url(&server, "/b");
+    let first = server.url("/a");
+    let second = server.url("/b");
     let (_, out) = curl_through(proxy.addr, &first, &ca, &["--http2", &second]).unwrap();
     assert!(
         out.contains("tls-ok /a") && out.contains("tls-ok /b"),
@@ -212,7 +203,8 @@ fn upstream_mode_sends_everything_through_the_next_proxy() {
         .plugin(&plugin("event-log"))
         .start();
     let confdir = temp_dir("tls-confdir");
-    let proxy = trusting(&server, &confdir)
+    let proxy = server
+        .trusting_proxy(&confdir)
         .args(["--mode", &format!("upstream:http://{}", next.addr)])
         .start();
 
@@ -228,7 +220,7 @@ fn upstream_mode_sends_everything_through_the_next_proxy() {
     next.wait_for_log("event request /via");
 
     let ca = confdir.join("interpose-ca-cert.pem");
-    let (_, body) = curl_through(proxy.addr, &url(&server, "/tls-via"), &ca, &[])
+    let (_, body) = curl_through(proxy.addr, &server.url("/tls-via"), &ca, &[])
         .unwrap_or_else(|e| panic!("{e}\n{}\n{}", proxy.dump(), next.dump()));
     assert_eq!(body, "tls-ok /tls-via");
     next.wait_for_log("event http_connect");

@@ -44,6 +44,19 @@ pub struct TlsServer {
 }
 
 impl TlsServer {
+    /// `https://localhost:PORT{path}` on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.addr.port())
+    }
+
+    /// A proxy whose confdir is `confdir` and which trusts this server's CA for upstream
+    /// verification (through `SSL_CERT_FILE`, as the system's store would).
+    pub fn trusting_proxy(&self, confdir: &std::path::Path) -> super::ProxyBuilder {
+        super::Proxy::builder()
+            .confdir(confdir)
+            .env("SSL_CERT_FILE", &self.ca_pem.display().to_string())
+    }
+
     /// An HTTP/1.1 server (no ALPN).
     pub fn start() -> TlsServer {
         TlsServer::serve(false)
