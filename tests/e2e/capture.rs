@@ -476,3 +476,36 @@ fn dump_output_matches_mitmdump_on_flows_mitmproxy_wrote() {
         assert_eq!(ours.stdout, theirs, "flow_detail {detail}");
     }
 }
+
+#[test]
+fn strftime_patterns_start_a_new_file_when_the_path_changes() {
+    let upstream = Upstream::start();
+    let dir = temp_dir("rotation");
+    let pattern = dir.join("flows-%H%M%S.mitm");
+    let mut proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .args(["--flow-detail", "0", "-w", pattern.to_str().unwrap()])
+        .start();
+    let mut sent = 0;
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_millis(2500) {
+        send(proxy.addr, "GET", &format!("/{sent}"), b"").unwrap();
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    proxy.terminate();
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(files.len() >= 2, "{files:?}");
+    for file in &files {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with("flows-") && name.ends_with(".mitm") && name.len() == 17,
+            "{name}"
+        );
+    }
+    let saved: usize = files.iter().map(|f| flows_in(f)).sum();
+    assert_eq!(saved, sent);
+}

@@ -1,7 +1,9 @@
 //! Built-in addon `save`: mitmproxy's `save_stream_file` (`-w FILE`). Every finished flow
 //! (at `response` or `error`) that matches `save_stream_filter` is appended to the file as a
 //! record of mitmproxy's flow file format (version 21), which `mitmproxy -r`, `mitmweb -r`,
-//! `mitmdump -r` and `interpose -r` open. `+FILE` appends to an existing file.
+//! `mitmdump -r` and `interpose -r` open. `+FILE` appends to an existing file; strftime
+//! directives in the path (`flows-%Y-%m-%d.mitm`) start a new file whenever the formatted
+//! path changes, as in mitmproxy.
 //!
 //! Flows are encoded on the worker that finished them and written by a thread of the
 //! addon's own ([`writer`]): the disk is never on the hot path, a full queue slows traffic
@@ -9,24 +11,29 @@
 //! and the number of flows it cost while the proxy goes on, and at shutdown every queued
 //! flow is written before the file is closed.
 
+pub mod path;
 pub mod writer;
 
 use std::{
     cell::RefCell,
     sync::{
         atomic::{AtomicU64, Ordering},
-        OnceLock,
+        OnceLock, RwLock,
     },
     time::{SystemTime, UNIX_EPOCH},
 };
 
 use interpose_plugin_abi::{prelude::*, CaptureFormat, Filter};
 
-use writer::Writer;
+use writer::{Counters, Writer};
 
 /// The open file and its filter.
 struct Stream {
-    writer: Writer,
+    /// The file being written, and the `save_stream_file` value (formatted) it was opened
+    /// for; replaced when a strftime pattern formats to a new path.
+    current: RwLock<(Writer, String)>,
+    /// `save_stream_file` when it has strftime directives.
+    pattern: Option<String>,
     filter: Option<Filter>,
 }
 
@@ -40,6 +47,32 @@ pub struct Save {
     last_report: AtomicU64,
 }
 
+/// Seconds since the Unix epoch.
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `pattern` formatted for this second (cached per thread: formatting once a second, not once
+/// a flow).
+fn formatted_now(pattern: &str) -> String {
+    thread_local! {
+        static CACHE: RefCell<(u64, String, String)> = const {
+            RefCell::new((0, String::new(), String::new()))
+        };
+    }
+    let secs = now_secs();
+    CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if cache.0 != secs || cache.1 != pattern {
+            let formatted = path::format(pattern, &path::local_time(secs as i64));
+            *cache = (secs, pattern.to_string(), formatted);
+        }
+        cache.2.clone()
+    })
+}
+
 impl Save {
     fn stream(&self, ctx: &Context) -> Option<&Stream> {
         self.stream
@@ -49,18 +82,59 @@ impl Save {
                     .filter_option("save_stream_filter")
                     .map_err(|e| error!(ctx, "{e}; no flows are saved"))
                     .ok()?;
-                match Writer::open(&spec) {
-                    Ok(writer) => Some(Stream { writer, filter }),
+                let pattern = path::is_pattern(&spec).then(|| spec.clone());
+                let first = match &pattern {
+                    Some(pattern) => formatted_now(pattern),
+                    None => spec.clone(),
+                };
+                match Writer::open(&first) {
+                    Ok(writer) => Some(Stream {
+                        current: RwLock::new((writer, first)),
+                        pattern,
+                        filter,
+                    }),
                     Err(e) => {
                         error!(
                             ctx,
-                            "cannot open {spec} to save flows: {e}; no flows are saved"
+                            "cannot open {first} to save flows: {e}; no flows are saved"
                         );
                         None
                     }
                 }
             })
             .as_ref()
+    }
+
+    /// Moves to the file the pattern names now, if that is another file: the old one is
+    /// written out and closed, as mitmproxy does when the formatted path changes.
+    fn rotate(&self, ctx: &Context, stream: &Stream) {
+        let Some(pattern) = &stream.pattern else {
+            return;
+        };
+        let wanted = formatted_now(pattern);
+        if read(&stream.current).1 == wanted {
+            return;
+        }
+        let mut current = stream.current.write().unwrap_or_else(|e| e.into_inner());
+        if current.1 == wanted {
+            return;
+        }
+        match Writer::open(&wanted) {
+            Ok(writer) => {
+                let (old, _) = std::mem::replace(&mut *current, (writer, wanted));
+                drop(current);
+                let counters = old.close();
+                report_closed(ctx, &old, &counters);
+            }
+            Err(e) => {
+                // Keep writing to the previous file rather than lose flows.
+                error!(
+                    ctx,
+                    "cannot open {wanted} to save flows: {e}; still writing to {}", current.1
+                );
+                current.1 = wanted;
+            }
+        }
     }
 
     fn save(&self, ctx: &Context, flow: &HttpFlow) {
@@ -70,6 +144,7 @@ impl Save {
         if stream.filter.as_ref().is_some_and(|f| !f.matches(flow)) {
             return;
         }
+        self.rotate(ctx, stream);
         thread_local! {
             /// This thread's encoding buffer, reused for every flow.
             static RECORD: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -78,7 +153,7 @@ impl Save {
             let mut record = record.borrow_mut();
             record.clear();
             match ctx.encode_flow(flow, CaptureFormat::FlowFile, &mut record) {
-                Ok(()) => stream.writer.push(&record),
+                Ok(()) => read(&stream.current).0.push(&record),
                 Err(e) => error!(ctx, "cannot encode flow {}: {e}", flow.id),
             }
             // Do not keep a big flow's buffer.
@@ -92,9 +167,7 @@ impl Save {
     /// Logs write errors and waits for the disk, at most once a second (always when
     /// `last`).
     fn report(&self, ctx: &Context, stream: &Stream, last: bool) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = now_secs();
         let previous = self.last_report.load(Ordering::Relaxed);
         if !last
             && (now == previous
@@ -105,8 +178,9 @@ impl Save {
         {
             return;
         }
-        let counters = stream.writer.take_counters();
-        let path = stream.writer.path().display();
+        let current = read(&stream.current);
+        let counters = current.0.take_counters();
+        let path = current.0.path().display();
         if let Some((message, lost)) = counters.unreported {
             error!(
                 ctx,
@@ -124,6 +198,27 @@ impl Save {
                 counters.waits - reported
             );
         }
+    }
+}
+
+/// The read half of a lock that a panic cannot poison for good.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Logs how writing to a file that was just closed ended.
+fn report_closed(ctx: &Context, writer: &Writer, counters: &Counters) {
+    let path = writer.path().display();
+    if let Some((message, _)) = &counters.unreported {
+        error!(ctx, "cannot write to {path}: {message}");
+    }
+    if counters.lost > 0 {
+        error!(
+            ctx,
+            "{} flows were not saved to {path} ({} saved)", counters.lost, counters.saved
+        );
+    } else {
+        debug!(ctx, "saved {} flows to {path}", counters.saved);
     }
 }
 
@@ -149,19 +244,9 @@ impl Addon for Save {
         let Some(Some(stream)) = self.stream.get() else {
             return;
         };
-        let counters = stream.writer.close();
-        let path = stream.writer.path().display();
-        if let Some((message, _)) = &counters.unreported {
-            error!(ctx, "cannot write to {path}: {message}");
-        }
-        if counters.lost > 0 {
-            error!(
-                ctx,
-                "{} flows were not saved to {path} ({} saved)", counters.lost, counters.saved
-            );
-        } else {
-            debug!(ctx, "saved {} flows to {path}", counters.saved);
-        }
+        let current = read(&stream.current);
+        let counters = current.0.close();
+        report_closed(ctx, &current.0, &counters);
     }
 }
 
