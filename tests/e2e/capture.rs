@@ -322,6 +322,18 @@ fn har_dump_opens_in_mitmproxy() {
         python("har_check.py", &[har.to_str().unwrap()]).trim(),
         format!("ok {sent}")
     );
+    // `.zhar`: the same document, compressed with zlib.
+    let zhar = dir.join("flows.zhar");
+    let mut proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .set("hardump", zhar.to_str().unwrap())
+        .start();
+    varied_traffic(&proxy);
+    proxy.terminate();
+    assert_eq!(
+        python("har_check.py", &[zhar.to_str().unwrap()]).trim(),
+        format!("ok {sent}")
+    );
     // mitmproxy reads HAR files as flows (its reader's HAR import).
     let json = python("flows_to_json.py", &[har.to_str().unwrap()]);
     assert_eq!(json.matches("\"method\"").count(), sent, "{json}");

@@ -1,10 +1,11 @@
-"""Checks a HAR file against the HAR 1.2 structure (the fields the specification requires,
+"""Checks a HAR file (.zhar: zlib-compressed) against the HAR 1.2 structure (the fields the specification requires,
 with their types) and prints the number of entries. Exits 1 with the problems otherwise.
 
 Usage: python har_check.py FILE
 """
 import json
 import sys
+import zlib
 
 PROBLEMS = []
 
@@ -29,8 +30,12 @@ def name_values(items, where):
 
 
 def main() -> None:
-    with open(sys.argv[1], encoding="utf-8") as f:
-        har = json.load(f)
+    with open(sys.argv[1], "rb") as f:
+        data = f.read()
+    if sys.argv[1].endswith(".zhar"):
+        # mitmproxy's compressed HAR: zlib.
+        data = zlib.decompress(data)
+    har = json.loads(data.decode("utf-8"))
     log = need(har, "log", dict, "")
     if log is not None:
         if need(log, "version", str, "log") != "1.2":

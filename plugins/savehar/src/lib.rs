@@ -1,7 +1,7 @@
 //! Built-in addon `savehar`: mitmproxy's `hardump`. Every finished flow (at `response` or
 //! `error`) that matches `save_stream_filter` becomes a HAR 1.2 entry; at exit the entries
 //! are written as one HAR file that browsers' developer tools import (`-` writes it to
-//! stdout).
+//! stdout; a name ending in `.zhar` is compressed with zlib, as in mitmproxy).
 //!
 //! As in mitmproxy, entries are held in memory until exit (a HAR file is one JSON document);
 //! for long captures use `save_stream_file`, which streams.
@@ -28,13 +28,6 @@ impl SaveHar {
         self.target
             .get_or_init(|| {
                 let path = ctx.option("hardump").filter(|p| !p.is_empty())?;
-                if path.ends_with(".zhar") {
-                    error!(
-                        ctx,
-                        "hardump: compressed HAR (.zhar) is not supported; name the file .har"
-                    );
-                    return None;
-                }
                 let filter = ctx
                     .filter_option("save_stream_filter")
                     .map_err(|e| error!(ctx, "{e}; no HAR is written"))
@@ -81,6 +74,15 @@ pub fn har_document(entries: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
+/// `data` compressed with zlib (RFC 1950) at the best compression level.
+fn compress(data: &[u8]) -> Vec<u8> {
+    use flate2::{write::ZlibEncoder, Compression};
+    let mut encoder = ZlibEncoder::new(Vec::new(), Compression::best());
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(data);
+    encoder.finish().unwrap_or_default()
+}
+
 #[addon]
 impl Addon for SaveHar {
     fn name(&self) -> String {
@@ -104,7 +106,11 @@ impl Addon for SaveHar {
             return;
         };
         let entries = std::mem::take(&mut *self.entries.lock().unwrap_or_else(|e| e.into_inner()));
-        let document = har_document(&entries);
+        let mut document = har_document(&entries);
+        if target.path.ends_with(".zhar") {
+            // As mitmproxy: `.zhar` is the document compressed with zlib at level 9.
+            document = compress(&document);
+        }
         let written = if target.path == "-" {
             std::io::stdout().write_all(&document)
         } else {
@@ -127,6 +133,17 @@ export_plugin!(addons = [SaveHar::default()]);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zhar_is_zlib() {
+        use std::io::Read;
+        let doc = har_document(&[b"{}".to_vec()]);
+        let mut back = Vec::new();
+        flate2::read::ZlibDecoder::new(&compress(&doc)[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, doc);
+    }
 
     #[test]
     fn document_wraps_entries() {
