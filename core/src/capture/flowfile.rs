@@ -308,7 +308,7 @@ fn write_socket_address<S: Sink>(addr: &SocketAddress, required: bool, s: &mut S
             write_ip(addr.ip(), s);
             s.int(i64::from(addr.port()));
         }),
-        None if required => s.encoded(b"8:0:;1:0#]"),
+        None if required => s.encoded(b"7:0:;1:0#]"),
         None => s.null(),
     }
 }
