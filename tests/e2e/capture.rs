@@ -487,6 +487,16 @@ fn dump_output_matches_mitmdump_on_flows_mitmproxy_wrote() {
         assert!(theirs.contains("WebSocket text message"), "{theirs}");
         assert_eq!(ours.stdout, theirs, "flow_detail {detail}");
     }
+    // Read and saved again, mitmproxy's flows stay readable by mitmproxy.
+    let again = file.with_file_name("again");
+    let run = interpose(&["-n", "-q", "-r", path, "-w", again.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", run.stderr);
+    let original = python("flows_to_json.py", &[path]);
+    let saved = python("flows_to_json.py", &[again.to_str().unwrap()]);
+    assert_eq!(
+        saved.matches("\"method\"").count(),
+        original.matches("\"method\"").count()
+    );
 }
 
 #[test]
