@@ -63,7 +63,7 @@ pub mod flow;
 pub mod headers;
 pub mod stream;
 pub mod testing;
-mod time;
+pub mod time;
 pub mod tls;
 
 #[doc(hidden)]

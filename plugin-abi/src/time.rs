@@ -1,4 +1,5 @@
-//! Timestamps as mitmproxy keeps them: seconds since the Unix epoch, as `f64`.
+//! Timestamps as mitmproxy keeps them: seconds since the Unix epoch, as `f64`; and their
+//! calendar dates.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -8,4 +9,28 @@ pub fn now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+/// The proleptic Gregorian date `(year, month 1-12, day 1-31)` of a count of days since
+/// 1970-01-01 (Howard Hinnant's `civil_from_days`), for writing timestamps as dates.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_dates() {
+        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(super::civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(super::civil_from_days(-1), (1969, 12, 31));
+    }
 }

@@ -453,9 +453,15 @@ fn load_threads(proxy: std::net::SocketAddr, stop: &Arc<AtomicBool>) -> Load {
 #[test]
 fn dump_output_matches_mitmdump_reading_the_same_capture() {
     let (_, file, _) = captured("dump-vs-mitmdump");
+    assert_dump_matches_mitmdump(&file, &["1", "2", "3"], " << 200 OK");
+}
+
+/// Checks that `interpose -n -r FILE` prints exactly what `mitmdump -n -r FILE` prints at
+/// each flow detail level given; mitmdump's output must contain `needle`.
+fn assert_dump_matches_mitmdump(file: &Path, details: &[&str], needle: &str) {
     let mitmdump = mitmproxy_python().with_file_name("mitmdump");
     let path = file.to_str().unwrap();
-    for detail in ["1", "2", "3"] {
+    for detail in details {
         let theirs = Command::new(&mitmdump)
             .args(["-n", "-r", path, "--flow-detail", detail])
             .output()
@@ -463,7 +469,7 @@ fn dump_output_matches_mitmdump_reading_the_same_capture() {
         let theirs = String::from_utf8_lossy(&theirs.stdout).into_owned();
         let ours = interpose(&["-n", "-r", path, "--flow-detail", detail]);
         assert!(ours.status.success(), "{}", ours.stderr);
-        assert!(theirs.contains(" << 200 OK"), "{theirs}");
+        assert!(theirs.contains(needle), "{theirs}");
         assert_eq!(ours.stdout, theirs, "flow_detail {detail}");
     }
 }
@@ -475,18 +481,7 @@ fn dump_output_matches_mitmdump_on_flows_mitmproxy_wrote() {
     let file = temp_dir("mitmproxy-flows").join("flows");
     let path = file.to_str().unwrap();
     python("write_flows.py", &[path]);
-    let mitmdump = mitmproxy_python().with_file_name("mitmdump");
-    for detail in ["1", "2"] {
-        let theirs = Command::new(&mitmdump)
-            .args(["-n", "-r", path, "--flow-detail", detail])
-            .output()
-            .expect("run mitmdump");
-        let theirs = String::from_utf8_lossy(&theirs.stdout).into_owned();
-        let ours = interpose(&["-n", "-r", path, "--flow-detail", detail]);
-        assert!(ours.status.success(), "{}", ours.stderr);
-        assert!(theirs.contains("WebSocket text message"), "{theirs}");
-        assert_eq!(ours.stdout, theirs, "flow_detail {detail}");
-    }
+    assert_dump_matches_mitmdump(&file, &["1", "2"], "WebSocket text message");
     // Read and saved again, mitmproxy's flows stay readable by mitmproxy.
     let again = file.with_file_name("again");
     let run = interpose(&["-n", "-q", "-r", path, "-w", again.to_str().unwrap()]);
