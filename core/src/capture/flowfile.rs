@@ -186,7 +186,93 @@ impl From<io::Error> for ReadError {
 ///
 /// A streamed body (`stream.is_on()`) is written as `null`, as mitmproxy does.
 pub fn write_flow(flow: &HttpFlow, out: &mut Vec<u8>) {
+    CONNECTIONS.with_borrow_mut(|cache| {
+        cache.encode_client(&flow.client_conn);
+        if let ROption::RSome(server) = &flow.server_conn {
+            cache.encode_server(server);
+        }
+    });
     write_record(flow, out);
+}
+
+/// Connections shared by many flows (every request of a keep-alive connection) are encoded
+/// once per thread: an entry keeps the `RArc` it was made from, and the host never changes
+/// a connection in place (a changed connection is a new `RArc`), so the pointer identifies
+/// the contents.
+#[derive(Default)]
+struct ConnectionCache {
+    clients: std::collections::HashMap<usize, (RArc<Client>, Vec<u8>)>,
+    servers: std::collections::HashMap<usize, (RArc<Server>, Vec<u8>)>,
+}
+
+/// Entries kept per thread and kind, at most (then the cache starts over).
+const CACHED_CONNECTIONS: usize = 512;
+
+thread_local! {
+    static CONNECTIONS: std::cell::RefCell<ConnectionCache> =
+        std::cell::RefCell::new(ConnectionCache::default());
+}
+
+/// A client connection's state dict, for encoding it on its own.
+struct ClientState<'a>(&'a Client);
+
+impl Encode for ClientState<'_> {
+    fn encode_to<S: Sink>(&self, s: &mut S) {
+        write_client(self.0, s);
+    }
+}
+
+/// A server connection's state dict, for encoding it on its own.
+struct ServerState<'a>(&'a Server);
+
+impl Encode for ServerState<'_> {
+    fn encode_to<S: Sink>(&self, s: &mut S) {
+        write_server(self.0, s);
+    }
+}
+
+impl ConnectionCache {
+    fn encode_client(&mut self, client: &RArc<Client>) {
+        let key = &**client as *const Client as usize;
+        if !self.clients.contains_key(&key) {
+            if self.clients.len() >= CACHED_CONNECTIONS {
+                self.clients.clear();
+            }
+            let mut bytes = Vec::with_capacity(512);
+            write_record(&ClientState(client), &mut bytes);
+            self.clients.insert(key, (RArc::clone(client), bytes));
+        }
+    }
+
+    fn encode_server(&mut self, server: &RArc<Server>) {
+        let key = &**server as *const Server as usize;
+        if !self.servers.contains_key(&key) {
+            if self.servers.len() >= CACHED_CONNECTIONS {
+                self.servers.clear();
+            }
+            let mut bytes = Vec::with_capacity(512);
+            write_record(&ServerState(server), &mut bytes);
+            self.servers.insert(key, (RArc::clone(server), bytes));
+        }
+    }
+}
+
+/// Writes `client` from the cache when [`write_flow`] put it there, else encodes it.
+fn write_client_cached<S: Sink>(client: &RArc<Client>, s: &mut S) {
+    let key = &**client as *const Client as usize;
+    CONNECTIONS.with_borrow(|cache| match cache.clients.get(&key) {
+        Some((_, bytes)) => s.encoded(bytes),
+        None => write_client(client, s),
+    });
+}
+
+/// Writes `server` from the cache when [`write_flow`] put it there, else encodes it.
+fn write_server_cached<S: Sink>(server: &RArc<Server>, s: &mut S) {
+    let key = &**server as *const Server as usize;
+    CONNECTIONS.with_borrow(|cache| match cache.servers.get(&key) {
+        Some((_, bytes)) => s.encoded(bytes),
+        None => write_server(server, s),
+    });
 }
 
 /// The version-21 state dict of `flow` (what [`write_flow`] writes, as a [`Value`]).
@@ -221,10 +307,10 @@ impl Encode for HttpFlow {
                 ROption::RNone => s.null(),
             }
             key!(s, "client_conn");
-            write_client(&flow.client_conn, s);
+            write_client_cached(&flow.client_conn, s);
             key!(s, "server_conn");
             match &flow.server_conn {
-                ROption::RSome(server) => write_server(server, s),
+                ROption::RSome(server) => write_server_cached(server, s),
                 ROption::RNone => write_unconnected_server(&flow.id, s),
             }
             key!(s, "intercepted");

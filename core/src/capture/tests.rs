@@ -213,6 +213,36 @@ fn assert_same(read: &interpose_plugin_abi::HttpFlow, written: &interpose_plugin
 }
 
 #[test]
+fn shared_connections_are_encoded_once_and_changed_ones_again() {
+    // Two flows on one client connection, then one on a changed copy of it (the host makes
+    // a new `RArc` for every change): each record reads back with its own connection.
+    let first = typical_flow();
+    let mut second = typical_flow();
+    second.client_conn = abi_stable::std_types::RArc::clone(&first.client_conn);
+    let mut changed = typical_flow();
+    let mut client = (*first.client_conn).clone();
+    client.conn.peername = "10.1.2.3:4567"
+        .parse::<std::net::SocketAddr>()
+        .unwrap()
+        .into();
+    changed.client_conn = abi_stable::std_types::RArc::new(client);
+    let mut file = Vec::new();
+    for flow in [&first, &second, &changed] {
+        write_flow(flow, &mut file);
+    }
+    let read: Vec<_> = FlowReader::new(&file[..])
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for (read, written) in read.iter().zip([&first, &second, &changed]) {
+        assert_same(read, written);
+    }
+    assert_eq!(
+        read[2].client_conn.conn.peername.to_string(),
+        "10.1.2.3:4567"
+    );
+}
+
+#[test]
 fn a_client_without_addresses_is_written_readably() {
     // mitmproxy needs the client's peername and sockname: unknown ones are written as
     // `["", 0]` (found by the flow_file_round_trip fuzz target: the length was wrong).
