@@ -104,15 +104,17 @@ pub fn read_flows(
 /// Sends `flow` the events of its life, in order. A panicking addon under
 /// `addon_errors=fail` ends the flow's events (the manager has logged it).
 fn replay_events(flow: &mut HttpFlow, addons: &AddonManager) {
-    let mut events = vec![HttpEvent::RequestHeaders, HttpEvent::Request];
-    if flow.response.is_some() {
-        events.extend([HttpEvent::ResponseHeaders, HttpEvent::Response]);
-    }
-    if flow.error.is_some() {
-        events.push(HttpEvent::Error);
-    }
-    for event in events {
-        if addons.http(event, flow).is_err() {
+    let has_response = flow.response.is_some();
+    let has_error = flow.error.is_some();
+    let events = [
+        (HttpEvent::RequestHeaders, true),
+        (HttpEvent::Request, true),
+        (HttpEvent::ResponseHeaders, has_response),
+        (HttpEvent::Response, has_response),
+        (HttpEvent::Error, has_error),
+    ];
+    for (event, happened) in events {
+        if happened && addons.http(event, flow).is_err() {
             return;
         }
     }

@@ -34,6 +34,9 @@ struct Stream {
     current: RwLock<(Writer, String)>,
     /// `save_stream_file` when it has strftime directives.
     pattern: Option<String>,
+    /// The second the pattern was last formatted for: it is formatted once a second, not
+    /// once a flow.
+    checked: AtomicU64,
     filter: Option<Filter>,
 }
 
@@ -54,23 +57,9 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// `pattern` formatted for this second (cached per thread: formatting once a second, not once
-/// a flow).
-fn formatted_now(pattern: &str) -> String {
-    thread_local! {
-        static CACHE: RefCell<(u64, String, String)> = const {
-            RefCell::new((0, String::new(), String::new()))
-        };
-    }
-    let secs = now_secs();
-    CACHE.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if cache.0 != secs || cache.1 != pattern {
-            let formatted = path::format(pattern, &path::local_time(secs as i64));
-            *cache = (secs, pattern.to_string(), formatted);
-        }
-        cache.2.clone()
-    })
+/// `pattern` formatted for the local time `secs` seconds after the epoch.
+fn formatted_at(pattern: &str, secs: u64) -> String {
+    path::format(pattern, &path::local_time(secs as i64))
 }
 
 impl Save {
@@ -83,14 +72,16 @@ impl Save {
                     .map_err(|e| error!(ctx, "{e}; no flows are saved"))
                     .ok()?;
                 let pattern = path::is_pattern(&spec).then(|| spec.clone());
+                let secs = now_secs();
                 let first = match &pattern {
-                    Some(pattern) => formatted_now(pattern),
+                    Some(pattern) => formatted_at(pattern, secs),
                     None => spec.clone(),
                 };
                 match Writer::open(&first) {
                     Ok(writer) => Some(Stream {
                         current: RwLock::new((writer, first)),
                         pattern,
+                        checked: AtomicU64::new(secs),
                         filter,
                     }),
                     Err(e) => {
@@ -107,14 +98,21 @@ impl Save {
 
     /// Moves to the file the pattern names now, if that is another file: the old one is
     /// written out and closed, as mitmproxy does when the formatted path changes.
-    fn rotate(&self, ctx: &Context, stream: &Stream) {
+    fn rotate(&self, ctx: &Context, stream: &Stream, secs: u64) {
         let Some(pattern) = &stream.pattern else {
             return;
         };
-        let wanted = formatted_now(pattern);
-        if read(&stream.current).1 == wanted {
+        // Only forward in time: a thread whose clock read is a second behind another's must not
+        // move the capture back to an earlier file.
+        if secs <= stream.checked.load(Ordering::Relaxed) {
             return;
         }
+        let wanted = formatted_at(pattern, secs);
+        if read(&stream.current).1 == wanted {
+            stream.checked.store(secs, Ordering::Relaxed);
+            return;
+        }
+        stream.checked.store(secs, Ordering::Relaxed);
         let mut current = stream.current.write().unwrap_or_else(|e| e.into_inner());
         if current.1 == wanted {
             return;
@@ -144,7 +142,8 @@ impl Save {
         if stream.filter.as_ref().is_some_and(|f| !f.matches(flow)) {
             return;
         }
-        self.rotate(ctx, stream);
+        let secs = now_secs();
+        self.rotate(ctx, stream, secs);
         thread_local! {
             /// This thread's encoding buffer, reused for every flow.
             static RECORD: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -161,20 +160,18 @@ impl Save {
                 *record = Vec::new();
             }
         });
-        self.report(ctx, stream, false);
+        self.report(ctx, stream, secs);
     }
 
-    /// Logs write errors and waits for the disk, at most once a second (always when
-    /// `last`).
-    fn report(&self, ctx: &Context, stream: &Stream, last: bool) {
-        let now = now_secs();
+    /// Logs write errors and waits for the disk, at most once a second (`now`, in seconds
+    /// since the epoch).
+    fn report(&self, ctx: &Context, stream: &Stream, now: u64) {
         let previous = self.last_report.load(Ordering::Relaxed);
-        if !last
-            && (now == previous
-                || self
-                    .last_report
-                    .compare_exchange(previous, now, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_err())
+        if now == previous
+            || self
+                .last_report
+                .compare_exchange(previous, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
         {
             return;
         }
