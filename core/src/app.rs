@@ -8,7 +8,8 @@ use interpose_plugin_abi::ffi::{PluginModuleRef, RawAddon};
 
 use crate::{
     addons::{
-        builtin_plugins, builtin_plugins_after, publish_options, AddonManager, LifecycleEvent,
+        builtin_plugins, builtin_plugins_after, publish_options, shutdown_requested, AddonManager,
+        LifecycleEvent,
     },
     filter::Filter,
     logging,
@@ -81,7 +82,13 @@ pub fn run(mut store: OptionStore) -> Result<(), RunError> {
     // right after the "listening" line still shuts it down cleanly.
     let shutdown = {
         let _context = runtime.enter();
-        shutdown_signal()
+        let signal = shutdown_signal();
+        async move {
+            tokio::select! {
+                () = signal => {}
+                () = shutdown_requested() => {}
+            }
+        }
     };
     let result = runtime.block_on(serve(options, Arc::clone(&addons), shutdown));
     // Tasks still running (HTTP/2 streams, say) end here, their flows' `error` events

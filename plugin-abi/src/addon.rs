@@ -125,6 +125,16 @@ impl EventSet {
     pub const fn contains(self, event: Event) -> bool {
         self.0 & (1 << event as u8) != 0
     }
+
+    /// The set as bits, one per event in event-table order.
+    pub const fn bits(self) -> u64 {
+        self.0
+    }
+
+    /// The set with these bits.
+    pub const fn from_bits(bits: u64) -> EventSet {
+        EventSet(bits)
+    }
 }
 
 macro_rules! addon_trait {
@@ -138,8 +148,27 @@ macro_rules! addon_trait {
         /// The host calls an addon from all of its worker threads at once, for different
         /// flows, so addons are `Send + Sync`: keep state in atomics or locks. Within one flow,
         /// events come in order and addons are called in load order. Events run on the proxy's
-        /// threads: a slow event handler delays its own flow, so hand long work to a thread of
-        /// your own.
+        /// worker threads, which also carry other flows, so an event must not wait: to wait
+        /// for something (a timer, a policy service, a person), pause the flow with
+        /// [`Context::intercept`](crate::Context::intercept) and resume it from your own thread
+        /// or runtime; or mark the method `#[blocking]` (in an `#[addon]` block) and the host
+        /// runs it on a thread of its blocking pool, where waiting holds up only its own flow:
+        ///
+        /// ```
+        /// use interpose_plugin_abi::prelude::*;
+        ///
+        /// struct Policy;
+        ///
+        /// #[addon]
+        /// impl Addon for Policy {
+        ///     #[blocking]
+        ///     fn request(&self, _ctx: &Context, flow: &mut HttpFlow) {
+        ///         std::thread::sleep(std::time::Duration::from_millis(1)); // ask a service
+        ///         flow.request.headers.insert("x-policy", "ok");
+        ///     }
+        /// }
+        /// # fn main() {}
+        /// ```
         ///
         /// A panic in an event is caught at the plugin boundary: the host logs it with the
         /// addon's name and the event, and by default goes on with the next addon (with
@@ -148,6 +177,13 @@ macro_rules! addon_trait {
             /// The events this addon implements; written by `#[addon]`.
             #[doc(hidden)]
             const EVENTS: EventSet = EventSet::ALL;
+
+            /// The events that block (sleep, wait for I/O or a lock, compute for long): the
+            /// host runs them on a thread of its blocking pool instead of a worker, still in
+            /// order with the other addons. Written by `#[addon]` from `#[blocking]` on event
+            /// methods (or `#[addon(blocking)]` for all of them).
+            #[doc(hidden)]
+            const BLOCKING: EventSet = EventSet::NONE;
 
             /// The name the host uses in logs: by default the type's name in lower case.
             fn name(&self) -> String {

@@ -64,14 +64,7 @@ impl Filter {
         ctx: &crate::Context,
         expression: &str,
     ) -> Result<Self, String> {
-        let (Some(compile), Some(_), Some(_)) = (
-            host.filter_compile(),
-            host.filter_matches(),
-            host.filter_free(),
-        ) else {
-            return Err(too_old("flow filters"));
-        };
-        match compile(ctx, RStr::from_str(expression)) {
+        match (host.filter_compile())(ctx, RStr::from_str(expression)) {
             RResult::ROk(ptr) => Ok(Filter {
                 host,
                 ptr,
@@ -83,10 +76,7 @@ impl Filter {
 
     /// Whether `flow` matches the expression.
     pub fn matches(&self, flow: &HttpFlow) -> bool {
-        match self.host.filter_matches() {
-            Some(matches) => matches(self.ptr, flow),
-            None => false,
-        }
+        (self.host.filter_matches())(self.ptr, flow)
     }
 
     /// The expression this filter was compiled from.
@@ -97,9 +87,7 @@ impl Filter {
 
 impl Drop for Filter {
     fn drop(&mut self) {
-        if let Some(free) = self.host.filter_free() {
-            free(self.ptr);
-        }
+        (self.host.filter_free())(self.ptr);
     }
 }
 
@@ -117,18 +105,11 @@ pub(crate) fn encode(
     format: CaptureFormat,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    let Some(encode) = host.encode_flow() else {
-        return Err(too_old("capture formats"));
-    };
+    let encode = host.encode_flow();
     let mut buffer = RVec::from(std::mem::take(out));
     let result = encode(ctx, flow, format, &mut buffer);
     *out = buffer.into_vec();
     result
         .into_result()
         .map_err(|message| message.into_string())
-}
-
-/// The error for a host that predates a service.
-fn too_old(service: &str) -> String {
-    format!("the host offers no {service}: it is older than plugin ABI 0.3.1")
 }

@@ -19,6 +19,7 @@ use crate::{
     capture::{self, CaptureFormat, Filter},
     ffi::HostRef,
     flow::HttpFlow,
+    pause::Paused,
 };
 
 /// Severity of a log line, most severe first.
@@ -59,8 +60,12 @@ impl Level {
 }
 
 /// The host, as seen by one addon. Every event receives one.
+///
+/// A context is valid for as long as the proxy runs: clone it to keep it beyond the event
+/// (`ctx.clone()` gives an owned, `Send + Sync + 'static` handle) and log, read options or
+/// resume flows from your own threads.
 #[repr(C)]
-#[derive(StableAbi)]
+#[derive(StableAbi, Clone)]
 pub struct Context {
     host: HostRef,
     /// The host's own per-addon data; only the host's functions interpret it.
@@ -105,8 +110,7 @@ impl Context {
     /// The current value of the option called `name`, as text (`--options` shows the same
     /// form): `None` when it is unset or there is no such option.
     pub fn option(&self, name: &str) -> Option<String> {
-        let lookup = self.host.option()?;
-        lookup(self, RStr::from_str(name))
+        (self.host.option())(self, RStr::from_str(name))
             .into_option()
             .map(RString::into_string)
     }
@@ -127,6 +131,20 @@ impl Context {
                 .map_err(|e| format!("{name}: {e}")),
             None => Ok(None),
         }
+    }
+
+    /// Pauses `flow` (mitmproxy's `flow.intercept()`): when this event returns, the flow
+    /// waits, off the worker, until the returned [`Paused`] resumes or kills it, from any
+    /// thread. The addons after this one see the flow (in this event) once it is resumed.
+    /// See [`crate::pause`].
+    pub fn intercept(&self, flow: &mut HttpFlow) -> Paused {
+        Paused::new(self.host, (self.host.intercept())(self, flow))
+    }
+
+    /// Asks the proxy to shut down, as Ctrl-C does: it stops accepting connections, ends the
+    /// flows in progress, and sends `done` (mitmproxy's `ctx.master.shutdown()`).
+    pub fn shutdown(&self) {
+        (self.host.shutdown())(self);
     }
 
     /// Appends `flow`, encoded in `format`, to `out`.

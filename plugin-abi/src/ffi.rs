@@ -37,6 +37,7 @@ use crate::{
     connection::{Client, ServerConnectionHookData},
     context::{Context, Level},
     flow::HttpFlow,
+    pause::{PausedPtr, Resolution},
     tls::{ClientHelloData, TlsData},
 };
 
@@ -145,6 +146,9 @@ pub struct RawAddon {
     pub state: AddonPtr,
     /// The addon's event functions.
     pub events: EventTableRef,
+    /// The events the host runs on a blocking thread instead of a worker, one bit per event
+    /// in event-table order ([`Addon::BLOCKING`]).
+    pub blocking: u64,
 }
 
 impl RawAddon {
@@ -154,40 +158,56 @@ impl RawAddon {
             name: addon.name().into(),
             state: Box::into_raw(Box::new(addon)) as AddonPtr,
             events: Shims::<T>::TABLE,
+            blocking: T::BLOCKING.bits(),
         }
     }
 }
 
-/// What the host provides to addons; each function receives the calling addon's [`Context`].
+/// What the host provides to addons; each function receives the calling addon's [`Context`]
+/// (or an object the host made for it).
 ///
-/// Append new functions at the end only.
+/// Append new functions at the end only, with `#[sabi(missing_field(option))]`: every
+/// function up to the last prefix field is there in every host of this minor version.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = HostRef)))]
 #[sabi(missing_field(panic))]
 pub struct HostVTable {
     /// Writes a line to the host's log.
-    #[sabi(last_prefix_field)]
     pub log: extern "C" fn(&Context, Level, RStr<'_>),
     /// The current value of the option called by the name, as text (`RNone` when the option
-    /// is unset or there is no such option). Since 0.3.1.
-    #[sabi(missing_field(option))]
+    /// is unset or there is no such option).
     pub option: extern "C" fn(&Context, RStr<'_>) -> ROption<RString>,
     /// Compiles a flow filter expression (mitmproxy's filter language); `Err` says what is
-    /// wrong and where. Since 0.3.1.
-    #[sabi(missing_field(option))]
+    /// wrong and where.
     pub filter_compile: extern "C" fn(&Context, RStr<'_>) -> RResult<FilterPtr, RString>,
-    /// Whether a compiled filter matches a flow. Since 0.3.1.
-    #[sabi(missing_field(option))]
+    /// Whether a compiled filter matches a flow.
     pub filter_matches: extern "C" fn(FilterPtr, &HttpFlow) -> bool,
-    /// Frees a compiled filter. Since 0.3.1.
-    #[sabi(missing_field(option))]
+    /// Frees a compiled filter.
     pub filter_free: extern "C" fn(FilterPtr),
-    /// Appends a flow, encoded in a capture format, to the buffer. Since 0.3.1.
-    #[sabi(missing_field(option))]
+    /// Appends a flow, encoded in a capture format, to the buffer.
     pub encode_flow:
         extern "C" fn(&Context, &HttpFlow, CaptureFormat, &mut RVec<u8>) -> RResult<(), RString>,
+    /// Pauses the flow of the running event; the host waits for the pause's resolution
+    /// before the next addon sees the flow. Since 0.4.0.
+    pub intercept: extern "C" fn(&Context, &mut HttpFlow) -> PausedPtr,
+    /// Runs the function with the paused flow (and the data pointer), under the pause's
+    /// lock; does not call it when the flow is gone or resolved. Since 0.4.0.
+    pub paused_with: extern "C" fn(PausedPtr, FlowCallback, *mut c_void),
+    /// Resolves a pause (resume or kill); the first resolution wins. Since 0.4.0.
+    pub paused_resolve: extern "C" fn(PausedPtr, Resolution),
+    /// Drops the addon's reference to a pause. Since 0.4.0.
+    pub paused_release: extern "C" fn(PausedPtr),
+    /// Asks the proxy to shut down, as Ctrl-C does (mitmproxy's `ctx.master.shutdown()`).
+    /// Since 0.4.0.
+    #[sabi(last_prefix_field)]
+    pub shutdown: extern "C" fn(&Context),
 }
+
+/// A function the host calls with a paused flow and the caller's data pointer.
+#[repr(transparent)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct FlowCallback(pub extern "C" fn(*mut c_void, &mut HttpFlow));
 
 /// A filter the host compiled, erased (only the host's filter functions interpret it).
 pub type FilterPtr = *const c_void;

@@ -61,6 +61,7 @@ mod export;
 pub mod ffi;
 pub mod flow;
 pub mod headers;
+pub mod pause;
 pub mod stream;
 pub mod testing;
 pub mod time;
@@ -82,6 +83,7 @@ pub use flow::{
 };
 pub use headers::Headers;
 pub use interpose_plugin_abi_macros::addon;
+pub use pause::{Paused, Resolution};
 pub use stream::Stream;
 pub use time::now;
 pub use tls::{ClientHelloData, TlsData};
@@ -102,8 +104,8 @@ pub const ABI_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub mod prelude {
     pub use crate::{
         addon, debug, error, export_plugin, info, warn, Addon, Body, Client, ClientHelloData,
-        Context, ErrorKind, HttpFlow, Level, Request, Response, Server, ServerConnectionHookData,
-        Stream, TlsData,
+        Context, ErrorKind, HttpFlow, Level, Paused, Request, Resolution, Response, Server,
+        ServerConnectionHookData, Stream, TlsData,
     };
     pub use abi_stable::std_types::{
         ROption::{self, RNone, RSome},

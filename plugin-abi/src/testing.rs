@@ -21,7 +21,10 @@
 
 use std::{
     ffi::c_void,
-    sync::{atomic::AtomicU8, Mutex},
+    sync::{
+        atomic::{AtomicBool, AtomicU8, Ordering},
+        Mutex,
+    },
 };
 
 use abi_stable::{
@@ -35,18 +38,20 @@ use crate::{
     context::{Context, Level},
     ffi::{FilterPtr, HostRef, HostVTable},
     flow::{HttpFlow, Request, Response, Uuid},
+    pause::{self, Resolution},
     tls::ClientHelloData,
 };
 
 struct Recorder {
     lines: Mutex<Vec<(Level, String)>>,
     options: Mutex<Vec<(String, String)>>,
+    shutdown: AtomicBool,
 }
 
 /// The recorder behind a context made by `TestContext::new`.
 fn recorder(ctx: &Context) -> &Recorder {
     // SAFETY: every context using this host table was made by `TestContext::new`, whose
-    // `host_data` points to the `Recorder` it owns for at least as long as the context.
+    // `host_data` points to a leaked `Recorder`, valid for the rest of the process.
     unsafe { &*(ctx.host_data() as *const Recorder) }
 }
 
@@ -87,6 +92,10 @@ extern "C" fn test_encode_flow(
     RErr(HOST_ONLY.into())
 }
 
+extern "C" fn record_shutdown(ctx: &Context) {
+    recorder(ctx).shutdown.store(true, Ordering::Relaxed);
+}
+
 static TEST_HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable {
     log: record_log,
     option: test_option,
@@ -94,27 +103,33 @@ static TEST_HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable {
     filter_matches: test_filter_matches,
     filter_free: test_filter_free,
     encode_flow: test_encode_flow,
+    intercept: pause::host::intercept,
+    paused_with: pause::host::with,
+    paused_resolve: pause::host::resolve,
+    paused_release: pause::host::release,
+    shutdown: record_shutdown,
 });
 static ALL_LEVELS: AtomicU8 = AtomicU8::new(Level::Debug as u8);
 
 /// A host stand-in for tests: hands out a [`Context`] and records every line logged through
-/// it, at every level.
+/// it, at every level. Its context may be cloned and kept, as the proxy's can (each
+/// `TestContext` leaks a few bytes for that).
 pub struct TestContext {
-    // Declared first so it is dropped before the recorder it points to.
     ctx: Context,
-    recorder: Box<Recorder>,
+    recorder: &'static Recorder,
 }
 
 impl TestContext {
     /// A fresh context with an empty log.
     pub fn new() -> Self {
-        let recorder = Box::new(Recorder {
+        let recorder: &'static Recorder = Box::leak(Box::new(Recorder {
             lines: Mutex::new(Vec::new()),
             options: Mutex::new(Vec::new()),
-        });
-        let host_data = &*recorder as *const Recorder as *const c_void;
-        // SAFETY: `record_log` accepts this context from any thread while `recorder` lives,
-        // and `recorder` lives as long as `ctx` (both are owned by the returned value).
+            shutdown: AtomicBool::new(false),
+        }));
+        let host_data = recorder as *const Recorder as *const c_void;
+        // SAFETY: the host functions accept this context from any thread, and `recorder` is
+        // leaked, so it outlives every copy of the context.
         let ctx = unsafe {
             Context::new(
                 HostRef(TEST_HOST.static_as_prefix()),
@@ -151,6 +166,27 @@ impl TestContext {
     /// The text of every line logged so far.
     pub fn messages(&self) -> Vec<String> {
         self.logs().into_iter().map(|(_, text)| text).collect()
+    }
+
+    /// Whether an addon called [`Context::shutdown`].
+    pub fn shutdown_requested(&self) -> bool {
+        self.recorder.shutdown.load(Ordering::Relaxed)
+    }
+
+    /// Does what the proxy does after an event in which an addon paused `flow` (with
+    /// [`Context::intercept`]): waits, blocking this thread, until the addon resumes or kills
+    /// it, and returns how it was let go (a kill also kills `flow`). `None` when the last
+    /// event on this thread paused nothing.
+    pub fn wait_for_resume(&self, flow: &mut HttpFlow) -> Option<Resolution> {
+        let slot = pause::host::take_pending()?;
+        // SAFETY: `flow` is borrowed mutably for the whole wait and not used meanwhile.
+        let wait = unsafe { pause::host::Wait::attach(slot, flow) };
+        let resolution = wait.wait_blocking();
+        drop(wait);
+        if resolution == Resolution::Kill {
+            flow.kill();
+        }
+        Some(resolution)
     }
 }
 

@@ -26,6 +26,9 @@
 //! - [`examples`]: the example plugins using the proxy's filters and flow files
 //!   (`filter-flows`, `io-write-flow-file`) and the `io-read-saved-flows` program on a `-w`
 //!   capture.
+//! - [`pausing`]: flows paused and resumed from another thread, killed while paused, left
+//!   by their client, paused at shutdown; `#[blocking]` handlers; the `nonblocking` and
+//!   `shutdown` examples.
 //! - [`steering`]: addons rerouting flows (in `request` and `server_connect`), chunk hooks on
 //!   streamed requests and responses, and `addon_errors=fail`.
 
@@ -39,6 +42,7 @@ mod hardening;
 mod harness;
 mod mitmproxy;
 mod options;
+mod pausing;
 mod plugins;
 mod readme;
 mod steering;

@@ -4,9 +4,11 @@
 use std::{
     ffi::c_void,
     hash::{Hash, Hasher},
-    sync::{Mutex, RwLock},
+    sync::{LazyLock, Mutex, RwLock},
     time::{Duration, Instant},
 };
+
+use tokio::sync::Notify;
 
 use abi_stable::{
     prefix_type::WithMetadata,
@@ -14,6 +16,7 @@ use abi_stable::{
 };
 use interpose_plugin_abi::{
     ffi::{FilterPtr, HostRef, HostVTable},
+    pause::host as pause,
     CaptureFormat, Context, HttpFlow, Level,
 };
 
@@ -73,7 +76,36 @@ static HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable {
     filter_matches: host_filter_matches,
     filter_free: host_filter_free,
     encode_flow: host_encode_flow,
+    intercept: pause::intercept,
+    paused_with: pause::with,
+    paused_resolve: pause::resolve,
+    paused_release: pause::release,
+    shutdown: host_shutdown,
 });
+
+/// Set when an addon asks the proxy to shut down ([`Context::shutdown`]).
+static SHUTDOWN: LazyLock<Notify> = LazyLock::new(Notify::new);
+
+extern "C" fn host_shutdown(ctx: &Context) {
+    tracing::info!(
+        "addon '{}' asked the proxy to shut down",
+        identity(ctx).name
+    );
+    // `notify_one` keeps a permit when nobody waits yet.
+    SHUTDOWN.notify_one();
+}
+
+/// Completes when an addon asks the proxy to shut down.
+pub async fn shutdown_requested() {
+    SHUTDOWN.notified().await;
+}
+
+/// The identity behind a context the host made.
+fn identity(ctx: &Context) -> &AddonIdentity {
+    // SAFETY: every context handed to addons is made by `new_context`, whose `host_data` is a
+    // leaked `AddonIdentity`, valid for the rest of the process.
+    unsafe { &*(ctx.host_data() as *const AddonIdentity) }
+}
 
 /// The option values addons read, published by the host before `load`.
 static OPTIONS: RwLock<Option<OptionStore>> = RwLock::new(None);
@@ -136,9 +168,7 @@ extern "C" fn host_encode_flow(
 }
 
 extern "C" fn host_log(ctx: &Context, level: Level, message: RStr<'_>) {
-    // SAFETY: every context handed to addons is made by `new_context`, whose `host_data` is a
-    // leaked `AddonIdentity`, valid for the rest of the process.
-    let identity = unsafe { &*(ctx.host_data() as *const AddonIdentity) };
+    let identity = identity(ctx);
     let message = message.as_str();
     let Some(repeated) = identity.admit(level, message) else {
         return;

@@ -4,7 +4,10 @@
 
 use std::{
     fmt,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
 };
 
 use abi_stable::std_types::{RErr, RString};
@@ -13,7 +16,9 @@ use interpose_plugin_abi::{
         AddonPtr, ClientFn, ClientHelloFn, EventTableRef, HttpFn, LifecycleFn, RawAddon, ServerFn,
         TlsFn,
     },
-    Client, ClientHelloData, Context, Event, HttpFlow, ServerConnectionHookData, TlsData,
+    pause::host::{let_go, take_pending, Slot, Wait},
+    Client, ClientHelloData, Context, Event, EventSet, HttpFlow, Resolution,
+    ServerConnectionHookData, TlsData,
 };
 
 use super::host::new_context;
@@ -127,24 +132,31 @@ macro_rules! host_events {
                 state: AddonPtr,
                 ctx: &'static Context,
                 addon: u32,
+                blocking: EventSet,
             ) {
                 $(if let Some(call) = table.$l() {
-                    self.lifecycle[LifecycleEvent::$lh as usize].0.push(Handler { call, state, ctx, addon });
+                    let blocking = blocking.contains(Event::$lv);
+                    self.lifecycle[LifecycleEvent::$lh as usize].0.push(Handler { call, state, ctx, addon, blocking });
                 })*
                 $(if let Some(call) = table.$c() {
-                    self.client[ClientEvent::$ch as usize].0.push(Handler { call, state, ctx, addon });
+                    let blocking = blocking.contains(Event::$cv);
+                    self.client[ClientEvent::$ch as usize].0.push(Handler { call, state, ctx, addon, blocking });
                 })*
                 $(if let Some(call) = table.$s() {
-                    self.server[ServerEvent::$sh as usize].0.push(Handler { call, state, ctx, addon });
+                    let blocking = blocking.contains(Event::$sv);
+                    self.server[ServerEvent::$sh as usize].0.push(Handler { call, state, ctx, addon, blocking });
                 })*
                 $(if let Some(call) = table.$h() {
-                    self.http[HttpEvent::$hh as usize].0.push(Handler { call, state, ctx, addon });
+                    let blocking = blocking.contains(Event::$hv);
+                    self.http[HttpEvent::$hh as usize].0.push(Handler { call, state, ctx, addon, blocking });
                 })*
                 $(if let Some(call) = table.$g() {
-                    self.clienthello[ClientHelloEvent::$gh as usize].0.push(Handler { call, state, ctx, addon });
+                    let blocking = blocking.contains(Event::$gv);
+                    self.clienthello[ClientHelloEvent::$gh as usize].0.push(Handler { call, state, ctx, addon, blocking });
                 })*
                 $(if let Some(call) = table.$t() {
-                    self.tls[TlsEvent::$th as usize].0.push(Handler { call, state, ctx, addon });
+                    let blocking = blocking.contains(Event::$tv);
+                    self.tls[TlsEvent::$th as usize].0.push(Handler { call, state, ctx, addon, blocking });
                 })*
             }
         }
@@ -192,6 +204,68 @@ struct Handler<F> {
     state: AddonPtr,
     ctx: &'static Context,
     addon: u32,
+    /// Whether the addon marked this event as blocking: it runs where waiting holds up no
+    /// other flow.
+    blocking: bool,
+}
+
+impl<F> Handler<F> {
+    /// Calls the handler through `call`, on a blocking-capable thread if it blocks.
+    #[inline]
+    fn run<R>(&self, call: impl FnOnce() -> R) -> R {
+        if self.blocking {
+            run_blocking(call)
+        } else {
+            call()
+        }
+    }
+}
+
+/// Runs `call`, which may block, without holding up the other tasks of the runtime's worker
+/// it is on (they move to another worker meanwhile). Outside a multi-threaded runtime it
+/// simply runs.
+#[cold]
+fn run_blocking<R>(call: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(call)
+        }
+        _ => call(),
+    }
+}
+
+/// Where an HTTP event's dispatch stopped.
+pub enum Dispatch {
+    /// Every addon ran.
+    Done,
+    /// An addon paused the flow: wait for the pause (see [`wait_paused`]), then go on from
+    /// addon `next`.
+    Paused {
+        /// The pause to wait for.
+        slot: Arc<Slot>,
+        /// The index of the next handler to run.
+        next: usize,
+    },
+}
+
+/// Waits, without blocking the thread, until the pause `slot` of `flow` is resolved; kills
+/// the flow if that is the resolution. Dropping the future (the client left, shutdown)
+/// detaches the flow from the addon's handle first.
+///
+/// The flow is reachable from the addon's handle while this runs: callers must not touch it
+/// meanwhile, which the exclusive borrow ensures.
+pub async fn wait_paused(slot: Arc<Slot>, flow: &mut HttpFlow) -> Resolution {
+    // SAFETY: `flow` is borrowed mutably for as long as `wait` lives and not used meanwhile;
+    // `wait` is dropped (detaching the flow) before the borrow ends, whether this future
+    // completes or is dropped.
+    let wait = unsafe { Wait::attach(slot, flow) };
+    let resolution = wait.resolved().await;
+    drop(wait);
+    if resolution == Resolution::Kill {
+        flow.kill();
+    }
+    resolution
 }
 
 /// The handlers of one event, in addon order.
@@ -246,7 +320,8 @@ impl AddonManager {
         let index = u32::try_from(self.addons.len()).expect("fewer than 2^32 addons");
         let name = raw.name.to_string();
         let ctx = new_context(&name);
-        self.register(raw.events, raw.state, ctx, index);
+        let blocking = EventSet::from_bits(raw.blocking);
+        self.register(raw.events, raw.state, ctx, index, blocking);
         self.addons.push(AddonInfo { name, plugin });
     }
 
@@ -304,7 +379,7 @@ impl AddonManager {
     /// next addon runs, whatever `addon_errors` says: there is no flow to fail.
     pub fn lifecycle(&self, event: LifecycleEvent) {
         for h in &self.lifecycle[event as usize].0 {
-            if let RErr(message) = (h.call)(h.state, h.ctx) {
+            if let RErr(message) = h.run(|| (h.call)(h.state, h.ctx)) {
                 self.report(h.addon, event.event(), message, false);
             }
         }
@@ -316,7 +391,7 @@ impl AddonManager {
     /// comes back; otherwise it is logged and the next addon runs.
     pub fn client(&self, event: ClientEvent, client: &mut Client) -> Result<(), AddonPanic> {
         for h in &self.client[event as usize].0 {
-            if let RErr(message) = (h.call)(h.state, h.ctx, client) {
+            if let RErr(message) = h.run(|| (h.call)(h.state, h.ctx, client)) {
                 self.panicked(h.addon, event.event(), message)?;
             }
         }
@@ -331,21 +406,97 @@ impl AddonManager {
         data: &mut ServerConnectionHookData<'_>,
     ) -> Result<(), AddonPanic> {
         for h in &self.server[event as usize].0 {
-            if let RErr(message) = (h.call)(h.state, h.ctx, data) {
+            if let RErr(message) = h.run(|| (h.call)(h.state, h.ctx, data)) {
                 self.panicked(h.addon, event.event(), message)?;
             }
         }
         Ok(())
     }
 
-    /// Sends an HTTP event to every addon implementing it, in order; panics as for
-    /// [`AddonManager::client`].
+    /// Sends an HTTP event to the addons implementing it, in order, from handler `from`,
+    /// until one pauses the flow; panics as for [`AddonManager::client`] (a pause the
+    /// panicking addon took is let go).
     #[inline]
-    pub fn http(&self, event: HttpEvent, flow: &mut HttpFlow) -> Result<(), AddonPanic> {
-        for h in &self.http[event as usize].0 {
-            if let RErr(message) = (h.call)(h.state, h.ctx, flow) {
-                self.panicked(h.addon, event.event(), message)?;
+    pub fn http_from(
+        &self,
+        event: HttpEvent,
+        flow: &mut HttpFlow,
+        from: usize,
+    ) -> Result<Dispatch, AddonPanic> {
+        let handlers = &self.http[event as usize].0;
+        for (index, h) in handlers.iter().enumerate().skip(from) {
+            let status = h.run(|| (h.call)(h.state, h.ctx, flow));
+            let paused = if flow.intercepted {
+                take_pending()
+            } else {
+                None
+            };
+            if let RErr(message) = status {
+                if let Err(panic) = self.panicked(h.addon, event.event(), message) {
+                    if let Some(slot) = paused {
+                        let_go(slot, flow);
+                    }
+                    return Err(panic);
+                }
             }
+            match paused {
+                Some(slot) => {
+                    return Ok(Dispatch::Paused {
+                        slot,
+                        next: index + 1,
+                    })
+                }
+                // Set by hand, not through `Context::intercept`: nothing would resume it.
+                None if flow.intercepted => flow.intercepted = false,
+                None => {}
+            }
+        }
+        Ok(Dispatch::Done)
+    }
+
+    /// Sends an HTTP event to every addon implementing it, in order, waiting (without
+    /// blocking the thread) for the flow whenever an addon pauses it; a kill ends the event.
+    /// Panics as for [`AddonManager::client`].
+    pub async fn http_async(
+        &self,
+        event: HttpEvent,
+        flow: &mut HttpFlow,
+    ) -> Result<(), AddonPanic> {
+        let mut from = 0;
+        while let Dispatch::Paused { slot, next } = self.http_from(event, flow, from)? {
+            if wait_paused(slot, flow).await == Resolution::Kill {
+                break;
+            }
+            from = next;
+        }
+        Ok(())
+    }
+
+    /// Like [`AddonManager::http_async`], blocking the thread while the flow is paused (for
+    /// callers outside the runtime: reading a flow file).
+    pub fn http(&self, event: HttpEvent, flow: &mut HttpFlow) -> Result<(), AddonPanic> {
+        let mut from = 0;
+        while let Dispatch::Paused { slot, next } = self.http_from(event, flow, from)? {
+            // SAFETY: `flow` is not used until `wait` is dropped.
+            let wait = unsafe { Wait::attach(slot, flow) };
+            let resolution = wait.wait_blocking();
+            drop(wait);
+            if resolution == Resolution::Kill {
+                flow.kill();
+                break;
+            }
+            from = next;
+        }
+        Ok(())
+    }
+
+    /// Sends an HTTP event where nothing can wait (the `error` of a flow that is going
+    /// away): a pause is let go at once.
+    pub fn http_now(&self, event: HttpEvent, flow: &mut HttpFlow) -> Result<(), AddonPanic> {
+        let mut from = 0;
+        while let Dispatch::Paused { slot, next } = self.http_from(event, flow, from)? {
+            let_go(slot, flow);
+            from = next;
         }
         Ok(())
     }
@@ -355,7 +506,7 @@ impl AddonManager {
     /// `data.establish_server_tls_first`.
     pub fn tls_clienthello(&self, data: &mut ClientHelloData<'_>) -> Result<(), AddonPanic> {
         for h in &self.clienthello[ClientHelloEvent::ClientHello as usize].0 {
-            if let RErr(message) = (h.call)(h.state, h.ctx, data) {
+            if let RErr(message) = h.run(|| (h.call)(h.state, h.ctx, data)) {
                 self.panicked(h.addon, Event::TlsClientHello, message)?;
             }
         }
@@ -368,7 +519,7 @@ impl AddonManager {
     pub fn tls(&self, event: TlsEvent, data: &mut TlsData<'_>) -> Result<(), AddonPanic> {
         data.is_client = event.is_client();
         for h in &self.tls[event as usize].0 {
-            if let RErr(message) = (h.call)(h.state, h.ctx, data) {
+            if let RErr(message) = h.run(|| (h.call)(h.state, h.ctx, data)) {
                 self.panicked(h.addon, event.event(), message)?;
             }
         }

@@ -6,8 +6,8 @@ mod host;
 mod manager;
 
 pub use builtin::{builtin_plugins, builtin_plugins_after};
-pub use host::{new_context, publish_options};
+pub use host::{new_context, publish_options, shutdown_requested};
 pub use manager::{
-    AddonInfo, AddonManager, AddonPanic, ClientEvent, ClientHelloEvent, HttpEvent, LifecycleEvent,
-    ServerEvent, TlsEvent,
+    wait_paused, AddonInfo, AddonManager, AddonPanic, ClientEvent, ClientHelloEvent, Dispatch,
+    HttpEvent, LifecycleEvent, ServerEvent, TlsEvent,
 };

@@ -123,7 +123,11 @@ pub async fn handle_connect<S: AsyncRead + AsyncWrite + Unpin>(
         timestamp_end: ROption::RSome(timestamp_start),
     };
     let mut flow = HttpFlow::new(shared.ids.next_id(), client.clone(), request);
-    if let Err(panic) = shared.addons.http(HttpEvent::HttpConnect, &mut flow) {
+    if let Err(panic) = shared
+        .addons
+        .http_async(HttpEvent::HttpConnect, &mut flow)
+        .await
+    {
         let answer = error_response(http::StatusCode::BAD_GATEWAY, &panic.to_string());
         send_answer(conn, head.version, answer, false).await;
         return ConnectOutcome::Close;

@@ -24,7 +24,7 @@ use super::{
     Shared,
 };
 use crate::{
-    addons::{HttpEvent, ServerEvent, TlsEvent},
+    addons::{wait_paused, Dispatch, HttpEvent, ServerEvent, TlsEvent},
     flow::{body_from_bytes, bytes_from_body, share_bytes},
 };
 
@@ -192,20 +192,20 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
     }
 
     async fn exchange(&mut self) -> Result<Outcome, Failure> {
-        self.event(HttpEvent::RequestHeaders)?;
+        self.event(HttpEvent::RequestHeaders).await?;
         if expects_continue(&self.flow.request.headers) {
             // The proxy answers `100 Continue` itself when it reads the body (mitmproxy).
             self.flow.request.headers.remove("expect");
         }
         let mut server = None;
         match self.read_request_body().await? {
-            Buffered::Complete => self.event(HttpEvent::Request)?,
+            Buffered::Complete => self.event(HttpEvent::Request).await?,
             Buffered::Stream(prefix) => {
                 if self.flow.response.is_none() {
                     server = Some(self.stream_request(prefix).await?);
                 } else {
                     self.drain_request().await?;
-                    self.event(HttpEvent::Request)?;
+                    self.event(HttpEvent::Request).await?;
                 }
             }
         }
@@ -213,7 +213,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             // An addon answered: no server exchange (a streamed request's server connection
             // is dropped), but addons still see the response's events.
             drop(server);
-            self.event(HttpEvent::ResponseHeaders)?;
+            self.event(HttpEvent::ResponseHeaders).await?;
             return self.deliver().await;
         }
         let (response, mut body) = match server {
@@ -221,14 +221,14 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             None => self.send_buffered().await?,
         };
         self.flow.response = ROption::RSome(response);
-        self.event(HttpEvent::ResponseHeaders)?;
+        self.event(HttpEvent::ResponseHeaders).await?;
 
         let status = self.response().status_code;
         if status == 101 {
             let ServerBody::Http1 { conn, .. } = body else {
                 return Err(Failure::server("the server switched protocols over HTTP/2"));
             };
-            self.event(HttpEvent::Response)?;
+            self.event(HttpEvent::Response).await?;
             self.finished = true;
             let response = self.response().clone();
             self.response_started = true;
@@ -280,9 +280,24 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
 
     /// Runs an HTTP event; a panicking addon (under `addon_errors=fail`) or a kill ends the
     /// flow.
-    fn event(&mut self, event: HttpEvent) -> Result<(), Failure> {
-        if let Err(panic) = self.shared.addons.http(event, &mut self.flow) {
-            return Err(Failure::new(ErrorKind::Addon, panic.to_string()));
+    async fn event(&mut self, event: HttpEvent) -> Result<(), Failure> {
+        let mut from = 0;
+        loop {
+            match self.shared.addons.http_from(event, &mut self.flow, from) {
+                Ok(Dispatch::Done) => break,
+                Ok(Dispatch::Paused { slot, next }) => {
+                    // The flow waits off the worker; the client leaving ends it.
+                    tokio::select! {
+                        _ = wait_paused(slot, &mut self.flow) => {}
+                        () = self.down.closed() => return Err(Failure::client_gone()),
+                    }
+                    if self.flow.killed() {
+                        break;
+                    }
+                    from = next;
+                }
+                Err(panic) => return Err(Failure::new(ErrorKind::Addon, panic.to_string())),
+            }
         }
         if self.flow.killed() {
             return Err(Failure::killed());
@@ -387,7 +402,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
 
     /// Fires `response` and sends the flow's response to the client.
     async fn deliver(&mut self) -> Result<Outcome, Failure> {
-        self.event(HttpEvent::Response)?;
+        self.event(HttpEvent::Response).await?;
         self.finished = true;
         let response = match std::mem::replace(&mut self.flow.response, ROption::RNone) {
             ROption::RSome(response) => response,
@@ -534,7 +549,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
                 .await?;
         }
         self.flow.request.timestamp_end = ROption::RSome(now());
-        self.event(HttpEvent::Request)?;
+        self.event(HttpEvent::Request).await?;
         let request = &self.flow.request;
         out.finish(request.trailers.as_ref().into_option(), request)
             .await
@@ -575,7 +590,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         }
         self.response().timestamp_end = ROption::RSome(now());
         self.release(body);
-        self.event(HttpEvent::Response)?;
+        self.event(HttpEvent::Response).await?;
         self.finished = true;
         let trailers = self.response().trailers.as_ref().into_option().cloned();
         self.down.end_response(trailers.as_ref()).await?;
@@ -847,7 +862,10 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             }
             self.flow.live = false;
             self.finished = true;
-            let _ = self.shared.addons.http(HttpEvent::Error, &mut self.flow);
+            let _ = self
+                .shared
+                .addons
+                .http_now(HttpEvent::Error, &mut self.flow);
         }
     }
 }

@@ -13,13 +13,24 @@ use proc_macro::{Delimiter, Group, Spacing, Span, TokenStream, TokenTree};
 /// Without it an addon still works, but the host calls every event, including the no-op
 /// defaults.
 ///
+/// `#[blocking]` on an event method (or `#[addon(blocking)]` for every event of the block)
+/// records it in the hidden `Addon::BLOCKING` constant: the host runs it on a thread of its
+/// blocking pool instead of a worker.
+///
 /// Methods written by a macro invoked inside the block cannot be seen, so such a block is a
 /// compile error: write the event methods directly, or drop `#[addon]` to receive every event.
 #[proc_macro_attribute]
 pub fn addon(attr: TokenStream, item: TokenStream) -> TokenStream {
-    if !attr.is_empty() {
-        return compile_error("#[addon] takes no arguments", Span::call_site());
-    }
+    let all_blocking = match attr.to_string().trim() {
+        "" => false,
+        "blocking" => true,
+        _ => {
+            return compile_error(
+                "#[addon] takes no arguments, or `blocking` (every event of the block blocks)",
+                Span::call_site(),
+            )
+        }
+    };
     let mut tokens: Vec<TokenTree> = item.into_iter().collect();
     let is_impl = tokens
         .iter()
@@ -48,26 +59,68 @@ pub fn addon(attr: TokenStream, item: TokenStream) -> TokenStream {
         );
     }
 
-    let methods = method_names(body.stream());
-    if methods.iter().any(|m| m == "EVENTS") {
-        return tokens.into_iter().collect();
+    let (stream, blocking) = strip_blocking(body.stream());
+    let methods = method_names(stream.clone());
+    let mut constant = String::new();
+    if !methods.iter().any(|m| m == "EVENTS") {
+        constant.push_str(&event_set("EVENTS", &methods));
     }
-    let mut constant = String::from(
-        "#[doc(hidden)] const EVENTS: ::interpose_plugin_abi::EventSet = \
-         ::interpose_plugin_abi::EventSet::NONE",
-    );
-    for name in &methods {
-        constant.push_str(&format!(".with_name(\"{name}\")"));
+    let blocking = if all_blocking { methods } else { blocking };
+    if !blocking.is_empty() {
+        constant.push_str(&event_set("BLOCKING", &blocking));
     }
-    constant.push(';');
     let constant: TokenStream = constant.parse().expect("generated constant parses");
 
-    let mut new_body = body.stream();
+    let mut new_body = stream;
     new_body.extend(constant);
     let mut group = Group::new(Delimiter::Brace, new_body);
     group.set_span(body.span());
     tokens[body_index] = TokenTree::Group(group);
     tokens.into_iter().collect()
+}
+
+/// `#[doc(hidden)] const NAME: EventSet = EventSet::NONE.with_name("a")...;`
+fn event_set(constant: &str, names: &[String]) -> String {
+    let mut out = format!(
+        "#[doc(hidden)] const {constant}: ::interpose_plugin_abi::EventSet = \
+         ::interpose_plugin_abi::EventSet::NONE"
+    );
+    for name in names {
+        out.push_str(&format!(".with_name(\"{name}\")"));
+    }
+    out.push(';');
+    out
+}
+
+/// Removes the `#[blocking]` attributes at the top level of an impl body, returning the body
+/// without them and the names of the methods they were on.
+fn strip_blocking(body: TokenStream) -> (TokenStream, Vec<String>) {
+    let tokens: Vec<TokenTree> = body.into_iter().collect();
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut names = Vec::new();
+    let mut marked = false;
+    let mut i = 0;
+    while i < tokens.len() {
+        let is_blocking_attr = matches!(&tokens[i], TokenTree::Punct(p) if p.as_char() == '#')
+            && matches!(tokens.get(i + 1), Some(TokenTree::Group(g))
+                if g.delimiter() == Delimiter::Bracket && g.stream().to_string().trim() == "blocking");
+        if is_blocking_attr {
+            marked = true;
+            i += 2;
+            continue;
+        }
+        if let TokenTree::Ident(ident) = &tokens[i] {
+            if ident.to_string() == "fn" {
+                if let (true, Some(TokenTree::Ident(name))) = (marked, tokens.get(i + 1)) {
+                    names.push(name.to_string());
+                }
+                marked = false;
+            }
+        }
+        out.push(tokens[i].clone());
+        i += 1;
+    }
+    (out.into_iter().collect(), names)
 }
 
 /// Names of the `fn` items (and `const EVENTS`) at the top level of an impl body.
