@@ -96,9 +96,10 @@ impl fmt::Debug for SocketAddress {
 
 /// A host name or IP address and a port, as a client asked for it.
 #[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(StableAbi, Clone, PartialEq, Eq, Hash)]
 pub struct Address {
     /// Host name or IP address, without brackets.
+    #[doc(hidden)]
     pub host: RString,
     /// TCP or UDP port.
     pub port: u16,
@@ -138,7 +139,7 @@ pub enum TransportProtocol {
 
 /// What clients and servers have in common (mitmproxy's `Connection`).
 #[repr(C)]
-#[derive(StableAbi, Clone, Debug)]
+#[derive(StableAbi, Clone)]
 pub struct Connection {
     /// Unique id of this connection.
     pub id: Uuid,
@@ -150,28 +151,39 @@ pub struct Connection {
     pub transport_protocol: TransportProtocol,
     /// Set by an addon in `client_connected` / `server_connect` to refuse the connection; set
     /// by the host when the connection failed.
+    #[doc(hidden)]
     pub error: ROption<RString>,
     /// Whether TLS is (or will be) used on this connection.
     pub tls: bool,
     /// The peer's certificate chain, DER-encoded, leaf first.
+    #[doc(hidden)]
     pub certificate_list: RVec<RVec<u8>>,
     /// The negotiated ALPN protocol.
+    #[doc(hidden)]
     pub alpn: ROption<RVec<u8>>,
     /// The ALPN protocols offered.
+    #[doc(hidden)]
     pub alpn_offers: RVec<RVec<u8>>,
     /// The negotiated cipher suite.
+    #[doc(hidden)]
     pub cipher: ROption<RString>,
     /// The cipher suites offered.
+    #[doc(hidden)]
     pub cipher_list: RVec<RString>,
     /// The negotiated TLS version (`TLSv1.2`, `TLSv1.3`, ...).
+    #[doc(hidden)]
     pub tls_version: ROption<RString>,
     /// The Server Name Indication sent by the client.
+    #[doc(hidden)]
     pub sni: ROption<RString>,
     /// When the connection was opened (seconds since the epoch).
+    #[doc(hidden)]
     pub timestamp_start: ROption<f64>,
     /// When the connection was closed.
+    #[doc(hidden)]
     pub timestamp_end: ROption<f64>,
     /// When the TLS handshake finished.
+    #[doc(hidden)]
     pub timestamp_tls_setup: ROption<f64>,
 }
 
@@ -199,8 +211,8 @@ impl Connection {
     }
 
     /// Refuses or kills the connection with `message` (mitmproxy: setting `.error`).
-    pub fn kill(&mut self, message: &str) {
-        self.error = ROption::RSome(message.into());
+    pub fn kill(&mut self, message: impl Into<String>) {
+        self.error = ROption::RSome(RString::from(message.into()));
     }
 }
 
@@ -208,13 +220,15 @@ impl Connection {
 ///
 /// Dereferences to [`Connection`] for the common fields (`client.peername`, `client.sni`).
 #[repr(C)]
-#[derive(StableAbi, Clone, Debug)]
+#[derive(StableAbi, Clone)]
 pub struct Client {
     /// The common connection fields.
     pub conn: Connection,
     /// The certificate the proxy presented to this client, DER-encoded.
+    #[doc(hidden)]
     pub mitmcert: ROption<RVec<u8>>,
     /// The proxy mode that accepted the connection (`regular`, `reverse:http://...`).
+    #[doc(hidden)]
     pub proxy_mode: RStr<'static>,
 }
 
@@ -222,16 +236,184 @@ pub struct Client {
 ///
 /// Dereferences to [`Connection`] for the common fields (`server.peername`, `server.tls`).
 #[repr(C)]
-#[derive(StableAbi, Clone, Debug)]
+#[derive(StableAbi, Clone)]
 pub struct Server {
     /// The common connection fields.
     pub conn: Connection,
     /// The address the proxy connects to, as given (host name or IP).
+    #[doc(hidden)]
     pub address: ROption<Address>,
     /// When the TCP handshake finished.
+    #[doc(hidden)]
     pub timestamp_tcp_setup: ROption<f64>,
     /// The upstream proxy this connection goes through, if any.
+    #[doc(hidden)]
     pub via: ROption<Address>,
+}
+
+/// `Option<&str>` from the ABI's optional text.
+fn opt_str(value: &ROption<RString>) -> Option<&str> {
+    value.as_ref().map(RString::as_str).into_option()
+}
+
+impl Address {
+    /// An address of `host` (name or IP address, without brackets) and `port`.
+    pub fn new(host: impl Into<String>, port: u16) -> Address {
+        Address {
+            host: RString::from(host.into()),
+            port,
+        }
+    }
+
+    /// The host name or IP address, without brackets.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Changes the host name or IP address.
+    pub fn set_host(&mut self, host: impl Into<String>) {
+        self.host = RString::from(host.into());
+    }
+}
+
+impl fmt::Debug for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Address({self})")
+    }
+}
+
+impl Connection {
+    /// Why the connection was refused or failed, if it was.
+    pub fn error(&self) -> Option<&str> {
+        opt_str(&self.error)
+    }
+
+    /// The peer's certificate chain, DER-encoded, leaf first (empty without TLS).
+    pub fn certificate_list(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.certificate_list.iter().map(RVec::as_slice)
+    }
+
+    /// The negotiated ALPN protocol (`b"h2"`), if any.
+    pub fn alpn(&self) -> Option<&[u8]> {
+        self.alpn.as_ref().map(RVec::as_slice).into_option()
+    }
+
+    /// The ALPN protocols offered.
+    pub fn alpn_offers(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.alpn_offers.iter().map(RVec::as_slice)
+    }
+
+    /// The negotiated cipher suite (`TLS_AES_128_GCM_SHA256`), if any.
+    pub fn cipher(&self) -> Option<&str> {
+        opt_str(&self.cipher)
+    }
+
+    /// The cipher suites offered.
+    pub fn cipher_list(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.cipher_list.iter().map(RString::as_str)
+    }
+
+    /// The negotiated TLS version (`TLSv1.2`, `TLSv1.3`), if any.
+    pub fn tls_version(&self) -> Option<&str> {
+        opt_str(&self.tls_version)
+    }
+
+    /// The Server Name Indication the client sent, if any.
+    pub fn sni(&self) -> Option<&str> {
+        opt_str(&self.sni)
+    }
+
+    /// When the connection was opened (seconds since the epoch).
+    pub fn timestamp_start(&self) -> Option<f64> {
+        self.timestamp_start.into_option()
+    }
+
+    /// When the connection was closed.
+    pub fn timestamp_end(&self) -> Option<f64> {
+        self.timestamp_end.into_option()
+    }
+
+    /// When the TLS handshake finished.
+    pub fn timestamp_tls_setup(&self) -> Option<f64> {
+        self.timestamp_tls_setup.into_option()
+    }
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.id)
+            .field("peername", &self.peername)
+            .field("sockname", &self.sockname)
+            .field("transport_protocol", &self.transport_protocol)
+            .field("error", &self.error())
+            .field("tls", &self.tls)
+            .field("certificates", &self.certificate_list.len())
+            .field("alpn", &self.alpn().map(String::from_utf8_lossy))
+            .field("cipher", &self.cipher())
+            .field("tls_version", &self.tls_version())
+            .field("sni", &self.sni())
+            .field("timestamp_start", &self.timestamp_start())
+            .field("timestamp_end", &self.timestamp_end())
+            .field("timestamp_tls_setup", &self.timestamp_tls_setup())
+            .finish()
+    }
+}
+
+impl Client {
+    /// The certificate the proxy presented to this client, DER-encoded, if it did.
+    pub fn mitmcert(&self) -> Option<&[u8]> {
+        self.mitmcert.as_ref().map(RVec::as_slice).into_option()
+    }
+
+    /// The proxy mode that accepted the connection (`regular`, `reverse:http://...`).
+    pub fn proxy_mode(&self) -> &str {
+        self.proxy_mode.as_str()
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("conn", &self.conn)
+            .field("mitmcert", &self.mitmcert().map(<[u8]>::len))
+            .field("proxy_mode", &self.proxy_mode())
+            .finish()
+    }
+}
+
+impl Server {
+    /// The address the proxy connects to, as given (host name or IP), once known.
+    pub fn address(&self) -> Option<&Address> {
+        self.address.as_ref().into_option()
+    }
+
+    /// Changes the address to connect to; in `server_connect` this sends the connection
+    /// elsewhere.
+    pub fn set_address(&mut self, address: Address) {
+        self.address = ROption::RSome(address);
+    }
+
+    /// When the TCP handshake finished.
+    pub fn timestamp_tcp_setup(&self) -> Option<f64> {
+        self.timestamp_tcp_setup.into_option()
+    }
+
+    /// The upstream proxy this connection goes through, if any.
+    pub fn via(&self) -> Option<&Address> {
+        self.via.as_ref().into_option()
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("conn", &self.conn)
+            .field("address", &self.address())
+            .field("timestamp_tcp_setup", &self.timestamp_tcp_setup())
+            .field("via", &self.via())
+            .finish()
+    }
 }
 
 macro_rules! deref_to_connection {

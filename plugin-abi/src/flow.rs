@@ -10,7 +10,7 @@ use abi_stable::{
 
 use crate::{
     body::Body, connection::Client, connection::HostPort, connection::Server, headers::Headers,
-    stream::Stream, time::now,
+    state::FlowState, stream::Stream, time::now,
 };
 
 /// A 128-bit unique id, shown in the UUID text form mitmproxy uses for flows and connections.
@@ -118,9 +118,10 @@ impl fmt::Display for ErrorKind {
 
 /// Why a flow failed (mitmproxy's `Error`), and where the failure came from.
 #[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+#[derive(StableAbi, Clone, PartialEq)]
 pub struct FlowError {
     /// What went wrong, for people.
+    #[doc(hidden)]
     pub msg: RString,
     /// When it happened.
     pub timestamp: f64,
@@ -133,9 +134,9 @@ impl FlowError {
     pub const KILLED_MESSAGE: &'static str = "Connection killed.";
 
     /// An error of `kind` that happens now.
-    pub fn new(kind: ErrorKind, msg: impl Into<RString>) -> Self {
+    pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
         FlowError {
-            msg: msg.into(),
+            msg: RString::from(msg.into()),
             timestamp: now(),
             kind,
         }
@@ -144,7 +145,7 @@ impl FlowError {
 
 /// Free-form key/value data that addons attach to a flow (mitmproxy's `flow.metadata`).
 #[repr(C)]
-#[derive(StableAbi, Clone, Debug, Default, PartialEq)]
+#[derive(StableAbi, Clone, Default, PartialEq)]
 pub struct Metadata {
     entries: RVec<MetadataEntry>,
 }
@@ -166,8 +167,8 @@ impl Metadata {
     }
 
     /// Stores `value` under `key`, replacing any previous value.
-    pub fn insert(&mut self, key: &str, value: impl Into<RString>) {
-        let value = value.into();
+    pub fn insert(&mut self, key: &str, value: impl Into<String>) {
+        let value = RString::from(value.into());
         match self.entries.iter_mut().find(|e| e.key == key) {
             Some(entry) => entry.value = value,
             None => self.entries.push(MetadataEntry {
@@ -178,9 +179,9 @@ impl Metadata {
     }
 
     /// Removes `key`, returning its value.
-    pub fn remove(&mut self, key: &str) -> Option<RString> {
+    pub fn remove(&mut self, key: &str) -> Option<String> {
         let index = self.entries.iter().position(|e| e.key == key)?;
-        Some(self.entries.remove(index).value)
+        Some(self.entries.remove(index).value.into_string())
     }
 
     /// All entries in insertion order.
@@ -213,21 +214,26 @@ pub enum ReplaySide {
 
 /// An HTTP request (mitmproxy's `Request`).
 #[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+#[derive(StableAbi, Clone, PartialEq)]
 pub struct Request {
     /// Upper-case method: `GET`, `POST`, ...
+    #[doc(hidden)]
     pub method: RString,
     /// `http` or `https`.
+    #[doc(hidden)]
     pub scheme: RString,
     /// The authority of an absolute-form or CONNECT request line (or HTTP/2 `:authority`);
     /// empty for origin-form requests.
+    #[doc(hidden)]
     pub authority: RString,
     /// The server the request goes to. Changing it (with `port` and `scheme`) in
     /// `requestheaders` or `request` sends the request elsewhere; the `Host` header is separate.
+    #[doc(hidden)]
     pub host: RString,
     /// The server port.
     pub port: u16,
     /// Path and query, e.g. `/search?q=1`.
+    #[doc(hidden)]
     pub path: RString,
     /// HTTP version.
     pub http_version: HttpVersion,
@@ -240,10 +246,12 @@ pub struct Request {
     /// `requestheaders` (mitmproxy's `request.stream`).
     pub stream: Stream,
     /// Trailer fields, if the message had any.
+    #[doc(hidden)]
     pub trailers: ROption<Headers>,
     /// When the first byte of the request arrived.
     pub timestamp_start: f64,
     /// When the last byte of the request arrived.
+    #[doc(hidden)]
     pub timestamp_end: ROption<f64>,
 }
 
@@ -446,13 +454,14 @@ pub fn split_authority(authority: &str, default_port: u16) -> Option<(&str, u16)
 
 /// An HTTP response (mitmproxy's `Response`).
 #[repr(C)]
-#[derive(StableAbi, Clone, Debug, PartialEq)]
+#[derive(StableAbi, Clone, PartialEq)]
 pub struct Response {
     /// HTTP version.
     pub http_version: HttpVersion,
     /// Status code, e.g. 200.
     pub status_code: u16,
     /// Reason phrase, e.g. `OK` (empty for HTTP/2).
+    #[doc(hidden)]
     pub reason: RString,
     /// Header fields.
     pub headers: Headers,
@@ -463,10 +472,12 @@ pub struct Response {
     /// `responseheaders` (mitmproxy's `response.stream`).
     pub stream: Stream,
     /// Trailer fields, if the message had any.
+    #[doc(hidden)]
     pub trailers: ROption<Headers>,
     /// When the first byte of the response arrived.
     pub timestamp_start: f64,
     /// When the last byte of the response arrived.
+    #[doc(hidden)]
     pub timestamp_end: ROption<f64>,
 }
 
@@ -597,17 +608,22 @@ pub struct WebSocketMessage {
 
 /// The WebSocket conversation of an upgraded flow (mitmproxy's `WebSocketData`).
 #[repr(C)]
-#[derive(StableAbi, Clone, Debug, Default, PartialEq)]
+#[derive(StableAbi, Clone, Default, PartialEq)]
 pub struct WebSocketData {
     /// Every message so far; the newest is last.
+    #[doc(hidden)]
     pub messages: RVec<WebSocketMessage>,
     /// Whether the client closed the connection (`None` while open).
+    #[doc(hidden)]
     pub closed_by_client: ROption<bool>,
     /// The close code.
+    #[doc(hidden)]
     pub close_code: ROption<u16>,
     /// The close reason.
+    #[doc(hidden)]
     pub close_reason: ROption<RString>,
     /// When the connection closed.
+    #[doc(hidden)]
     pub timestamp_end: ROption<f64>,
 }
 
@@ -617,36 +633,49 @@ pub struct WebSocketData {
 /// [`HttpFlow::response`] in `requestheaders`/`request` to answer without contacting the
 /// server, or call [`HttpFlow::kill`] to drop it.
 #[repr(C)]
-#[derive(StableAbi, Clone, Debug)]
+#[derive(StableAbi, Clone)]
 pub struct HttpFlow {
     /// Unique id of the flow.
     pub id: Uuid,
     /// The client connection the request came in on.
+    #[doc(hidden)]
     pub client_conn: RArc<Client>,
     /// The server connection the request went out on (`None` until one is assigned).
+    #[doc(hidden)]
     pub server_conn: ROption<RArc<Server>>,
     /// The request.
     pub request: Request,
     /// The response, once there is one (or once an addon set one).
+    #[doc(hidden)]
     pub response: ROption<Response>,
     /// Why the flow failed, if it did.
+    #[doc(hidden)]
     pub error: ROption<FlowError>,
     /// The WebSocket conversation, when the flow was upgraded to one.
+    #[doc(hidden)]
     pub websocket: ROption<WebSocketData>,
     /// Whether the flow is paused, waiting to be resumed.
+    #[doc(hidden)]
     pub intercepted: bool,
     /// Whether and which side of this flow was replayed.
+    #[doc(hidden)]
     pub is_replay: ROption<ReplaySide>,
     /// Whether the flow still belongs to an open connection.
+    #[doc(hidden)]
     pub live: bool,
     /// A user mark: empty, a character, or an emoji name such as `:grapes:`.
+    #[doc(hidden)]
     pub marked: RString,
     /// A user comment.
+    #[doc(hidden)]
     pub comment: RString,
     /// Data addons attach to the flow.
     pub metadata: Metadata,
     /// When the flow was created.
     pub timestamp_created: f64,
+    /// The addons' per-flow values ([`HttpFlow::state`]).
+    #[doc(hidden)]
+    pub addon_state: FlowState,
 }
 
 impl HttpFlow {
@@ -667,6 +696,7 @@ impl HttpFlow {
             marked: RString::new(),
             comment: RString::new(),
             metadata: Metadata::default(),
+            addon_state: FlowState::default(),
         }
     }
 
@@ -694,6 +724,300 @@ impl HttpFlow {
     /// When the flow's request started (mitmproxy's `flow.timestamp_start`).
     pub fn timestamp_start(&self) -> f64 {
         self.request.timestamp_start
+    }
+}
+
+/// `Option<&T>` from the ABI's optional field.
+fn opt<T>(value: &ROption<T>) -> Option<&T> {
+    value.as_ref().into_option()
+}
+
+impl FlowError {
+    /// What went wrong, for people.
+    pub fn msg(&self) -> &str {
+        &self.msg
+    }
+}
+
+impl fmt::Debug for FlowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlowError")
+            .field("msg", &self.msg())
+            .field("timestamp", &self.timestamp)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl Request {
+    /// The method, upper case: `GET`, `POST`, ...
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// Changes the method (upper case, as it goes on the wire).
+    pub fn set_method(&mut self, method: impl Into<String>) {
+        self.method = RString::from(method.into());
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    /// The authority of an absolute-form or CONNECT request line (or HTTP/2 `:authority`);
+    /// empty for origin-form requests.
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    /// The server the request goes to (change it with [`Request::set_host`]).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The path and query, e.g. `/search?q=1`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The trailer fields, if the message has any.
+    pub fn trailers(&self) -> Option<&Headers> {
+        opt(&self.trailers)
+    }
+
+    /// The trailer fields, to change them.
+    pub fn trailers_mut(&mut self) -> Option<&mut Headers> {
+        self.trailers.as_mut().into_option()
+    }
+
+    /// Sets or removes the trailer fields.
+    pub fn set_trailers(&mut self, trailers: Option<Headers>) {
+        self.trailers = trailers.into();
+    }
+
+    /// When the last byte of the request arrived (seconds since the epoch), once it has.
+    pub fn timestamp_end(&self) -> Option<f64> {
+        self.timestamp_end.into_option()
+    }
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method())
+            .field("scheme", &self.scheme())
+            .field("authority", &self.authority())
+            .field("host", &self.host())
+            .field("port", &self.port)
+            .field("path", &self.path())
+            .field("http_version", &self.http_version)
+            .field("headers", &self.headers)
+            .field("content", &self.content)
+            .field("stream", &self.stream)
+            .field("trailers", &self.trailers())
+            .field("timestamp_start", &self.timestamp_start)
+            .field("timestamp_end", &self.timestamp_end())
+            .finish()
+    }
+}
+
+impl Response {
+    /// The reason phrase, e.g. `OK` (empty for HTTP/2).
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// Changes the reason phrase.
+    pub fn set_reason(&mut self, reason: impl Into<String>) {
+        self.reason = RString::from(reason.into());
+    }
+
+    /// The trailer fields, if the message has any.
+    pub fn trailers(&self) -> Option<&Headers> {
+        opt(&self.trailers)
+    }
+
+    /// The trailer fields, to change them.
+    pub fn trailers_mut(&mut self) -> Option<&mut Headers> {
+        self.trailers.as_mut().into_option()
+    }
+
+    /// Sets or removes the trailer fields.
+    pub fn set_trailers(&mut self, trailers: Option<Headers>) {
+        self.trailers = trailers.into();
+    }
+
+    /// When the last byte of the response arrived (seconds since the epoch), once it has.
+    pub fn timestamp_end(&self) -> Option<f64> {
+        self.timestamp_end.into_option()
+    }
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("http_version", &self.http_version)
+            .field("status_code", &self.status_code)
+            .field("reason", &self.reason())
+            .field("headers", &self.headers)
+            .field("content", &self.content)
+            .field("stream", &self.stream)
+            .field("trailers", &self.trailers())
+            .field("timestamp_start", &self.timestamp_start)
+            .field("timestamp_end", &self.timestamp_end())
+            .finish()
+    }
+}
+
+impl WebSocketData {
+    /// Every message so far; the newest is last.
+    pub fn messages(&self) -> &[WebSocketMessage] {
+        &self.messages
+    }
+
+    /// Whether the client closed the connection (`None` while it is open).
+    pub fn closed_by_client(&self) -> Option<bool> {
+        self.closed_by_client.into_option()
+    }
+
+    /// The close code, once closed.
+    pub fn close_code(&self) -> Option<u16> {
+        self.close_code.into_option()
+    }
+
+    /// The close reason, once closed.
+    pub fn close_reason(&self) -> Option<&str> {
+        opt(&self.close_reason).map(RString::as_str)
+    }
+
+    /// When the connection closed.
+    pub fn timestamp_end(&self) -> Option<f64> {
+        self.timestamp_end.into_option()
+    }
+}
+
+impl fmt::Debug for WebSocketData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocketData")
+            .field("messages", &self.messages())
+            .field("closed_by_client", &self.closed_by_client())
+            .field("close_code", &self.close_code())
+            .field("close_reason", &self.close_reason())
+            .field("timestamp_end", &self.timestamp_end())
+            .finish()
+    }
+}
+
+impl HttpFlow {
+    /// The client connection the request came in on.
+    pub fn client_conn(&self) -> &Client {
+        &self.client_conn
+    }
+
+    /// The server connection the request went out on, once one is assigned.
+    pub fn server_conn(&self) -> Option<&Server> {
+        opt(&self.server_conn).map(|server| &**server)
+    }
+
+    /// The response, once there is one (from the server, or set by an addon).
+    pub fn response(&self) -> Option<&Response> {
+        opt(&self.response)
+    }
+
+    /// The response, to change it.
+    pub fn response_mut(&mut self) -> Option<&mut Response> {
+        self.response.as_mut().into_option()
+    }
+
+    /// Sets the response. In `requestheaders` or `request` this answers the client without
+    /// contacting the server (mitmproxy's `flow.response = Response.make(...)`).
+    pub fn set_response(&mut self, response: Response) {
+        self.response = ROption::RSome(response);
+    }
+
+    /// Removes the response and returns it.
+    pub fn take_response(&mut self) -> Option<Response> {
+        std::mem::replace(&mut self.response, ROption::RNone).into_option()
+    }
+
+    /// Why the flow failed, if it did.
+    pub fn error(&self) -> Option<&FlowError> {
+        opt(&self.error)
+    }
+
+    /// Records why the flow failed (to kill a flow, use [`HttpFlow::kill`]).
+    pub fn set_error(&mut self, error: FlowError) {
+        self.error = ROption::RSome(error);
+    }
+
+    /// The WebSocket conversation, when the flow was upgraded to one.
+    pub fn websocket(&self) -> Option<&WebSocketData> {
+        opt(&self.websocket)
+    }
+
+    /// Whether the flow is paused ([`Context::intercept`](crate::Context::intercept)).
+    pub fn intercepted(&self) -> bool {
+        self.intercepted
+    }
+
+    /// Whether and which side of this flow was replayed.
+    pub fn is_replay(&self) -> Option<ReplaySide> {
+        self.is_replay.into_option()
+    }
+
+    /// Whether the flow still belongs to an open connection (false once it ended or was
+    /// killed, and for flows read from a file).
+    pub fn live(&self) -> bool {
+        self.live
+    }
+
+    /// The user mark: empty, a character, or an emoji name such as `:grapes:`.
+    pub fn marked(&self) -> &str {
+        &self.marked
+    }
+
+    /// Marks the flow (saved in flow files; `~marked` matches it).
+    pub fn set_marked(&mut self, mark: impl Into<String>) {
+        self.marked = RString::from(mark.into());
+    }
+
+    /// The user comment.
+    pub fn comment(&self) -> &str {
+        &self.comment
+    }
+
+    /// Comments the flow (saved in flow files; `~comment` matches it).
+    pub fn set_comment(&mut self, comment: impl Into<String>) {
+        self.comment = RString::from(comment.into());
+    }
+}
+
+impl fmt::Debug for HttpFlow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpFlow")
+            .field("id", &self.id)
+            .field("client_conn", self.client_conn())
+            .field("server_conn", &self.server_conn())
+            .field("request", &self.request)
+            .field("response", &self.response())
+            .field("error", &self.error())
+            .field("websocket", &self.websocket())
+            .field("intercepted", &self.intercepted)
+            .field("is_replay", &self.is_replay())
+            .field("live", &self.live)
+            .field("marked", &self.marked())
+            .field("comment", &self.comment())
+            .field("metadata", &self.metadata)
+            .field("timestamp_created", &self.timestamp_created)
+            .field("addon_state", &self.addon_state)
+            .finish()
     }
 }
 
@@ -753,6 +1077,29 @@ mod tests {
         assert!(!other.killed());
         assert_eq!(ErrorKind::TooLarge.name(), "too_large");
         assert_eq!(ErrorKind::Client.to_string(), "client");
+    }
+
+    #[test]
+    fn debug_output_reads_like_rust() {
+        let mut flow = crate::testing::flow_with_response();
+        flow.set_error(FlowError::new(ErrorKind::Server, "refused"));
+        let text = format!("{flow:?}");
+        for abi in ["RSome", "RNone", "RString", "RVec", "RArc", "RStr"] {
+            assert!(!text.contains(abi), "{abi} in {text}");
+        }
+        assert!(
+            text.contains(
+                "response: Some(Response { http_version: Http11, status_code: 200, reason: \"OK\""
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("error: Some(FlowError { msg: \"refused\""),
+            "{text}"
+        );
+        assert!(text.contains("server_conn: None"), "{text}");
+        assert!(text.contains("sni: None"), "{text}");
+        assert!(text.contains("trailers: None"), "{text}");
     }
 
     #[test]

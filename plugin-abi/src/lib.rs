@@ -42,9 +42,13 @@
 //!
 //! The flow types ([`HttpFlow`], [`Request`], [`Response`], [`Headers`], [`Body`], [`Client`],
 //! [`Server`], and the TLS events' [`ClientHelloData`] and [`TlsData`]) are `#[repr(C)]` and
-//! shared with the host as they are: no conversion happens between addons. The function
-//! pointers, erased pointers and the entry symbol live in the fenced [`ffi`] module, which
-//! authors never need to touch.
+//! shared with the host as they are: no conversion happens between addons. Authors use them
+//! through std types: plain data is a public field (`flow.request.headers`,
+//! `response.status_code`, `request.port`), text and optional parts are methods returning
+//! `&str` and `Option` (`request.host()`, `flow.response()`, `client.sni()`) with setters
+//! taking `String`/`&str` (`set_host`, `set_response`). The fields behind those methods have
+//! `abi_stable` types and are hidden from these docs. The function pointers, erased pointers
+//! and the entry symbol live in the fenced [`ffi`] module, which authors never need to touch.
 #![deny(missing_docs)]
 
 // What `#[addon]` expands to names this crate by its path; the crate's own tests use it too.
@@ -62,6 +66,7 @@ pub mod ffi;
 pub mod flow;
 pub mod headers;
 pub mod pause;
+pub mod state;
 pub mod stream;
 pub mod testing;
 pub mod time;
@@ -97,18 +102,10 @@ pub use tls::{ClientHelloData, TlsData};
 pub const ABI_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What an addon author usually needs: `use interpose_plugin_abi::prelude::*;`.
-///
-/// Optional fields of the flow types are `abi_stable`'s `ROption` (`RSome(x)` / `RNone`;
-/// `.into_option()` and `Option::into()` convert), and strings are `RString`, so both come
-/// with the prelude.
 pub mod prelude {
     pub use crate::{
         addon, debug, error, export_plugin, info, warn, Addon, Body, Client, ClientHelloData,
-        Context, ErrorKind, HttpFlow, Level, Paused, Request, Resolution, Response, Server,
-        ServerConnectionHookData, Stream, TlsData,
-    };
-    pub use abi_stable::std_types::{
-        ROption::{self, RNone, RSome},
-        RString,
+        Context, ErrorKind, Headers, HttpFlow, Level, Paused, Request, Resolution, Response,
+        Server, ServerConnectionHookData, Stream, TlsData,
     };
 }

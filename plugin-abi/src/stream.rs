@@ -41,7 +41,7 @@ use crate::{body::Body, ffi::panic_message};
 /// #[addon]
 /// impl Addon for Replace {
 ///     fn responseheaders(&self, _ctx: &Context, flow: &mut HttpFlow) {
-///         if let RSome(response) = &mut flow.response {
+///         if let Some(response) = flow.response_mut() {
 ///             response.stream = Stream::with_hook(|chunk: Body| {
 ///                 // Called once per chunk, then once more with an empty body at the end.
 ///                 match chunk.text() {

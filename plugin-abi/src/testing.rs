@@ -9,7 +9,7 @@
 //! #[addon]
 //! impl Addon for Hello {
 //!     fn request(&self, ctx: &Context, flow: &mut HttpFlow) {
-//!         info!(ctx, "hello {}", flow.request.host);
+//!         info!(ctx, "hello {}", flow.request.host());
 //!     }
 //! }
 //!
@@ -237,6 +237,17 @@ pub fn client_hello<'a>(client: &'a Client, server: &'a Server) -> ClientHelloDa
     }
 }
 
+/// Like [`client_hello`], for the server name `sni`.
+pub fn client_hello_for<'a>(
+    client: &'a Client,
+    server: &'a Server,
+    sni: &str,
+) -> ClientHelloData<'a> {
+    let mut hello = client_hello(client, server);
+    hello.sni = ROption::RSome(sni.into());
+    hello
+}
+
 /// A live flow with a `GET http://example.com/path` request and no response yet
 /// (mitmproxy's `tflow()`).
 pub fn flow() -> HttpFlow {
@@ -248,7 +259,7 @@ pub fn flow() -> HttpFlow {
 /// Like [`flow`], with a `200 OK` response whose body is `message`.
 pub fn flow_with_response() -> HttpFlow {
     let mut flow = flow();
-    flow.response = abi_stable::std_types::ROption::RSome(Response::make(
+    flow.set_response(Response::make(
         200,
         "message",
         &[("content-type", "text/plain")],

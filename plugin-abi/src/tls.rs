@@ -25,11 +25,12 @@
 //! }
 //!
 //! let (client, server) = (testing::client(), testing::server());
-//! let mut hello = testing::client_hello(&client, &server);
-//! hello.sni = RSome("www.bank.example".into());
+//! let mut hello = testing::client_hello_for(&client, &server, "www.bank.example");
 //! SkipBank.tls_clienthello(testing::TestContext::new().ctx(), &mut hello);
 //! assert!(hello.ignore_connection);
 //! ```
+
+use std::fmt;
 
 use abi_stable::{
     std_types::{ROption, RString, RVec},
@@ -46,7 +47,7 @@ use crate::connection::{Client, Connection, Server};
 /// [`ignore_connection`](ClientHelloData::ignore_connection) and
 /// [`establish_server_tls_first`](ClientHelloData::establish_server_tls_first).
 #[repr(C)]
-#[derive(StableAbi, Debug)]
+#[derive(StableAbi)]
 pub struct ClientHelloData<'a> {
     /// The client that sent the hello.
     pub client: &'a Client,
@@ -54,10 +55,13 @@ pub struct ClientHelloData<'a> {
     /// connected yet unless the proxy connected eagerly.
     pub server: &'a Server,
     /// The `host_name` of the hello's server_name extension, if it has one.
+    #[doc(hidden)]
     pub sni: ROption<RString>,
     /// The ALPN protocols offered, in the client's order (`b"h2"`, `b"http/1.1"`).
+    #[doc(hidden)]
     pub alpn_protocols: RVec<RVec<u8>>,
     /// The cipher suites offered, as IANA numbers, in the client's order.
+    #[doc(hidden)]
     pub cipher_suites: RVec<u16>,
     /// Set to pass the connection through untouched: the encrypted bytes are forwarded to
     /// the server as they are, and nothing on it is intercepted.
@@ -78,13 +82,18 @@ impl ClientHelloData<'_> {
     pub fn alpn_protocols(&self) -> impl Iterator<Item = &[u8]> + '_ {
         self.alpn_protocols.iter().map(RVec::as_slice)
     }
+
+    /// The cipher suites offered, as IANA numbers, in the client's order.
+    pub fn cipher_suites(&self) -> &[u16] {
+        &self.cipher_suites
+    }
 }
 
 /// What `tls_start_client`, `tls_start_server`, `tls_established_client`,
 /// `tls_established_server`, `tls_failed_client` and `tls_failed_server` receive
 /// (mitmproxy's `TlsData`): the two connections, and which of them the handshake is on.
 #[repr(C)]
-#[derive(StableAbi, Debug)]
+#[derive(StableAbi)]
 pub struct TlsData<'a> {
     /// The client connection.
     pub client: &'a Client,
@@ -94,6 +103,7 @@ pub struct TlsData<'a> {
     /// (`tls_*_server`); [`TlsData::conn`] is that connection.
     pub is_client: bool,
     /// Why the handshake failed; set in `tls_failed_*` only.
+    #[doc(hidden)]
     pub error: ROption<RString>,
 }
 
@@ -111,6 +121,35 @@ impl TlsData<'_> {
     /// Why the handshake failed (`tls_failed_*`), if it did.
     pub fn error(&self) -> Option<&str> {
         self.error.as_ref().map(RString::as_str).into_option()
+    }
+}
+
+impl fmt::Debug for ClientHelloData<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let alpn: Vec<_> = self.alpn_protocols().map(String::from_utf8_lossy).collect();
+        f.debug_struct("ClientHelloData")
+            .field("client", self.client)
+            .field("server", self.server)
+            .field("sni", &self.sni())
+            .field("alpn_protocols", &alpn)
+            .field("cipher_suites", &self.cipher_suites())
+            .field("ignore_connection", &self.ignore_connection)
+            .field(
+                "establish_server_tls_first",
+                &self.establish_server_tls_first,
+            )
+            .finish()
+    }
+}
+
+impl fmt::Debug for TlsData<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsData")
+            .field("client", self.client)
+            .field("server", self.server)
+            .field("is_client", &self.is_client)
+            .field("error", &self.error())
+            .finish()
     }
 }
 

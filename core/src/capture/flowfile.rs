@@ -1334,6 +1334,7 @@ pub fn flow_from_state(state: Value) -> Result<HttpFlow, ReadError> {
         comment: comment.into(),
         metadata,
         timestamp_created,
+        addon_state: Default::default(),
     })
 }
 

@@ -14,7 +14,7 @@ impl Addon for BlockPath {
         let path = flow.request.path.split('?').next().unwrap_or_default();
         if path == self.path {
             info!(ctx, "blocked {}", flow.request.url());
-            flow.response = RSome(Response::make(
+            flow.set_response(Response::make(
                 403,
                 "Blocked by Interpose\n",
                 &[("content-type", "text/plain")],

@@ -70,10 +70,10 @@ impl Addon for FilterFlows {
 /// A one-line description of a flow: method, URL and status (`GET http://a/b 200 OK`).
 pub fn describe(flow: &HttpFlow) -> String {
     let request = &flow.request;
-    let outcome = match (&flow.response, &flow.error) {
-        (RSome(response), _) => format!("{} {}", response.status_code, response.reason),
-        (RNone, RSome(error)) => format!("error: {}", error.msg),
-        (RNone, RNone) => "no response".to_string(),
+    let outcome = match (flow.response(), flow.error()) {
+        (Some(response), _) => format!("{} {}", response.status_code, response.reason()),
+        (None, Some(error)) => format!("error: {}", error.msg()),
+        (None, None) => "no response".to_string(),
     };
     format!("{} {} {outcome}", request.method, request.url())
 }

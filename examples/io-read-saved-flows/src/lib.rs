@@ -16,10 +16,7 @@ use interpose::capture::{
     flowfile::{flow_state, FlowReader, ReadError},
     tnetstring::Value,
 };
-use interpose_plugin_abi::{
-    abi_stable::std_types::ROption::{RNone, RSome},
-    HttpFlow,
-};
+use interpose_plugin_abi::HttpFlow;
 
 /// What [`print_flows`] found in a file.
 #[derive(Debug, Default)]
@@ -61,17 +58,17 @@ pub fn print_flows(input: impl Read, out: &mut impl Write) -> io::Result<Summary
 /// One line per flow: `GET http://example.com/path << 200 OK 7b`.
 pub fn describe(flow: &HttpFlow) -> String {
     let request = &flow.request;
-    let outcome = match (&flow.response, &flow.error) {
-        (RSome(response), _) => format!(
+    let outcome = match (flow.response(), flow.error()) {
+        (Some(response), _) => format!(
             "{} {} {}b",
             response.status_code,
-            response.reason,
+            response.reason(),
             response.content.len()
         ),
-        (RNone, RSome(error)) => format!("error: {}", error.msg),
-        (RNone, RNone) => "no response".to_string(),
+        (None, Some(error)) => format!("error: {}", error.msg()),
+        (None, None) => "no response".to_string(),
     };
-    format!("{} {} << {outcome}", request.method, request.url())
+    format!("{} {} << {outcome}", request.method(), request.url())
 }
 
 /// `value` as indented text: one dict entry or list item per line, short lists of plain

@@ -14,7 +14,7 @@ pub struct StreamModify;
 #[addon]
 impl Addon for StreamModify {
     fn responseheaders(&self, _ctx: &Context, flow: &mut HttpFlow) {
-        if let RSome(response) = &mut flow.response {
+        if let Some(response) = flow.response_mut() {
             let mut held = Vec::new();
             response.stream = Stream::with_hook(move |chunk: Body| replace_chunk(&mut held, chunk));
         }

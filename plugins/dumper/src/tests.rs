@@ -3,6 +3,8 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+// Flows the proxy would build (a WebSocket, a server connection) need the ABI's own types.
+use interpose_plugin_abi::abi_stable::std_types::ROption::{RNone, RSome};
 use interpose_plugin_abi::{
     testing::{self, TestContext},
     Body, FlowError, HttpVersion,
