@@ -9,6 +9,10 @@
 //! Addons are built with `RawAddon::new`, which gives them the same `extern "C"` shims and
 //! event table as addons from a loaded plugin library, so this is the production call path.
 //!
+//! `pause_resume/1`: one addon that pauses the flow in `request` and resumes it at once
+//! (through its `Paused` handle, as a resumer on another thread would): the host's extra
+//! cost of a paused flow, measured against `request_only/1`.
+//!
 //! Run: `cargo bench -p interpose --bench dispatch -- --warm-up-time 1 --measurement-time 3`
 
 use std::hint::black_box;
@@ -50,6 +54,16 @@ impl Addon for RequestOnly {
     fn request(&self, _ctx: &Context, _flow: &mut HttpFlow) {}
 }
 
+/// Pauses every flow in `request` and resumes it straight away.
+struct PauseResume;
+
+#[addon]
+impl Addon for PauseResume {
+    fn request(&self, ctx: &Context, flow: &mut HttpFlow) {
+        ctx.intercept(flow).resume();
+    }
+}
+
 fn run_flow(manager: &AddonManager, flow: &mut HttpFlow) {
     for event in FLOW_EVENTS {
         // Under the default `addon_errors=continue` no addon here panics, so every result
@@ -81,6 +95,12 @@ fn bench_dispatch(c: &mut Criterion) {
         RawAddon::new(AllEvents)
     });
     bench_addons(&mut group, "request_only", 1, || RawAddon::new(RequestOnly));
+    let manager = AddonManager::new([("bench".to_string(), RawAddon::new(PauseResume))]);
+    let mut flow = testing::flow();
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(BenchmarkId::new("pause_resume", 1), |b| {
+        b.iter(|| run_flow(black_box(&manager), &mut flow))
+    });
     group.finish();
 }
 

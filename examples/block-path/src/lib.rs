@@ -11,7 +11,7 @@ pub struct BlockPath {
 #[addon]
 impl Addon for BlockPath {
     fn request(&self, ctx: &Context, flow: &mut HttpFlow) {
-        let path = flow.request.path.split('?').next().unwrap_or_default();
+        let path = flow.request.path().split('?').next().unwrap_or_default();
         if path == self.path {
             info!(ctx, "blocked {}", flow.request.url());
             flow.set_response(Response::make(

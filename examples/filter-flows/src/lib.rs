@@ -75,7 +75,7 @@ pub fn describe(flow: &HttpFlow) -> String {
         (None, Some(error)) => format!("error: {}", error.msg()),
         (None, None) => "no response".to_string(),
     };
-    format!("{} {} {outcome}", request.method, request.url())
+    format!("{} {} {outcome}", request.method(), request.url())
 }
 
 export_plugin!(addons = [FilterFlows::from_env()]);

@@ -14,7 +14,7 @@ use interpose_plugin_abi::prelude::*;
 const DELAY: Duration = Duration::from_secs(5);
 
 fn request(ctx: &Context, flow: &mut HttpFlow) {
-    let target = format!("{}{}", flow.request.host, flow.request.path);
+    let target = format!("{}{}", flow.request.host(), flow.request.path());
     info!(ctx, "handle request: {target}");
     let paused = ctx.intercept(flow);
     let ctx = ctx.clone();

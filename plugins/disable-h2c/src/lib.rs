@@ -30,8 +30,8 @@ impl Addon for DisableH2c {
             headers.remove("connection");
             headers.remove("http2-settings");
         }
-        let is_preface = flow.request.method == "PRI"
-            && flow.request.path == "*"
+        let is_preface = flow.request.method() == "PRI"
+            && flow.request.path() == "*"
             && flow.request.http_version == HttpVersion::Http2;
         if is_preface {
             flow.kill();

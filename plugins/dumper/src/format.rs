@@ -150,10 +150,10 @@ fn is_http1(version: HttpVersion) -> bool {
 
 /// The client column: `[replay]` for a replayed request, else the client's address.
 fn client_label(flow: &HttpFlow) -> String {
-    if flow.is_replay.as_ref().into_option() == Some(&ReplaySide::Request) {
+    if flow.is_replay() == Some(ReplaySide::Request) {
         "[replay]".to_string()
     } else {
-        format_address(&flow.client_conn.conn.peername)
+        format_address(&flow.client_conn().peername)
     }
 }
 
@@ -178,9 +178,9 @@ pub fn write_flow(out: &mut String, style: &Style, flow: &HttpFlow) {
         );
     }
     if style.detail >= 2 {
-        write_trailers(out, style, request.trailers.as_ref().into_option());
+        write_trailers(out, style, request.trailers());
     }
-    if let Some(response) = flow.response.as_ref().into_option() {
+    if let Some(response) = flow.response() {
         write_response_line(out, style, flow, &client);
         if style.detail >= 2 {
             write_headers(out, style, &response.headers);
@@ -196,15 +196,15 @@ pub fn write_flow(out: &mut String, style: &Style, flow: &HttpFlow) {
             );
         }
         if style.detail >= 2 {
-            write_trailers(out, style, response.trailers.as_ref().into_option());
+            write_trailers(out, style, response.trailers());
         }
     }
-    if let Some(error) = flow.error.as_ref().into_option() {
+    if let Some(error) = flow.error() {
         paint(
             out,
             style,
             Paint::Red,
-            &format!(" << {}", escape_control(&error.msg)),
+            &format!(" << {}", escape_control(error.msg())),
         );
         out.push('\n');
     }
@@ -213,17 +213,12 @@ pub fn write_flow(out: &mut String, style: &Style, flow: &HttpFlow) {
 /// A server address as mitmproxy's `format_address` shows it: an IP address as
 /// [`format_address`] does, a host name as `host:port`, `<no address>` without one.
 fn format_server_address(flow: &HttpFlow) -> String {
-    let Some(address) = flow
-        .server_conn
-        .as_ref()
-        .and_then(|server| server.address.as_ref())
-        .into_option()
-    else {
+    let Some(address) = flow.server_conn().and_then(|server| server.address()) else {
         return "<no address>".to_string();
     };
-    match address.host.parse::<std::net::IpAddr>() {
+    match address.host().parse::<std::net::IpAddr>() {
         Ok(ip) => format_address(&std::net::SocketAddr::new(ip, address.port).into()),
-        Err(_) => format!("{}:{}", address.host, address.port),
+        Err(_) => format!("{}:{}", address.host(), address.port),
     }
 }
 
@@ -252,12 +247,12 @@ fn close_reason_name(code: u16) -> String {
 /// Writes a flow's WebSocket messages and its close, as mitmdump prints them when it reads a
 /// flow file (`websocket_message` and `websocket_end` lines). Nothing without WebSocket data.
 pub fn write_websocket(out: &mut String, style: &Style, flow: &HttpFlow) {
-    let Some(websocket) = flow.websocket.as_ref().into_option() else {
+    let Some(websocket) = flow.websocket() else {
         return;
     };
-    let client = format_address(&flow.client_conn.conn.peername);
+    let client = format_address(&flow.client_conn().peername);
     let server = format_server_address(flow);
-    for message in websocket.messages.iter() {
+    for message in websocket.messages() {
         let direction = if message.from_client { "->" } else { "<-" };
         let kind = match message.type_ {
             interpose_plugin_abi::WebSocketMessageType::Text => "text",
@@ -266,19 +261,15 @@ pub fn write_websocket(out: &mut String, style: &Style, flow: &HttpFlow) {
         let _ = writeln!(
             out,
             "{client} {direction} WebSocket {kind} message {direction} {server}{}",
-            flow.request.path
+            flow.request.path()
         );
     }
-    let Some(code) = websocket.close_code.into_option() else {
+    let Some(code) = websocket.close_code() else {
         return;
     };
-    let reason = websocket
-        .close_reason
-        .as_ref()
-        .map_or("", |r| r.as_str())
-        .to_string();
+    let reason = websocket.close_reason().unwrap_or("").to_string();
     if matches!(code, 1000 | 1001 | 1005) {
-        let by = if websocket.closed_by_client.into_option() == Some(true) {
+        let by = if websocket.closed_by_client() == Some(true) {
             "client"
         } else {
             "server"
@@ -307,7 +298,7 @@ fn write_request_line(out: &mut String, style: &Style, flow: &HttpFlow, client: 
         out.push_str(&escape_control(client));
     }
     out.push_str(": ");
-    let mut method = request.method.to_string();
+    let mut method = request.method().to_string();
     if flow.metadata.get("h2-pushed-stream").is_some() {
         method.push_str(" PUSH_PROMISE");
     }
@@ -328,8 +319,7 @@ fn write_request_line(out: &mut String, style: &Style, flow: &HttpFlow, client: 
     }
     paint(out, style, Paint::Bold, &escape_control(&url));
     let response_version = flow
-        .response
-        .as_ref()
+        .response()
         .map(|r| r.http_version)
         .unwrap_or(HttpVersion::Http11);
     if !is_http1(request.http_version) || request.http_version != response_version {
@@ -343,7 +333,7 @@ fn write_request_line(out: &mut String, style: &Style, flow: &HttpFlow, client: 
 fn pretty_url(flow: &HttpFlow) -> String {
     let request = &flow.request;
     let host = request.pretty_host();
-    let default = interpose_plugin_abi::flow::default_port(&request.scheme);
+    let default = interpose_plugin_abi::flow::default_port(request.scheme());
     let authority = if request.port == default {
         host.to_string()
     } else if host.contains(':') && !host.starts_with('[') {
@@ -351,14 +341,14 @@ fn pretty_url(flow: &HttpFlow) -> String {
     } else {
         format!("{host}:{}", request.port)
     };
-    format!("{}://{}{}", request.scheme, authority, request.path)
+    format!("{}://{}{}", request.scheme(), authority, request.path())
 }
 
 fn write_response_line(out: &mut String, style: &Style, flow: &HttpFlow, client: &str) {
-    let Some(response) = flow.response.as_ref().into_option() else {
+    let Some(response) = flow.response() else {
         return;
     };
-    let replay = flow.is_replay.as_ref().into_option() == Some(&ReplaySide::Response);
+    let replay = flow.is_replay() == Some(ReplaySide::Response);
     let version =
         if !is_http1(response.http_version) || flow.request.http_version != response.http_version {
             format!("{} ", response.http_version.as_str())
@@ -389,7 +379,7 @@ fn write_response_line(out: &mut String, style: &Style, flow: &HttpFlow, client:
     ) {
         interpose_plugin_abi::flow::reason_phrase(code).to_string()
     } else {
-        escape_control(&response.reason)
+        escape_control(response.reason())
     };
     let text = format!("{code} {reason}");
     match colour {
