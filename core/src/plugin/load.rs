@@ -321,9 +321,10 @@ fn check_abi_version(path: &Path, plugin: VersionStrings) -> Result<(), LoadErro
     })
 }
 
-/// Whether a plugin built against `plugin` works with a host implementing `host`: same
-/// major version, and for `0.x` the same minor version (patch releases only append to the
-/// prefix tables). A version that does not parse is incompatible.
+/// Whether a plugin built against `plugin` works with a host implementing `host`: the same
+/// major version and, for `0.x`, the same minor version; the rest may differ either way
+/// (patch releases, and minor ones from 1.0 on, only append to the prefix tables, which both
+/// sides read up to what they share). A version that does not parse is incompatible.
 fn versions_compatible(host: VersionStrings, plugin: VersionStrings) -> bool {
     match (VersionNumber::new(host), VersionNumber::new(plugin)) {
         (Ok(host), Ok(plugin)) => host.is_loosely_compatible(plugin),
@@ -464,7 +465,11 @@ mod tests {
         );
         assert!(!compatible("0.2.0", "0.1.0"));
         assert!(!compatible("0.2.0", "0.0.1"));
+        assert!(compatible("0.3.1", "0.3.0"), "an older patch loads");
+        assert!(compatible("0.3.0", "0.3.1"), "a newer patch loads");
         assert!(compatible("1.2.0", "1.5.0"));
+        assert!(compatible("1.5.0", "1.2.0"));
+        assert!(compatible("1.5.3", "1.5.0"));
         assert!(!compatible("1.0.0", "2.0.0"));
         assert!(!compatible("0.2.0", "not a version"));
         assert!(
