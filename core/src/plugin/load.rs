@@ -417,7 +417,7 @@ mod tests {
     }
 
     #[test]
-    fn files_that_are_not_libraries_are_refused_without_reading_them_whole() {
+    fn files_that_are_not_libraries_are_refused() {
         let dir = std::env::temp_dir().join(format!("interpose-load-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let check = |name: &str, start: &[u8], len: u64| {
