@@ -14,7 +14,7 @@ use crate::{
     filter::Filter,
     logging,
     options::{expand_home, CoreOptions, OptionError, OptionStore},
-    plugin::{load_plugin, plugin_paths},
+    plugin::{plugin_paths, PluginLoader},
     proxy::{serve, ServeError},
     readfile::{read_flows, ReadFileError},
 };
@@ -158,6 +158,7 @@ pub fn load_addons(options: &CoreOptions) -> AddonManager {
     }
     paths.extend(options.plugins.iter().cloned());
 
+    let mut loader = PluginLoader::new();
     let mut loaded: Vec<PathBuf> = Vec::new();
     for path in paths {
         let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
@@ -165,7 +166,7 @@ pub fn load_addons(options: &CoreOptions) -> AddonManager {
             tracing::warn!("plugin {} is already loaded; skipping it", path.display());
             continue;
         }
-        match load_plugin(&path) {
+        match loader.load(&path) {
             Ok(plugin) => {
                 let names: Vec<String> = plugin.addons.iter().map(|a| a.name.to_string()).collect();
                 tracing::info!(

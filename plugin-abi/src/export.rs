@@ -16,7 +16,8 @@
 /// unique per crate so plugins can also be linked into one binary), a `pub fn
 /// interpose_plugin()` returning the plugin module, and every `extern "C"` shim, each of
 /// which catches panics. Build the crate with `crate-type = ["cdylib"]` (add `"rlib"` to also
-/// link it into a binary or test it as a library).
+/// link it into a binary or test it as a library), and never with `panic = "abort"`: the
+/// macro refuses to compile then, since a panic could not be caught and would abort the proxy.
 #[macro_export]
 macro_rules! export_plugin {
     (addons = [$($addon:expr),* $(,)?] $(,)?) => {
@@ -76,6 +77,16 @@ crate::for_each_event!(define_function_event [$]);
 #[macro_export]
 macro_rules! __export_plugin_entry {
     ($new_addons:expr) => {
+        // With `panic = "abort"` the shims' `catch_unwind` cannot catch anything: a panic in
+        // an addon would take the whole proxy down.
+        #[cfg(panic = "abort")]
+        ::core::compile_error!(
+            "an Interpose plugin cannot be built with `panic = \"abort\"`: a panic in an addon \
+             would abort the whole proxy. Remove `panic = \"abort\"` from the plugin's \
+             profile ([profile.*] in Cargo.toml); Interpose catches addon panics at the plugin \
+             boundary."
+        );
+
         /// This plugin's root module; the host links it in directly when the plugin is a
         /// built-in.
         #[doc(hidden)]
@@ -92,6 +103,7 @@ macro_rules! __export_plugin_entry {
                         "CARGO_PKG_VERSION"
                     )),
                     new_addons,
+                    panic_unwind: ::core::cfg!(panic = "unwind"),
                 });
             $crate::ffi::PluginModuleRef::from_static(&MODULE)
         }

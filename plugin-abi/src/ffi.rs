@@ -228,6 +228,11 @@ pub struct PluginModule {
     /// Builds the plugin's addons, in order. Called once per load.
     #[sabi(last_prefix_field)]
     pub new_addons: extern "C" fn() -> NewAddonsResult,
+    /// Whether the plugin was built with `panic = "unwind"`, so that the shims can catch its
+    /// panics; the host refuses a plugin that says `false`. Plugins built against 0.3.1 and
+    /// earlier lack the field (`None`: unknown, loaded).
+    #[sabi(missing_field(option))]
+    pub panic_unwind: bool,
 }
 
 impl RootModule for PluginModuleRef {

@@ -95,10 +95,15 @@ pub use tls::{ClientHelloData, TlsData};
 
 /// The version of this crate, which is the version of the plugin ABI.
 ///
-/// A plugin is loaded when its major version (for `0.x`: its minor version) matches the host's
-/// and the layout of every type it exchanges with the host is compatible. Additions that keep
-/// old plugins working (new events appended to the event table) bump the patch version;
-/// anything else bumps the minor version.
+/// Which plugins load: a plugin built against version P of this crate loads into a host
+/// implementing version H when P and H have the same major version and, for `0.x`, the same
+/// minor version; the rest may differ either way (an older or newer patch release, and from
+/// 1.0 on an older or newer minor release, loads). The layout of every type the plugin
+/// exchanges with the host is then checked as well.
+///
+/// Additions that keep plugins built against either version working (events, host functions
+/// or module fields appended to the prefix tables) bump the patch version (the minor version
+/// from 1.0 on); anything else bumps the minor version (the major version from 1.0 on).
 pub const ABI_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What an addon author usually needs: `use interpose_plugin_abi::prelude::*;`.

@@ -5,7 +5,8 @@
 //! Contents:
 //! - [`forwarding`]: reverse and regular mode, headers and bodies, keep-alive and upstream
 //!   connection reuse, requests the proxy refuses.
-//! - [`plugins`]: loading from `--plugin` and the plugins folder, addon order, broken plugins.
+//! - [`plugins`]: loading from `--plugin` and the plugins folder, addon order, broken plugins,
+//!   second copies, plugins depending on plugins, `panic = "abort"` refused.
 //! - [`events`]: event order, short-circuit, kill, panicking addons, upstream failures,
 //!   shutdown.
 //! - [`options`]: `--options`, config.yaml, `--set` and flags in order of precedence, and

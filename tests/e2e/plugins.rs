@@ -1,7 +1,19 @@
 //! Loading plugins: from `--plugin` and the plugins folder, in order, and rejecting broken ones
-//! without stopping.
+//! (and second copies) without stopping; plugins depending on plugins; plugins built with
+//! `panic = "abort"` refused at build time.
+
+use std::{
+    env::consts::{DLL_PREFIX, DLL_SUFFIX},
+    path::Path,
+    process::Command,
+};
 
 use crate::harness::{plugin, send, temp_dir, Proxy, Upstream};
+
+/// `lib<stem>.so` (or the platform's equivalent).
+fn library_name(stem: &str) -> String {
+    format!("{DLL_PREFIX}{stem}{DLL_SUFFIX}")
+}
 
 #[test]
 fn counter_and_header_plugins_work_from_the_command_line() {
@@ -65,6 +77,10 @@ fn broken_plugins_are_rejected_with_one_clear_line_each() {
     let not_a_plugin = plugin("not-a-plugin");
     let old_abi = plugin("abi-old-version");
     let bad_layout = plugin("abi-layout-mismatch");
+    let panic_abort = plugin("abi-panic-abort");
+    // A plugin linking another plugin crate in, renamed: neither entry is named after it.
+    let renamed = dir.join("renamed.so");
+    std::fs::copy(plugin("plugin-user"), &renamed).unwrap();
     let proxy = Proxy::builder()
         .reverse(upstream.addr)
         .plugin(&garbage)
@@ -72,6 +88,8 @@ fn broken_plugins_are_rejected_with_one_clear_line_each() {
         .plugin(&not_a_plugin)
         .plugin(&old_abi)
         .plugin(&bad_layout)
+        .plugin(&panic_abort)
+        .plugin(&renamed)
         .plugin(&plugin("counter"))
         .start();
 
@@ -98,6 +116,17 @@ fn broken_plugins_are_rejected_with_one_clear_line_each() {
         ),
     );
     expect(&bad_layout, "layout check failed");
+    expect(
+        &panic_abort,
+        "built with `panic = \"abort\"`, so a panic in it would abort the whole proxy; remove \
+         `panic = \"abort\"` from the plugin's profile",
+    );
+    assert!(proxy.lines_with("must not be called").is_empty());
+    expect(
+        &renamed,
+        "exports several plugin entries (__interpose_plugin_entry__",
+    );
+    expect(&renamed, "none is named after the file");
 
     // The proxy started anyway, with the plugin that is fine.
     proxy.wait_for_log("Loaded plugin counter");
@@ -149,4 +178,184 @@ fn concurrent_keep_alive_load_through_both_example_plugins() {
     let seen = upstream.seen();
     assert_eq!(seen.len(), total);
     assert!(seen.iter().all(|s| s.header("myheader") == Some("value")));
+}
+
+#[test]
+fn a_bare_file_name_is_a_file_in_the_working_directory() {
+    let upstream = Upstream::start();
+    let dir = temp_dir("bare-name");
+    // A name the dynamic loader's own search (LD_LIBRARY_PATH includes cargo's target
+    // folders under `cargo test`) cannot find.
+    let name = library_name("bare_counter");
+    std::fs::copy(plugin("counter"), dir.join(&name)).unwrap();
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .current_dir(&dir)
+        .plugin(Path::new(&name))
+        .start();
+    proxy.wait_for_log(&format!("Loaded plugin counter 0.1.0 from {name}"));
+    assert_eq!(send(proxy.addr, "GET", "/", b"").unwrap().status, 200);
+    proxy.wait_for_log("We've seen 1 flows");
+}
+
+#[test]
+fn the_same_plugin_from_another_file_is_refused_naming_both() {
+    let upstream = Upstream::start();
+    let folder = temp_dir("dup-folder");
+    let (a, b) = (temp_dir("dup-a"), temp_dir("dup-b"));
+    let name = library_name("counter");
+    let first = folder.join("counter.so");
+    for path in [&first, &a.join(&name), &b.join(&name)] {
+        std::fs::copy(plugin("counter"), path).unwrap();
+    }
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .plugins_dir(&folder)
+        .plugin(&a.join(&name))
+        .plugin(&b.join(&name))
+        .start();
+    for copy in [a.join(&name), b.join(&name)] {
+        let line = proxy.wait_for_log(&format!("cannot load plugin {}", copy.display()));
+        assert!(
+            line.contains(&format!(
+                "plugin counter is already loaded from {}",
+                first.display()
+            )) && line.contains("error"),
+            "{line}"
+        );
+    }
+    assert_eq!(proxy.lines_with("Loaded plugin counter").len(), 1);
+    assert_eq!(send(proxy.addr, "GET", "/", b"").unwrap().status, 200);
+    proxy.wait_for_log("We've seen 1 flows");
+    assert_eq!(
+        proxy.lines_with("We've seen 1 flows").len(),
+        1,
+        "one counter counts"
+    );
+}
+
+#[test]
+fn a_plugin_depending_on_another_plugin_crate_loads_its_own_entry() {
+    let upstream = Upstream::start();
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .plugin(&plugin("plugin-user"))
+        .plugin(&plugin("plugin-base"))
+        .start();
+    let user = proxy.wait_for_log("Loaded plugin plugin-user 0.1.0");
+    assert!(user.ends_with("addons base-tag, user-tag"), "{user}");
+    let base = proxy.wait_for_log("Loaded plugin plugin-base 0.1.0");
+    assert!(base.ends_with("addons base-tag"), "{base}");
+    assert_eq!(send(proxy.addr, "GET", "/", b"").unwrap().status, 200);
+    let seen = &upstream.seen()[0];
+    assert_eq!(seen.header("x-user"), Some("1"));
+    assert_eq!(seen.header("x-base"), Some("1"));
+}
+
+#[test]
+fn a_huge_plugin_file_is_not_read_into_memory() {
+    let dir = temp_dir("huge");
+    let path = dir.join(library_name("counter"));
+    std::fs::copy(plugin("counter"), &path).unwrap();
+    // A gigabyte of (sparse) zeros after the library: the dynamic loader maps only its
+    // segments, and finding the entry reads only the export table.
+    let file = std::fs::File::options().write(true).open(&path).unwrap();
+    file.set_len(1 << 30).unwrap();
+    let proxy = Proxy::builder().plugin(&path).start();
+    proxy.wait_for_log("Loaded plugin counter 0.1.0");
+    let peak = proxy.peak_rss();
+    assert!(
+        peak < 256 << 20,
+        "peak RSS {} MiB: the file was read whole",
+        peak >> 20
+    );
+}
+
+#[test]
+fn a_plugin_whose_addon_constructor_panics_is_reported_and_stays_loaded() {
+    let upstream = Upstream::start();
+    let panicky = plugin("panic-new");
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .plugin(&panicky)
+        .plugin(&plugin("counter"))
+        .start();
+    let line = proxy.wait_for_log(&format!("cannot load plugin {}", panicky.display()));
+    assert!(
+        line.contains("creating its addons panicked: fixture panic in the addon constructor"),
+        "{line}"
+    );
+    proxy.wait_for_log("Loaded plugin counter");
+    // Its code stays mapped (a mapping of the file at offset 0 may also be the plugin's
+    // backtrace printer reading its debug info: the executable one is the loaded code).
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", proxy.pid())).unwrap();
+    let canonical = std::fs::canonicalize(&panicky)
+        .unwrap()
+        .display()
+        .to_string();
+    assert!(
+        maps.lines().any(|l| l.ends_with(&canonical)
+            && l.split_whitespace().nth(1).is_some_and(|p| p.contains('x'))),
+        "{canonical} was unloaded:\n{maps}"
+    );
+    for n in 1..=3 {
+        assert_eq!(send(proxy.addr, "GET", "/", b"").unwrap().status, 200);
+        proxy.wait_for_log(&format!("We've seen {n} flows"));
+    }
+}
+
+#[test]
+fn a_plugin_built_with_panic_abort_does_not_compile() {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let crate_dir = temp_dir("panic-abort");
+    std::fs::write(
+        crate_dir.join("Cargo.toml"),
+        format!(
+            r#"[package]
+name = "abort-plugin"
+version = "0.1.0"
+edition = "2021"
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+interpose-plugin-abi = {{ path = "{}" }}
+
+[profile.dev]
+panic = "abort"
+
+[workspace]
+"#,
+            workspace.join("plugin-abi").display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(crate_dir.join("src")).unwrap();
+    std::fs::write(
+        crate_dir.join("src/lib.rs"),
+        "use interpose_plugin_abi::prelude::*;\n\n\
+         fn request(_ctx: &Context, _flow: &mut HttpFlow) {}\n\n\
+         export_plugin!(functions = [request]);\n",
+    )
+    .unwrap();
+    std::fs::copy(workspace.join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    // Its own build folder (everything is built with `panic = "abort"` there), kept between
+    // runs.
+    let output = Command::new(cargo)
+        .args(["build", "--quiet"])
+        .env("CARGO_TARGET_DIR", workspace.join("target/e2e-panic-abort"))
+        .current_dir(&crate_dir)
+        .output()
+        .expect("run cargo");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "it built:\n{stderr}");
+    assert!(
+        stderr.contains(
+            "an Interpose plugin cannot be built with `panic = \"abort\"`: a panic in an addon \
+             would abort the whole proxy. Remove `panic = \"abort\"` from the plugin's profile"
+        ),
+        "{stderr}"
+    );
 }

@@ -29,12 +29,29 @@ pub enum LoadError {
         /// The plugin file.
         path: PathBuf,
     },
-    /// The library exports more than one plugin entry (it links other plugins in).
+    /// The library exports more than one plugin entry (it links other plugins in) and none
+    /// is named after the file.
     SeveralEntrySymbols {
         /// The plugin file.
         path: PathBuf,
         /// The entry symbols found.
         symbols: Vec<String>,
+        /// The entry named after the file.
+        expected: String,
+    },
+    /// Another file of the same plugin (same crate name) loaded already.
+    Duplicate {
+        /// The plugin file refused.
+        path: PathBuf,
+        /// The plugin's name.
+        name: String,
+        /// The file it loaded from.
+        first: PathBuf,
+    },
+    /// Built with `panic = "abort"`: its panics cannot be caught.
+    PanicAbort {
+        /// The plugin file.
+        path: PathBuf,
     },
     /// Built with an `abi_stable` whose ABI differs from the host's.
     AbiStableMismatch {
@@ -75,6 +92,8 @@ impl LoadError {
             | LoadError::Open { path, .. }
             | LoadError::NoEntrySymbol { path }
             | LoadError::SeveralEntrySymbols { path, .. }
+            | LoadError::Duplicate { path, .. }
+            | LoadError::PanicAbort { path }
             | LoadError::AbiStableMismatch { path }
             | LoadError::AbiVersion { path, .. }
             | LoadError::Layout { path, .. }
@@ -94,10 +113,23 @@ impl fmt::Display for LoadError {
                 "not an Interpose plugin (no `__interpose_plugin_entry__*` symbol; \
                  did the crate call `export_plugin!`?)",
             ),
-            LoadError::SeveralEntrySymbols { symbols, .. } => write!(
+            LoadError::SeveralEntrySymbols {
+                symbols, expected, ..
+            } => write!(
                 f,
-                "exports several plugin entries ({}); a plugin library must export exactly one",
+                "exports several plugin entries ({}) and none is named after the file \
+                 ({expected}); keep the file name cargo gave the library (lib<crate>.so)",
                 symbols.join(", ")
+            ),
+            LoadError::Duplicate { name, first, .. } => write!(
+                f,
+                "plugin {name} is already loaded from {}; a plugin loads once",
+                first.display()
+            ),
+            LoadError::PanicAbort { .. } => f.write_str(
+                "built with `panic = \"abort\"`, so a panic in it would abort the whole proxy; \
+                 remove `panic = \"abort\"` from the plugin's profile and rebuild it \
+                 (Interpose catches addon panics at the plugin boundary)",
             ),
             LoadError::AbiStableMismatch { .. } => f.write_str(
                 "built with an abi_stable version whose ABI differs from this interpose's",

@@ -6,4 +6,4 @@ mod load;
 
 pub use discover::plugin_paths;
 pub use error::LoadError;
-pub use load::{load_plugin, LoadedPlugin};
+pub use load::{LoadedPlugin, PluginLoader};

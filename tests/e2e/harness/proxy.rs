@@ -18,6 +18,7 @@ pub struct ProxyBuilder {
     plugins_dir: Option<PathBuf>,
     home: Option<PathBuf>,
     env: Vec<(String, String)>,
+    cwd: Option<PathBuf>,
     port: u16,
 }
 
@@ -76,6 +77,12 @@ impl ProxyBuilder {
         self
     }
 
+    /// Runs the proxy in `dir` (the default is the test's own working directory).
+    pub fn current_dir(mut self, dir: &Path) -> Self {
+        self.cwd = Some(dir.to_path_buf());
+        self
+    }
+
     /// The command with the test's `HOME` and no arguments yet.
     fn command(&self) -> Command {
         let home = self.home.clone().unwrap_or_else(|| super::temp_dir("home"));
@@ -87,6 +94,9 @@ impl ProxyBuilder {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(dir) = &self.cwd {
+            command.current_dir(dir);
+        }
         command
     }
 
@@ -211,6 +221,7 @@ impl Proxy {
             plugins_dir: None,
             home: None,
             env: Vec::new(),
+            cwd: None,
             port: 0,
         }
     }
