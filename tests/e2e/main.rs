@@ -26,6 +26,9 @@
 //! - [`examples`]: the example plugins using the proxy's filters and flow files
 //!   (`filter-flows`, `io-write-flow-file`) and the `io-read-saved-flows` program on a `-w`
 //!   capture.
+//! - [`twins`]: the Rust twins of mitmproxy's example addons (`examples/anatomy`,
+//!   `http-add-header`, `http-trailers`, `secret_leak_detector`...), each checked for what
+//!   the Python original does.
 //! - [`steering`]: addons rerouting flows (in `request` and `server_connect`), chunk hooks on
 //!   streamed requests and responses, and `addon_errors=fail`.
 
@@ -44,3 +47,4 @@ mod readme;
 mod steering;
 mod tls;
 mod tunnel;
+mod twins;

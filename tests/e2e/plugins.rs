@@ -4,15 +4,15 @@
 use crate::harness::{plugin, send, temp_dir, Proxy, Upstream};
 
 #[test]
-fn counter_and_header_plugins_work_from_the_command_line() {
+fn anatomy_and_anatomy2_plugins_work_from_the_command_line() {
     let upstream = Upstream::start();
     let proxy = Proxy::builder()
         .reverse(upstream.addr)
-        .plugin(&plugin("counter"))
-        .plugin(&plugin("add-header"))
+        .plugin(&plugin("anatomy"))
+        .plugin(&plugin("anatomy2"))
         .start();
-    proxy.wait_for_log("Loaded plugin counter 0.1.0");
-    proxy.wait_for_log("Loaded plugin add-header 0.1.0");
+    proxy.wait_for_log("Loaded plugin anatomy 0.1.0");
+    proxy.wait_for_log("Loaded plugin anatomy2 0.1.0");
     for _ in 0..3 {
         assert_eq!(send(proxy.addr, "GET", "/", b"").unwrap().status, 200);
     }
@@ -29,18 +29,18 @@ fn counter_and_header_plugins_work_from_the_command_line() {
 fn plugins_folder_loads_by_file_name_then_command_line_plugins() {
     let upstream = Upstream::start();
     let dir = temp_dir("plugins-folder");
-    std::fs::copy(plugin("counter"), dir.join("b-counter.so")).unwrap();
+    std::fs::copy(plugin("anatomy"), dir.join("b-anatomy.so")).unwrap();
     std::fs::copy(plugin("event-log"), dir.join("a-event-log.so")).unwrap();
     std::fs::write(dir.join("README.txt"), "not a library, not loaded").unwrap();
     let proxy = Proxy::builder()
         .reverse(upstream.addr)
         .plugins_dir(&dir)
-        .plugin(&plugin("add-header"))
+        .plugin(&plugin("anatomy2"))
         .start();
     let loaded = proxy.wait_for_count("Loaded plugin", 3);
     assert!(loaded[0].contains("event-log"), "{loaded:?}");
-    assert!(loaded[1].contains("counter"), "{loaded:?}");
-    assert!(loaded[2].contains("add-header"), "{loaded:?}");
+    assert!(loaded[1].contains("anatomy"), "{loaded:?}");
+    assert!(loaded[2].contains("anatomy2"), "{loaded:?}");
     assert!(proxy.lines_with("README").is_empty());
 
     assert_eq!(send(proxy.addr, "GET", "/x", b"").unwrap().status, 200);
@@ -72,7 +72,7 @@ fn broken_plugins_are_rejected_with_one_clear_line_each() {
         .plugin(&not_a_plugin)
         .plugin(&old_abi)
         .plugin(&bad_layout)
-        .plugin(&plugin("counter"))
+        .plugin(&plugin("anatomy"))
         .start();
 
     let expect = |path: &std::path::Path, reason: &str| {
@@ -100,7 +100,7 @@ fn broken_plugins_are_rejected_with_one_clear_line_each() {
     expect(&bad_layout, "layout check failed");
 
     // The proxy started anyway, with the plugin that is fine.
-    proxy.wait_for_log("Loaded plugin counter");
+    proxy.wait_for_log("Loaded plugin anatomy");
     assert_eq!(send(proxy.addr, "GET", "/", b"").unwrap().status, 200);
     proxy.wait_for_log("We've seen 1 flows");
 }
@@ -108,13 +108,13 @@ fn broken_plugins_are_rejected_with_one_clear_line_each() {
 #[test]
 fn a_plugin_named_twice_loads_once() {
     let dir = temp_dir("twice");
-    std::fs::copy(plugin("counter"), dir.join("counter.so")).unwrap();
+    std::fs::copy(plugin("anatomy"), dir.join("anatomy.so")).unwrap();
     let proxy = Proxy::builder()
         .plugins_dir(&dir)
-        .plugin(&dir.join("counter.so"))
+        .plugin(&dir.join("anatomy.so"))
         .start();
     proxy.wait_for_log("is already loaded");
-    assert_eq!(proxy.lines_with("Loaded plugin counter").len(), 1);
+    assert_eq!(proxy.lines_with("Loaded plugin anatomy").len(), 1);
 }
 
 #[test]
@@ -124,8 +124,8 @@ fn concurrent_keep_alive_load_through_both_example_plugins() {
     let upstream = Upstream::start();
     let proxy = Proxy::builder()
         .reverse(upstream.addr)
-        .plugin(&plugin("add-header"))
-        .plugin(&plugin("counter"))
+        .plugin(&plugin("anatomy2"))
+        .plugin(&plugin("anatomy"))
         .start();
     let addr = proxy.addr;
     let workers: Vec<_> = (0..CLIENTS)
