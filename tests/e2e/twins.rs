@@ -180,7 +180,11 @@ fn twins_http_trailers_logs_trailers_and_injects_one_on_inject_trailers() {
             Some("x-my-injected-trailer-header"),
             "{what}: {wire}"
         );
-        assert_eq!(message.trailers(), [injected.clone()], "{what}: {wire}");
+        assert_eq!(
+            message.trailers(),
+            std::slice::from_ref(&injected),
+            "{what}: {wire}"
+        );
     }
     assert_eq!(seen.text(), "data");
     assert_eq!(answer.text(), "hello");
