@@ -787,6 +787,11 @@ impl Request {
         &self.path
     }
 
+    /// Changes the path and query (`/search?q=1`).
+    pub fn set_path(&mut self, path: impl Into<String>) {
+        self.path = RString::from(path.into());
+    }
+
     /// The trailer fields, if the message has any.
     pub fn trailers(&self) -> Option<&Headers> {
         opt(&self.trailers)

@@ -101,7 +101,7 @@ fn a_panicking_addon_is_reported_and_flows_go_on() {
     let proxy = Proxy::builder()
         .reverse(upstream.addr)
         .plugin(&plugin("panic-request"))
-        .plugin(&plugin("counter"))
+        .plugin(&plugin("anatomy"))
         .start();
     let mut client = Connection::open(proxy.addr);
     for path in ["/p1", "/p2"] {

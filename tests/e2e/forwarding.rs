@@ -69,7 +69,7 @@ fn regular_mode_takes_absolute_form_requests() {
 #[test]
 fn curl_through_the_regular_proxy() {
     let upstream = Upstream::start();
-    let proxy = Proxy::builder().plugin(&plugin("add-header")).start();
+    let proxy = Proxy::builder().plugin(&plugin("anatomy2")).start();
     let output = std::process::Command::new("curl")
         .args(["-sS", "-i", "-x"])
         .arg(format!("http://{}", proxy.addr))

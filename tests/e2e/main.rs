@@ -30,6 +30,9 @@
 //! - [`pausing`]: flows paused and resumed from another thread, killed while paused, left
 //!   by their client, paused at shutdown; `#[blocking]` handlers; the `nonblocking` and
 //!   `shutdown` examples.
+//! - [`twins`]: the Rust twins of mitmproxy's example addons (`examples/anatomy`,
+//!   `http-add-header`, `http-trailers`, `secret_leak_detector`...), each checked for what
+//!   the Python original does.
 //! - [`steering`]: addons rerouting flows (in `request` and `server_connect`), chunk hooks on
 //!   streamed requests and responses, and `addon_errors=fail`.
 
@@ -49,3 +52,4 @@ mod readme;
 mod steering;
 mod tls;
 mod tunnel;
+mod twins;

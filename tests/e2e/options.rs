@@ -301,10 +301,10 @@ fn unknown_config_yaml_keys_are_reported_once_plugins_have_loaded() {
 
     let run = Proxy::builder()
         .confdir(&confdir)
-        .plugin(&plugin("counter"))
+        .plugin(&plugin("anatomy"))
         .run();
     assert!(
-        run.stdout.contains("Loaded plugin counter"),
+        run.stdout.contains("Loaded plugin anatomy"),
         "plugins load first:\n{}",
         run.stdout
     );

@@ -16,15 +16,15 @@ fn library_name(stem: &str) -> String {
 }
 
 #[test]
-fn counter_and_header_plugins_work_from_the_command_line() {
+fn anatomy_and_anatomy2_plugins_work_from_the_command_line() {
     let upstream = Upstream::start();
     let proxy = Proxy::builder()
         .reverse(upstream.addr)
-        .plugin(&plugin("counter"))
-        .plugin(&plugin("add-header"))
+        .plugin(&plugin("anatomy"))
+        .plugin(&plugin("anatomy2"))
         .start();
-    proxy.wait_for_log("Loaded plugin counter 0.1.0");
-    proxy.wait_for_log("Loaded plugin add-header 0.1.0");
+    proxy.wait_for_log("Loaded plugin anatomy 0.1.0");
+    proxy.wait_for_log("Loaded plugin anatomy2 0.1.0");
     for _ in 0..3 {
         assert_eq!(send(proxy.addr, "GET", "/", b"").unwrap().status, 200);
     }
@@ -41,18 +41,18 @@ fn counter_and_header_plugins_work_from_the_command_line() {
 fn plugins_folder_loads_by_file_name_then_command_line_plugins() {
     let upstream = Upstream::start();
     let dir = temp_dir("plugins-folder");
-    std::fs::copy(plugin("counter"), dir.join("b-counter.so")).unwrap();
+    std::fs::copy(plugin("anatomy"), dir.join("b-anatomy.so")).unwrap();
     std::fs::copy(plugin("event-log"), dir.join("a-event-log.so")).unwrap();
     std::fs::write(dir.join("README.txt"), "not a library, not loaded").unwrap();
     let proxy = Proxy::builder()
         .reverse(upstream.addr)
         .plugins_dir(&dir)
-        .plugin(&plugin("add-header"))
+        .plugin(&plugin("anatomy2"))
         .start();
     let loaded = proxy.wait_for_count("Loaded plugin", 3);
     assert!(loaded[0].contains("event-log"), "{loaded:?}");
-    assert!(loaded[1].contains("counter"), "{loaded:?}");
-    assert!(loaded[2].contains("add-header"), "{loaded:?}");
+    assert!(loaded[1].contains("anatomy"), "{loaded:?}");
+    assert!(loaded[2].contains("anatomy2"), "{loaded:?}");
     assert!(proxy.lines_with("README").is_empty());
 
     assert_eq!(send(proxy.addr, "GET", "/x", b"").unwrap().status, 200);
@@ -90,7 +90,7 @@ fn broken_plugins_are_rejected_with_one_clear_line_each() {
         .plugin(&bad_layout)
         .plugin(&panic_abort)
         .plugin(&renamed)
-        .plugin(&plugin("counter"))
+        .plugin(&plugin("anatomy"))
         .start();
 
     let expect = |path: &std::path::Path, reason: &str| {
@@ -129,7 +129,7 @@ fn broken_plugins_are_rejected_with_one_clear_line_each() {
     expect(&renamed, "none is named after the file");
 
     // The proxy started anyway, with the plugin that is fine.
-    proxy.wait_for_log("Loaded plugin counter");
+    proxy.wait_for_log("Loaded plugin anatomy");
     assert_eq!(send(proxy.addr, "GET", "/", b"").unwrap().status, 200);
     proxy.wait_for_log("We've seen 1 flows");
 }
@@ -137,13 +137,13 @@ fn broken_plugins_are_rejected_with_one_clear_line_each() {
 #[test]
 fn a_plugin_named_twice_loads_once() {
     let dir = temp_dir("twice");
-    std::fs::copy(plugin("counter"), dir.join("counter.so")).unwrap();
+    std::fs::copy(plugin("anatomy"), dir.join("anatomy.so")).unwrap();
     let proxy = Proxy::builder()
         .plugins_dir(&dir)
-        .plugin(&dir.join("counter.so"))
+        .plugin(&dir.join("anatomy.so"))
         .start();
     proxy.wait_for_log("is already loaded");
-    assert_eq!(proxy.lines_with("Loaded plugin counter").len(), 1);
+    assert_eq!(proxy.lines_with("Loaded plugin anatomy").len(), 1);
 }
 
 #[test]
@@ -153,8 +153,8 @@ fn concurrent_keep_alive_load_through_both_example_plugins() {
     let upstream = Upstream::start();
     let proxy = Proxy::builder()
         .reverse(upstream.addr)
-        .plugin(&plugin("add-header"))
-        .plugin(&plugin("counter"))
+        .plugin(&plugin("anatomy2"))
+        .plugin(&plugin("anatomy"))
         .start();
     let addr = proxy.addr;
     let workers: Vec<_> = (0..CLIENTS)
@@ -186,14 +186,14 @@ fn a_bare_file_name_is_a_file_in_the_working_directory() {
     let dir = temp_dir("bare-name");
     // A name the dynamic loader's own search (LD_LIBRARY_PATH includes cargo's target
     // folders under `cargo test`) cannot find.
-    let name = library_name("bare_counter");
-    std::fs::copy(plugin("counter"), dir.join(&name)).unwrap();
+    let name = library_name("bare_anatomy");
+    std::fs::copy(plugin("anatomy"), dir.join(&name)).unwrap();
     let proxy = Proxy::builder()
         .reverse(upstream.addr)
         .current_dir(&dir)
         .plugin(Path::new(&name))
         .start();
-    proxy.wait_for_log(&format!("Loaded plugin counter 0.1.0 from {name}"));
+    proxy.wait_for_log(&format!("Loaded plugin anatomy 0.1.0 from {name}"));
     assert_eq!(send(proxy.addr, "GET", "/", b"").unwrap().status, 200);
     proxy.wait_for_log("We've seen 1 flows");
 }
@@ -203,10 +203,10 @@ fn the_same_plugin_from_another_file_is_refused_naming_both() {
     let upstream = Upstream::start();
     let folder = temp_dir("dup-folder");
     let (a, b) = (temp_dir("dup-a"), temp_dir("dup-b"));
-    let name = library_name("counter");
-    let first = folder.join("counter.so");
+    let name = library_name("anatomy");
+    let first = folder.join("anatomy.so");
     for path in [&first, &a.join(&name), &b.join(&name)] {
-        std::fs::copy(plugin("counter"), path).unwrap();
+        std::fs::copy(plugin("anatomy"), path).unwrap();
     }
     let proxy = Proxy::builder()
         .reverse(upstream.addr)
@@ -218,19 +218,19 @@ fn the_same_plugin_from_another_file_is_refused_naming_both() {
         let line = proxy.wait_for_log(&format!("cannot load plugin {}", copy.display()));
         assert!(
             line.contains(&format!(
-                "plugin counter is already loaded from {}",
+                "plugin anatomy is already loaded from {}",
                 first.display()
             )) && line.contains("error"),
             "{line}"
         );
     }
-    assert_eq!(proxy.lines_with("Loaded plugin counter").len(), 1);
+    assert_eq!(proxy.lines_with("Loaded plugin anatomy").len(), 1);
     assert_eq!(send(proxy.addr, "GET", "/", b"").unwrap().status, 200);
     proxy.wait_for_log("We've seen 1 flows");
     assert_eq!(
         proxy.lines_with("We've seen 1 flows").len(),
         1,
-        "one counter counts"
+        "one anatomy counts"
     );
 }
 
@@ -255,14 +255,14 @@ fn a_plugin_depending_on_another_plugin_crate_loads_its_own_entry() {
 #[test]
 fn a_huge_plugin_file_is_not_read_into_memory() {
     let dir = temp_dir("huge");
-    let path = dir.join(library_name("counter"));
-    std::fs::copy(plugin("counter"), &path).unwrap();
+    let path = dir.join(library_name("anatomy"));
+    std::fs::copy(plugin("anatomy"), &path).unwrap();
     // A gigabyte of (sparse) zeros after the library: the dynamic loader maps only its
     // segments, and finding the entry reads only the export table.
     let file = std::fs::File::options().write(true).open(&path).unwrap();
     file.set_len(1 << 30).unwrap();
     let proxy = Proxy::builder().plugin(&path).start();
-    proxy.wait_for_log("Loaded plugin counter 0.1.0");
+    proxy.wait_for_log("Loaded plugin anatomy 0.1.0");
     let peak = proxy.peak_rss();
     assert!(
         peak < 256 << 20,
@@ -278,14 +278,14 @@ fn a_plugin_whose_addon_constructor_panics_is_reported_and_stays_loaded() {
     let proxy = Proxy::builder()
         .reverse(upstream.addr)
         .plugin(&panicky)
-        .plugin(&plugin("counter"))
+        .plugin(&plugin("anatomy"))
         .start();
     let line = proxy.wait_for_log(&format!("cannot load plugin {}", panicky.display()));
     assert!(
         line.contains("creating its addons panicked: fixture panic in the addon constructor"),
         "{line}"
     );
-    proxy.wait_for_log("Loaded plugin counter");
+    proxy.wait_for_log("Loaded plugin anatomy");
     // Its code stays mapped (a mapping of the file at offset 0 may also be the plugin's
     // backtrace printer reading its debug info: the executable one is the loaded code).
     let maps = std::fs::read_to_string(format!("/proc/{}/maps", proxy.pid())).unwrap();

@@ -18,7 +18,7 @@ pub use curl::{curl_direct, curl_through};
 pub use proxy::{Finished, Proxy, ProxyBuilder};
 pub use tls::TlsServer;
 pub use upstream::{bad_upstream, closed_port, BadUpstream, Upstream};
-pub use wire::{raw_request, RawUpstream};
+pub use wire::{raw_request, RawMessage, RawUpstream};
 pub use ws::ws_echo_server;
 
 use std::sync::OnceLock;

@@ -1,7 +1,9 @@
-//! Counts flows and logs the running total for every request (mitmproxy's "anatomy" addon).
+//! Counts flows and logs the running total for every request: "We've seen N flows" (twin of
+//! mitmproxy's `examples/addons/anatomy.py`, the basic skeleton of an addon: a struct with
+//! state).
 //!
-//! Build with `cargo build --release -p counter`, then load `target/release/libcounter.so`
-//! with `interpose --plugin target/release/libcounter.so`.
+//! Build with `cargo build --release -p anatomy`, then load it with
+//! `interpose --plugin target/release/libanatomy.so`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,7 +1,11 @@
 //! Streams every response body and replaces `foo` with `bar` on the way, chunk by chunk
-//! (mitmproxy's "http-stream-modify" addon). Unlike a plain per-chunk replace, it keeps the
-//! last bytes of each chunk back until the next one, so a `foo` split across two chunks is
-//! still replaced; the final call, with an empty chunk, sends what was kept back.
+//! (twin of mitmproxy's `examples/addons/http-stream-modify.py`: `responseheaders` sets
+//! `response.stream` to a function called per chunk, then once with an empty chunk).
+//!
+//! One difference, on purpose: mitmproxy's function replaces within each chunk only, so a
+//! `foo` split across two chunks goes through unchanged (its docstring warns about exactly
+//! that). This one keeps the last bytes of each chunk back until the next one, so a split
+//! `foo` is replaced too; the final call, with the empty chunk, sends what was kept back.
 
 use interpose_plugin_abi::prelude::*;
 
@@ -59,7 +63,7 @@ mod tests {
         let tctx = TestContext::new();
         let mut flow = testing::flow_with_response();
         StreamModify.responseheaders(tctx.ctx(), &mut flow);
-        let response = flow.response.as_mut().unwrap();
+        let response = flow.response_mut().unwrap();
         assert!(response.stream.is_on() && response.stream.has_hook());
         let mut sent = Vec::new();
         for chunk in chunks.iter().chain(&[""]) {

@@ -1,5 +1,6 @@
 //! Adds `myheader: value` to every request, written in the abbreviated style: a free
-//! function named after the event, no struct (mitmproxy's "anatomy2" addon).
+//! function named after the event, no struct (twin of mitmproxy's
+//! `examples/addons/anatomy2.py`, "an addon using the abbreviated scripting syntax").
 
 use interpose_plugin_abi::prelude::*;
 
