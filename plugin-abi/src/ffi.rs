@@ -8,10 +8,10 @@
 //! anything else. The module hands over the plugin's addons as [`RawAddon`]s: an erased
 //! pointer to the addon plus its [`EventTable`], one optional function pointer per event.
 //!
-//! Evolution rules (pinned by the layout test in this crate): [`EventTable`] and
-//! [`HostVTable`] are prefix types, so new events and host functions are appended after the
-//! last field; old plugins then simply lack them. Any other change to a type that crosses
-//! the boundary is a new ABI version.
+//! Evolution rules (pinned by the layout test in this crate): [`EventTable`], [`HostVTable`]
+//! and [`PluginModule`] are prefix types, so new events, host functions and module fields are
+//! appended after the last field; old plugins then simply lack them. Any other change to a
+//! type that crosses the boundary is a new ABI version.
 
 use std::{
     any::Any,
@@ -229,8 +229,8 @@ pub struct PluginModule {
     #[sabi(last_prefix_field)]
     pub new_addons: extern "C" fn() -> NewAddonsResult,
     /// Whether the plugin was built with `panic = "unwind"`, so that the shims can catch its
-    /// panics; the host refuses a plugin that says `false`. Plugins built against 0.3.1 and
-    /// earlier lack the field (`None`: unknown, loaded).
+    /// panics; the host refuses a plugin that says `false`. Since 0.4.0, after the prefix mark:
+    /// a module without it (written by hand) is taken as unknown and loaded.
     #[sabi(missing_field(option))]
     pub panic_unwind: bool,
 }

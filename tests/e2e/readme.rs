@@ -50,6 +50,20 @@ fn an_addon_written_from_the_readme_builds_outside_the_workspace_and_loads() {
         "the README's addon does not build:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // Its own test, written with the README's testing helpers, passes.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let output = Command::new(cargo)
+        .args(["test", "--quiet"])
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(&crate_dir)
+        .output()
+        .expect("run cargo");
+    assert!(
+        output.status.success(),
+        "the README's addon test fails:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     let library = target.join("debug").join(format!(
         "{}my_addon{}",
         std::env::consts::DLL_PREFIX,
