@@ -56,11 +56,16 @@ pub mod body;
 pub mod capture;
 pub mod connection;
 pub mod context;
+pub mod cookies;
+pub mod encoding;
 mod events;
 mod export;
 pub mod ffi;
 pub mod flow;
+pub mod forms;
 pub mod headers;
+mod message;
+pub mod multidict;
 pub mod stream;
 pub mod testing;
 pub mod time;
@@ -76,12 +81,16 @@ pub use connection::{
     TransportProtocol,
 };
 pub use context::{Context, Level};
+pub use cookies::CookieAttrs;
+pub use encoding::ContentError;
 pub use flow::{
     ErrorKind, FlowError, HttpFlow, HttpVersion, Metadata, ReplaySide, Request, Response, Uuid,
     WebSocketData, WebSocketMessage, WebSocketMessageType,
 };
+pub use forms::MultipartError;
 pub use headers::Headers;
 pub use interpose_plugin_abi_macros::addon;
+pub use multidict::MultiDict;
 pub use stream::Stream;
 pub use time::now;
 pub use tls::{ClientHelloData, TlsData};
@@ -102,8 +111,8 @@ pub const ABI_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub mod prelude {
     pub use crate::{
         addon, debug, error, export_plugin, info, warn, Addon, Body, Client, ClientHelloData,
-        Context, ErrorKind, HttpFlow, Level, Request, Response, Server, ServerConnectionHookData,
-        Stream, TlsData,
+        ContentError, Context, CookieAttrs, ErrorKind, Headers, HttpFlow, Level, MultiDict,
+        Request, Response, Server, ServerConnectionHookData, Stream, TlsData,
     };
     pub use abi_stable::std_types::{
         ROption::{self, RNone, RSome},
