@@ -6,6 +6,9 @@ use std::fmt;
 
 use crate::multidict::MultiDict;
 
+/// A parsed `Content-Type`: type, subtype and parameters (mitmproxy's tuple).
+pub type ContentType = (String, String, Vec<(String, String)>);
+
 /// Splits a `Content-Type` value into lower-cased type and subtype and its parameters, in order,
 /// names and values trimmed (mitmproxy's `parse_content_type`); `None` without a `/`.
 ///
@@ -17,7 +20,7 @@ use crate::multidict::MultiDict;
 /// assert_eq!(params, [("charset".to_string(), "UTF-8".to_string())]);
 /// assert!(parse_content_type("nonsense").is_none());
 /// ```
-pub fn parse_content_type(value: &str) -> Option<(String, String, Vec<(String, String)>)> {
+pub fn parse_content_type(value: &str) -> Option<ContentType> {
     let (media, params) = value.split_once(';').unwrap_or((value, ""));
     let (ty, sub) = media.split_once('/')?;
     let mut parsed: Vec<(String, String)> = Vec::new();
