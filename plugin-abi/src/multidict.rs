@@ -267,3 +267,63 @@ impl<'a, K, V> IntoIterator for &'a MultiDict<K, V> {
         self.fields.iter()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dict(pairs: &[(&'static str, i32)]) -> MultiDict<&'static str, i32> {
+        pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn set_all_follows_mitmproxy() {
+        // Fewer values than occurrences: the extra occurrences go.
+        let mut d = dict(&[("a", 1), ("b", 2), ("a", 3), ("a", 4)]);
+        d.set_all("a", [7, 8]);
+        assert_eq!(d.fields(), [("a", 7), ("b", 2), ("a", 8)]);
+        // More values: the rest are appended.
+        d.set_all("b", [5, 6]);
+        assert_eq!(d.fields(), [("a", 7), ("b", 5), ("a", 8), ("b", 6)]);
+        // None: the key goes.
+        d.set_all("a", []);
+        assert_eq!(d.fields(), [("b", 5), ("b", 6)]);
+        // Absent key: appended.
+        d.set("c", 0);
+        assert_eq!(d.fields(), [("b", 5), ("b", 6), ("c", 0)]);
+    }
+
+    #[test]
+    fn lookups_are_exact_and_ordered() {
+        let mut d: MultiDict<String, String> = MultiDict::new();
+        d.append("Key", "1");
+        d.append("key", "2");
+        d.append("Key", "3");
+        assert_eq!(d.get("Key").map(String::as_str), Some("1"));
+        assert_eq!(d.get_all("Key").collect::<Vec<_>>(), ["1", "3"]);
+        assert_eq!(d.get_all("KEY").count(), 0);
+        assert!(d.contains("key") && !d.contains("KEY"));
+        assert_eq!(d.keys().collect::<Vec<_>>(), ["Key", "key"]);
+        assert_eq!((d.len(), d.is_empty()), (3, false));
+        d.insert(99, "last", "4");
+        assert_eq!(
+            d.iter().next_back(),
+            Some((&"last".to_string(), &"4".to_string()))
+        );
+        assert_eq!(d.remove("Key"), 2);
+        assert_eq!(d.remove("Key"), 0);
+        let mut other = MultiDict::from(vec![("key".to_string(), "2".to_string())]);
+        other.extend([("last".to_string(), "4".to_string())]);
+        assert_eq!(d, other);
+        assert_eq!(format!("{d:?}"), r#"[("key", "2"), ("last", "4")]"#);
+        assert_eq!(d.into_iter().count(), 2);
+    }
+
+    #[test]
+    fn bytes_keys() {
+        let mut d = MultiDict::<Vec<u8>, Vec<u8>>::new();
+        d.append(&b"k"[..], &b"v"[..]);
+        d.set("k", "w");
+        assert_eq!(d.get(&b"k"[..]).map(Vec::as_slice), Some(&b"w"[..]));
+    }
+}
