@@ -642,6 +642,19 @@ mod tests {
     }
 
     #[test]
+    fn make_takes_text_and_bytes() {
+        let r = Response::make(200, b"\x00\x01", &[]);
+        assert_eq!(r.headers.get("content-length"), Some("2"));
+        let r = Response::make(200, String::from("é"), &[("content-type", "text/plain")]);
+        assert_eq!(r.headers.get("content-length"), Some("2"));
+        assert_eq!(
+            r.text_lossy(),
+            "Ã©",
+            "no charset: latin-1, as mitmproxy reads it"
+        );
+    }
+
+    #[test]
     fn transfer_encoding_keeps_content_length_away() {
         let mut r = Response::make(200, "", &[]);
         r.headers.remove("content-length");
