@@ -242,6 +242,13 @@ impl From<&'static str> for Body {
     }
 }
 
+impl<const N: usize> From<&'static [u8; N]> for Body {
+    /// A body borrowing a byte-string literal: `Body::from(b"hello")`.
+    fn from(bytes: &'static [u8; N]) -> Self {
+        Body::from_static(bytes)
+    }
+}
+
 impl From<&'static [u8]> for Body {
     fn from(bytes: &'static [u8]) -> Self {
         Body::from_static(bytes)

@@ -379,53 +379,6 @@ impl Request {
             .and_then(|h| split_authority(h, self.port).map(|(host, _)| host))
             .unwrap_or(&self.host)
     }
-
-    /// The query string's pairs, decoded (`+` and `%XX` escapes), in order, repeats kept
-    /// (mitmproxy's `request.query`): `/s?q=a+b&n=1` gives `[("q", "a b"), ("n", "1")]`.
-    pub fn query(&self) -> Vec<(String, String)> {
-        let query = self.path.split_once('?').map_or("", |(_, q)| q);
-        let query = query.split_once('#').map_or(query, |(q, _)| q);
-        form_pairs(query)
-    }
-}
-
-/// Decodes `application/x-www-form-urlencoded` text (a query string or a form body) into its
-/// pairs, in order: `&` or `;` separate pairs, `+` is a space, `%XX` escapes are decoded
-/// (invalid UTF-8 replaced), a pair without `=` has an empty value.
-pub fn form_pairs(text: &str) -> Vec<(String, String)> {
-    text.split(['&', ';'])
-        .filter(|part| !part.is_empty())
-        .map(|part| match part.split_once('=') {
-            Some((k, v)) => (form_decode(k), form_decode(v)),
-            None => (form_decode(part), String::new()),
-        })
-        .collect()
-}
-
-/// One form-encoded name or value, decoded.
-fn form_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = |b: u8| char::from(b).to_digit(16);
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(high), Some(low)) => {
-                        out.push((high * 16 + low) as u8);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Splits an authority, `host[:port]` with IPv6 addresses in brackets, into host and port
@@ -785,11 +738,6 @@ impl Request {
     /// The path and query, e.g. `/search?q=1`.
     pub fn path(&self) -> &str {
         &self.path
-    }
-
-    /// Changes the path and query (`/search?q=1`).
-    pub fn set_path(&mut self, path: impl Into<String>) {
-        self.path = RString::from(path.into());
     }
 
     /// The trailer fields, if the message has any.

@@ -2,6 +2,10 @@
 //!
 //! All fields share one byte buffer, so a message's headers cost two allocations however many
 //! fields it has. Lookups compare names ASCII case-insensitively, like mitmproxy's `Headers`.
+//!
+//! Values are bytes on the wire. The text accessors ([`Headers::get`], [`Headers::get_all`])
+//! give the values that are valid UTF-8 and pass over the others (which mitmproxy would show
+//! decoded as latin-1); the `_bytes` accessors give every value as it is.
 
 use std::fmt;
 
@@ -38,7 +42,7 @@ impl Field {
 /// h.append("set-cookie", "b=2");
 /// h.insert("Content-Type", "text/plain");
 /// assert_eq!(h.get("set-cookie"), Some("a=1"));
-/// assert_eq!(h.get_all("SET-COOKIE").count(), 2);
+/// assert_eq!(h.get_all("SET-COOKIE").collect::<Vec<_>>(), ["a=1", "b=2"]);
 /// assert_eq!(h.remove("Set-Cookie"), 2);
 /// assert_eq!(h.iter().collect::<Vec<_>>(), [("Content-Type", &b"text/plain"[..])]);
 /// ```
@@ -109,20 +113,75 @@ impl Headers {
             .map(|f| (self.name_at(*f), self.value_at(*f)))
     }
 
-    /// The first value of `name` (any case), if present and valid UTF-8.
+    /// The first value of `name` (any case), if present and valid UTF-8 (a first value that is
+    /// not UTF-8 gives `None`: see [`Headers::get_bytes`]).
+    ///
+    /// ```
+    /// # use interpose_plugin_abi::Headers;
+    /// let h: Headers = [("Content-Type", "text/html")].into_iter().collect();
+    /// assert_eq!(h.get("content-type"), Some("text/html"));
+    /// ```
     pub fn get(&self, name: &str) -> Option<&str> {
         self.get_bytes(name)
             .and_then(|v| std::str::from_utf8(v).ok())
     }
 
     /// The first value of `name` (any case) as raw bytes.
+    ///
+    /// ```
+    /// # use interpose_plugin_abi::Headers;
+    /// let mut h = Headers::new();
+    /// h.append("X-Bin", [0xff]);
+    /// assert_eq!(h.get_bytes("x-bin"), Some(&[0xff][..]));
+    /// assert_eq!(h.get("x-bin"), None);
+    /// ```
     pub fn get_bytes(&self, name: &str) -> Option<&[u8]> {
         self.matching(name).next().map(|f| self.value_at(f))
     }
 
-    /// Every value of `name` (any case), in order.
-    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+    /// Every value of `name` (any case) that is valid UTF-8, in order; values that are not
+    /// UTF-8 are passed over (see [`Headers::get_all_bytes`]).
+    ///
+    /// ```
+    /// # use interpose_plugin_abi::Headers;
+    /// let mut h = Headers::new();
+    /// h.append("Via", "1.1 a");
+    /// h.append("via", [0xff]);
+    /// h.append("VIA", "1.1 b");
+    /// assert_eq!(h.get_all("via").collect::<Vec<_>>(), ["1.1 a", "1.1 b"]);
+    /// ```
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.get_all_bytes(name)
+            .filter_map(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Every value of `name` (any case) as raw bytes, in order.
+    ///
+    /// ```
+    /// # use interpose_plugin_abi::Headers;
+    /// let h: Headers = [("a", "1"), ("A", "2")].into_iter().collect();
+    /// assert_eq!(h.get_all_bytes("a").collect::<Vec<_>>(), [b"1", b"2"]);
+    /// ```
+    pub fn get_all_bytes<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.matching(name).map(|f| self.value_at(f))
+    }
+
+    /// The values of `name` that are valid UTF-8 joined with `, ` (mitmproxy's
+    /// `headers[name]`), borrowed when there is only one.
+    pub(crate) fn get_folded<'a>(&'a self, name: &'a str) -> Option<std::borrow::Cow<'a, str>> {
+        let mut values = self.get_all(name);
+        let first = values.next()?;
+        match values.next() {
+            None => Some(std::borrow::Cow::Borrowed(first)),
+            Some(second) => {
+                let mut folded = format!("{first}, {second}");
+                for value in values {
+                    folded.push_str(", ");
+                    folded.push_str(value);
+                }
+                Some(std::borrow::Cow::Owned(folded))
+            }
+        }
     }
 
     /// Whether at least one field is called `name` (any case).
@@ -173,6 +232,45 @@ impl Headers {
         match first {
             Some(index) => self.fields[index] = field,
             None => self.fields.push(field),
+        }
+        self.compact_if_wasteful();
+    }
+
+    /// Replaces the values of `name` by `values` (mitmproxy's `headers.set_all`): the existing
+    /// fields of that name take the new values in order, in place (and, as with
+    /// [`Headers::insert`], the new name's case); fields left over are removed and values left
+    /// over are appended at the end. No values removes the name.
+    ///
+    /// ```
+    /// # use interpose_plugin_abi::Headers;
+    /// let mut h: Headers = [("Set-Cookie", "a=1"), ("X", "x"), ("Set-Cookie", "b=2")]
+    ///     .into_iter()
+    ///     .collect();
+    /// h.set_all("set-cookie", ["c=3"]);
+    /// assert_eq!(h.iter().map(|(n, _)| n).collect::<Vec<_>>(), ["set-cookie", "X"]);
+    /// h.set_all("Set-Cookie", ["d=4", "e=5"]);
+    /// assert_eq!(h.get_all("set-cookie").collect::<Vec<_>>(), ["d=4", "e=5"]);
+    /// ```
+    pub fn set_all<V: AsRef<[u8]>>(&mut self, name: &str, values: impl IntoIterator<Item = V>) {
+        let mut values = values.into_iter();
+        let mut i = 0;
+        while i < self.fields.len() {
+            if self.name_at(self.fields[i]).eq_ignore_ascii_case(name) {
+                match values.next() {
+                    Some(value) => {
+                        self.fields[i] = self.push(name, value.as_ref());
+                        i += 1;
+                    }
+                    None => {
+                        self.fields.remove(i);
+                    }
+                }
+            } else {
+                i += 1;
+            }
+        }
+        for value in values {
+            self.append(name, value);
         }
         self.compact_if_wasteful();
     }
@@ -253,7 +351,8 @@ mod tests {
         let names: Vec<&str> = h.iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["Host", "X-One", "x-one"]);
         assert_eq!(h.get("X-ONE"), Some("1"));
-        assert_eq!(h.get_all("x-one").collect::<Vec<_>>(), [b"1", b"2"]);
+        assert_eq!(h.get_all("x-one").collect::<Vec<_>>(), ["1", "2"]);
+        assert_eq!(h.get_all_bytes("x-one").collect::<Vec<_>>(), [b"1", b"2"]);
     }
 
     #[test]
@@ -294,5 +393,28 @@ mod tests {
         h.append("x-bin", [0xff, 0xfe]);
         assert_eq!(h.get("x-bin"), None);
         assert_eq!(h.get_bytes("x-bin"), Some(&[0xff, 0xfe][..]));
+        assert_eq!(h.get_all("x-bin").count(), 0);
+        assert_eq!(h.get_all_bytes("x-bin").count(), 1);
+    }
+
+    #[test]
+    fn set_all_and_folding() {
+        let mut h: Headers = [("a", "1"), ("b", "2"), ("A", "3")].into_iter().collect();
+        assert_eq!(h.get_folded("a").as_deref(), Some("1, 3"));
+        h.set_all("a", ["x", "y", "z"]);
+        let pairs: Vec<(&str, &[u8])> = h.iter().collect();
+        assert_eq!(
+            pairs,
+            [
+                ("a", &b"x"[..]),
+                ("b", &b"2"[..]),
+                ("a", &b"y"[..]),
+                ("a", &b"z"[..])
+            ]
+        );
+        h.set_all("A", Vec::<&str>::new());
+        assert_eq!(h.len(), 1);
+        assert_eq!(h.get_folded("b").as_deref(), Some("2"));
+        assert_eq!(h.get_folded("missing"), None);
     }
 }

@@ -60,11 +60,16 @@ pub mod body;
 pub mod capture;
 pub mod connection;
 pub mod context;
+pub mod cookies;
+pub mod encoding;
 mod events;
 mod export;
 pub mod ffi;
 pub mod flow;
+pub mod forms;
 pub mod headers;
+mod message;
+pub mod multidict;
 pub mod pause;
 pub mod state;
 pub mod stream;
@@ -82,12 +87,16 @@ pub use connection::{
     TransportProtocol,
 };
 pub use context::{Context, Level};
+pub use cookies::CookieAttrs;
+pub use encoding::ContentError;
 pub use flow::{
     ErrorKind, FlowError, HttpFlow, HttpVersion, Metadata, ReplaySide, Request, Response, Uuid,
     WebSocketData, WebSocketMessage, WebSocketMessageType,
 };
+pub use forms::MultipartError;
 pub use headers::Headers;
 pub use interpose_plugin_abi_macros::addon;
+pub use multidict::MultiDict;
 pub use pause::{Paused, Resolution};
 pub use stream::Stream;
 pub use time::now;
@@ -110,7 +119,7 @@ pub const ABI_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub mod prelude {
     pub use crate::{
         addon, debug, error, export_plugin, info, warn, Addon, Body, Client, ClientHelloData,
-        Context, ErrorKind, Headers, HttpFlow, Level, Paused, Request, Resolution, Response,
-        Server, ServerConnectionHookData, Stream, TlsData,
+        ContentError, Context, CookieAttrs, ErrorKind, Headers, HttpFlow, Level, MultiDict, Paused,
+        Request, Resolution, Response, Server, ServerConnectionHookData, Stream, TlsData,
     };
 }

@@ -131,7 +131,7 @@ fn owned_pairs(pairs: &[(String, String)], out: &mut String) {
 /// Cookies of the request's `Cookie` headers.
 fn request_cookies(request: &Request) -> Vec<(String, String)> {
     let mut cookies = Vec::new();
-    for value in request.headers.get_all("cookie") {
+    for value in request.headers.get_all_bytes("cookie") {
         for part in lossy(value).split(';') {
             let part = part.trim();
             if part.is_empty() {
@@ -148,7 +148,7 @@ fn request_cookies(request: &Request) -> Vec<(String, String)> {
 fn response_cookies(headers: &interpose_plugin_abi::Headers, out: &mut String) {
     out.push('[');
     let mut first = true;
-    for value in headers.get_all("set-cookie") {
+    for value in headers.get_all_bytes("set-cookie") {
         let value = lossy(value);
         let mut parts = value.split(';');
         let Some((name, val)) = parts.next().and_then(|p| p.split_once('=')) else {
@@ -311,7 +311,7 @@ fn entry(flow: &HttpFlow, reused: bool, out: &mut String) {
     out.push_str(r#","headers":"#);
     headers_json(&request.headers, out);
     out.push_str(r#","queryString":"#);
-    owned_pairs(&request.query(), out);
+    owned_pairs(request.query().fields(), out);
     let _ = write!(
         out,
         r#","headersSize":{},"bodySize":{}"#,
@@ -329,7 +329,7 @@ fn entry(flow: &HttpFlow, reused: bool, out: &mut String) {
             .to_ascii_lowercase()
             .starts_with("application/x-www-form-urlencoded")
         {
-            interpose_plugin_abi::flow::form_pairs(&lossy(&request.content))
+            interpose_plugin_abi::forms::decode_urlencoded(&lossy(&request.content)).into_fields()
         } else {
             Vec::new()
         };

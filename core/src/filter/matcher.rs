@@ -288,14 +288,14 @@ fn websocket_matches(re: &Regex, flow: &HttpFlow, side: impl Fn(bool) -> bool) -
 fn content_type_matches_request(re: &Regex, request: &Request) -> bool {
     request
         .headers
-        .get_all("content-type")
+        .get_all_bytes("content-type")
         .any(|value| re.is_match(value))
 }
 
 fn content_type_matches(re: &Regex, response: &Response) -> bool {
     response
         .headers
-        .get_all("content-type")
+        .get_all_bytes("content-type")
         .any(|value| re.is_match(value))
 }
 

@@ -13,7 +13,7 @@ use interpose_plugin_abi::Headers;
 /// list of several), a repeated `Content-Encoding` field, or a body that does not decode
 /// gives back the raw bytes unchanged (borrowed, so without a copy).
 pub fn decoded<'a>(headers: &Headers, body: &'a [u8]) -> Cow<'a, [u8]> {
-    let mut encodings = headers.get_all("content-encoding");
+    let mut encodings = headers.get_all_bytes("content-encoding");
     let (Some(encoding), None) = (encodings.next(), encodings.next()) else {
         return Cow::Borrowed(body);
     };

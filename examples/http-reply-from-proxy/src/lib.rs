@@ -5,32 +5,12 @@
 use interpose_plugin_abi::prelude::*;
 
 fn request(_ctx: &Context, flow: &mut HttpFlow) {
-    if pretty_url(&flow.request) == "http://example.com/path" {
+    if flow.request.pretty_url() == "http://example.com/path" {
         flow.set_response(Response::make(
             200,
             "Hello World",
             &[("Content-Type", "text/html")],
         ));
-    }
-}
-
-/// mitmproxy's `request.pretty_url`: the URL with the host from the `Host` header (as
-/// [`Request::pretty_host`]), the port left out when it is the scheme's default.
-// (`Request::pretty_url` is being added to the plugin ABI; this stands in until then.)
-fn pretty_url(request: &Request) -> String {
-    let host = request.pretty_host();
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    };
-    if request.port == interpose_plugin_abi::flow::default_port(&request.scheme) {
-        format!("{}://{host}{}", request.scheme, request.path)
-    } else {
-        format!(
-            "{}://{host}:{}{}",
-            request.scheme, request.port, request.path
-        )
     }
 }
 

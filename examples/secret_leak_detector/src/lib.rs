@@ -36,7 +36,7 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
-use interpose_plugin_abi::{flow::default_port, prelude::*, Headers};
+use interpose_plugin_abi::{prelude::*, Headers};
 use regex::Regex;
 use serde_json::Value;
 
@@ -204,7 +204,7 @@ impl SecretLeakDetector {
                     continue;
                 }
                 self.secrets_found.fetch_add(1, Ordering::Relaxed);
-                let url = pretty_url(&flow.request);
+                let url = flow.request.pretty_url();
                 warn!(
                     ctx,
                     "{}",
@@ -369,7 +369,7 @@ fn header_items(headers: &Headers) -> Vec<(String, String)> {
             continue;
         }
         let values: Vec<String> = headers
-            .get_all(name)
+            .get_all_bytes(name)
             .map(|v| String::from_utf8_lossy(v).into_owned())
             .collect();
         items.push((name.to_string(), values.join(", ")));
@@ -448,7 +448,7 @@ fn apply_mask(
         };
         if headers.contains(name) {
             let value: Vec<String> = headers
-                .get_all(name)
+                .get_all_bytes(name)
                 .map(|v| String::from_utf8_lossy(v).into_owned())
                 .collect();
             headers.insert(name, value.join(", ").replace(original, masked));
@@ -456,25 +456,6 @@ fn apply_mask(
     } else if !content.is_empty() {
         let text = String::from_utf8_lossy(content).replace(original, masked);
         *content = Body::from(text.into_bytes());
-    }
-}
-
-/// mitmproxy's `request.pretty_url`: the URL with the host from the `Host` header.
-// (`Request::pretty_url` is being added to the plugin ABI; this stands in until then.)
-fn pretty_url(request: &Request) -> String {
-    let host = request.pretty_host();
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    };
-    if request.port == default_port(&request.scheme) {
-        format!("{}://{host}{}", request.scheme, request.path)
-    } else {
-        format!(
-            "{}://{host}:{}{}",
-            request.scheme, request.port, request.path
-        )
     }
 }
 

@@ -7,19 +7,7 @@
 use interpose_plugin_abi::prelude::*;
 
 fn request(ctx: &Context, flow: &mut HttpFlow) {
-    // mitmproxy compares `flow.request.pretty_url`: the URL with the Host header's name.
-    let request = &flow.request;
-    let port = match (request.scheme(), request.port) {
-        ("http", 80) | ("https", 443) => String::new(),
-        (_, port) => format!(":{port}"),
-    };
-    let url = format!(
-        "{}://{}{port}{}",
-        request.scheme(),
-        request.pretty_host(),
-        request.path()
-    );
-    if url == "http://example.com/path" {
+    if flow.request.pretty_url() == "http://example.com/path" {
         info!(ctx, "Shutting down everything...");
         ctx.shutdown();
     }

@@ -174,7 +174,7 @@ pub fn write_flow(out: &mut String, style: &Style, flow: &HttpFlow) {
             &request.headers,
             request.content.as_slice(),
             request.stream.is_on(),
-            &query,
+            query.fields(),
         );
     }
     if style.detail >= 2 {

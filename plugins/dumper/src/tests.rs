@@ -187,7 +187,7 @@ fn query_pairs_aligned() {
     let mut flow = testing::flow();
     flow.request.path = "/p?x=1&long=two+words&e=%C3%A9#frag".into();
     assert_eq!(
-        format::query_lines(&flow.request.query()),
+        format::query_lines(flow.request.query().fields()),
         ["x:    1", "long: two words", "e:    é"]
     );
 }

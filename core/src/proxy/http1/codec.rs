@@ -341,7 +341,7 @@ fn transfer_codings(headers: &Headers) -> Codings {
         ends_chunked: false,
         chunked: 0,
     };
-    for value in headers.get_all("transfer-encoding") {
+    for value in headers.get_all_bytes("transfer-encoding") {
         for coding in list_items(value) {
             let chunked = coding.eq_ignore_ascii_case(b"chunked");
             codings.ends_chunked = chunked;
@@ -355,7 +355,7 @@ fn transfer_codings(headers: &Headers) -> Codings {
 /// only, and all must be equal.
 fn content_length(headers: &Headers) -> Result<Option<u64>, HeadError> {
     let mut length = None;
-    for value in headers.get_all("content-length") {
+    for value in headers.get_all_bytes("content-length") {
         for item in value.split(|&b| b == b',') {
             let n = parse_decimal(trim_ows(item))
                 .ok_or_else(|| HeadError::invalid("invalid Content-Length"))?;
@@ -825,7 +825,7 @@ pub fn write_last_chunk(out: &mut BytesMut, trailers: Option<&Headers>) {
 /// Whether `token` is one of the options of any Connection field (comma lists, any case).
 pub fn connection_has(headers: &Headers, token: &str) -> bool {
     headers
-        .get_all("connection")
+        .get_all_bytes("connection")
         .flat_map(list_items)
         .any(|item| item.eq_ignore_ascii_case(token.as_bytes()))
 }
