@@ -479,3 +479,55 @@ fn twins_secret_leak_detector_blocks_high_confidence_leaks_when_asked() {
     assert_eq!(upstream.seen()[0].body, masked.as_bytes());
     proxy.wait_for_log("[SAFE PATH] Skipped blocking for /health");
 }
+
+#[test]
+fn twins_http_modify_form_sets_a_field_of_forms_and_replaces_other_bodies() {
+    let upstream = Upstream::start();
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .plugin(&plugin("http-modify-form"))
+        .start();
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let reply = Connection::open(proxy.addr).send("POST", "/form", &form, b"mitmproxy=sucks&a=1");
+    assert_eq!(reply.unwrap().status, 200);
+    let reply = Connection::open(proxy.addr).send(
+        "POST",
+        "/json",
+        &[("content-type", "application/json")],
+        b"{\"a\": 1}",
+    );
+    assert_eq!(reply.unwrap().status, 200);
+    assert_eq!(
+        send(proxy.addr, "GET", "/nothing", b"").unwrap().status,
+        200
+    );
+
+    let seen = upstream.seen();
+    assert_eq!(seen[0].body, b"mitmproxy=rocks&a=1");
+    assert_eq!(seen[0].header("content-length"), Some("19"));
+    for request in &seen[1..] {
+        assert_eq!(request.body, b"foo=bar", "{}", request.path);
+        assert_eq!(
+            request.header("content-type"),
+            Some("application/x-www-form-urlencoded")
+        );
+        assert_eq!(request.header("content-length"), Some("7"));
+    }
+}
+
+#[test]
+fn twins_http_modify_query_string_sets_the_parameter() {
+    let upstream = Upstream::start();
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .plugin(&plugin("http-modify-query-string"))
+        .start();
+    for path in ["/page", "/search?q=a+b&mitmproxy=no"] {
+        assert_eq!(send(proxy.addr, "GET", path, b"").unwrap().status, 200);
+    }
+    let paths: Vec<String> = upstream.seen().into_iter().map(|s| s.path).collect();
+    assert_eq!(
+        paths,
+        ["/page?mitmproxy=rocks", "/search?q=a+b&mitmproxy=rocks"]
+    );
+}
