@@ -156,14 +156,14 @@ pub fn encode<'a>(content: &'a [u8], encoding: &str) -> Result<Cow<'a, [u8]>, Co
     Ok(Cow::Owned(encoded))
 }
 
-/// A gzip member, or a zlib stream (mitmproxy's zlib auto-detection); data after the first
-/// member is ignored, as zlib does.
+/// Every member of a gzip stream, one after another (as Python's `GzipFile.read`, which
+/// mitmproxy uses), or a zlib stream (mitmproxy's zlib auto-detection).
 fn gunzip(content: &[u8]) -> Result<Vec<u8>, String> {
     if !content.starts_with(&[0x1f, 0x8b]) {
         return inflate(content, true);
     }
     let mut out = Vec::with_capacity(content.len().saturating_mul(4));
-    flate2::read::GzDecoder::new(content)
+    flate2::read::MultiGzDecoder::new(content)
         .read_to_end(&mut out)
         .map_err(|e| e.to_string())?;
     Ok(out)
