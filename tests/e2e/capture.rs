@@ -13,8 +13,10 @@ use std::{
     time::Duration,
 };
 
+use interpose::capture::flowfile::FlowReader;
+
 use crate::{
-    harness::{send, temp_dir, Connection, Finished, Proxy, Upstream},
+    harness::{plugin, send, temp_dir, Connection, Finished, Proxy, Upstream},
     mitmproxy::mitmproxy_python,
 };
 
@@ -525,4 +527,43 @@ fn strftime_patterns_start_a_new_file_when_the_path_changes() {
     }
     let saved: usize = files.iter().map(|f| flows_in(f)).sum();
     assert_eq!(saved, sent);
+}
+
+#[test]
+fn marks_and_comments_set_by_addons_are_saved_and_filtered_on() {
+    let upstream = Upstream::start();
+    let dir = temp_dir("marked");
+    let file = dir.join("flows");
+    let mut proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .plugin(&plugin("engine-probe"))
+        .args(["--flow-detail", "0", "-w", file.to_str().unwrap()])
+        .set("save_stream_filter", "~marked")
+        .start();
+    let mut conn = Connection::open(proxy.addr);
+    for (path, mark) in [
+        ("/plain", None),
+        ("/marked", Some(":grapes:")),
+        ("/other", None),
+    ] {
+        let headers: Vec<(&str, &str)> = mark.map(|m| ("x-probe-mark", m)).into_iter().collect();
+        assert_eq!(conn.send("GET", path, &headers, b"").unwrap().status, 200);
+    }
+    assert!(proxy.terminate().success(), "{}", proxy.dump());
+
+    let flows: Vec<_> = FlowReader::new(std::fs::File::open(&file).unwrap())
+        .collect::<Result<_, _>>()
+        .expect("a readable capture");
+    assert_eq!(flows.len(), 1, "only the marked flow was saved");
+    assert_eq!(flows[0].request.path(), "/marked");
+    assert_eq!(flows[0].marked(), ":grapes:");
+    assert_eq!(flows[0].comment(), "marked by the probe");
+    // The filter language sees them too.
+    let run = interpose(&["-n", "-r", file.to_str().unwrap(), "~comment probe"]);
+    assert!(
+        run.stdout.contains("/marked"),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
 }

@@ -37,7 +37,7 @@ pub fn print_flows(input: impl Read, out: &mut impl Write) -> io::Result<Summary
         match flow {
             Ok(flow) => {
                 writeln!(out, "{}", describe(&flow))?;
-                writeln!(out, "{}", flow.request.host)?;
+                writeln!(out, "{}", flow.request.host())?;
                 writeln!(out, "{}", pretty(&flow_state(&flow)))?;
                 summary.flows += 1;
             }
