@@ -47,6 +47,16 @@
 macro_rules! event_enum {
     ([] $(($(#[$doc:meta])* $name:ident, $variant:ident, $kind:ident, $host:ident))*) => {
         /// An event the host can send to an addon, named as mitmproxy names it.
+        ///
+        /// ```
+        /// use interpose_plugin_abi::Event;
+        ///
+        /// assert_eq!(Event::Request.name(), "request");
+        /// assert_eq!(Event::from_name("tls_clienthello"), Some(Event::TlsClientHello));
+        /// assert_eq!(Event::from_name("no_such_event"), None);
+        /// assert_eq!(Event::ALL[0], Event::Load);
+        /// assert!(Event::ALL.iter().all(|&e| Event::from_name(e.name()) == Some(e)));
+        /// ```
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[repr(u8)]
         pub enum Event {
@@ -55,9 +65,13 @@ macro_rules! event_enum {
 
         impl Event {
             /// Every event, in the order of the event table.
+            ///
+            /// See the example on [`Event`].
             pub const ALL: &'static [Event] = &[$(Event::$variant,)*];
 
             /// The event's name (`request`, `client_connected`, ...).
+            ///
+            /// See the example on [`Event`].
             pub const fn name(self) -> &'static str {
                 match self {
                     $(Event::$variant => ::core::stringify!($name),)*
@@ -65,6 +79,8 @@ macro_rules! event_enum {
             }
 
             /// The event called `name`, if there is one.
+            ///
+            /// See the example on [`Event`].
             pub const fn from_name(name: &str) -> Option<Event> {
                 $(if const_str_eq(name, ::core::stringify!($name)) {
                     return Some(Event::$variant);
@@ -186,6 +202,23 @@ macro_rules! addon_trait {
             const BLOCKING: EventSet = EventSet::NONE;
 
             /// The name the host uses in logs: by default the type's name in lower case.
+            ///
+            /// ```
+            /// use interpose_plugin_abi::prelude::*;
+            ///
+            /// struct HeaderFixer;
+            /// impl Addon for HeaderFixer {}
+            ///
+            /// struct Named;
+            /// impl Addon for Named {
+            ///     fn name(&self) -> String {
+            ///         "named-addon".into()
+            ///     }
+            /// }
+            ///
+            /// assert_eq!(HeaderFixer.name(), "headerfixer");
+            /// assert_eq!(Named.name(), "named-addon");
+            /// ```
             fn name(&self) -> String {
                 let full = std::any::type_name::<Self>();
                 let base = full.split('<').next().unwrap_or(full);

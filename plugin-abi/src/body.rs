@@ -4,6 +4,16 @@
 //! an addon built (from a `Vec`, a `String` or a static slice) back without copying either. The
 //! memory is always released by the library that allocated it, through the function pointer
 //! stored beside it.
+//!
+//! ```
+//! use interpose_plugin_abi::{testing, Body};
+//!
+//! let mut flow = testing::flow_with_response();
+//! let response = flow.response_mut().unwrap();
+//! let upper = response.content.to_ascii_uppercase(); // reads without copying first
+//! response.content = Body::from(upper);
+//! assert_eq!(&response.content[..], b"MESSAGE");
+//! ```
 
 use std::{ffi::c_void, fmt, ops::Deref};
 
@@ -51,6 +61,14 @@ unsafe extern "C" fn release_vec(owner: *mut c_void, ptr: *const u8, len: usize)
 
 impl Body {
     /// An empty body; allocates nothing.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::Body;
+    ///
+    /// let body = Body::empty();
+    /// assert!(body.is_empty());
+    /// assert_eq!(body, Body::default());
+    /// ```
     pub const fn empty() -> Self {
         Body {
             ptr: std::ptr::NonNull::<u8>::dangling().as_ptr(),
@@ -61,6 +79,13 @@ impl Body {
     }
 
     /// A body borrowing static bytes.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::Body;
+    ///
+    /// static NOT_FOUND: Body = Body::from_static(b"<h1>Not found</h1>");
+    /// assert_eq!(NOT_FOUND.len(), 18);
+    /// ```
     pub const fn from_static(bytes: &'static [u8]) -> Self {
         Body {
             ptr: bytes.as_ptr(),
@@ -71,6 +96,17 @@ impl Body {
     }
 
     /// A body owning `bytes` without copying them.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::{testing, Body};
+    ///
+    /// let mut flow = testing::flow_with_response();
+    /// let response = flow.response_mut().unwrap();
+    /// let mut bytes = response.content.to_vec();
+    /// bytes.extend_from_slice(b" (edited)");
+    /// response.content = Body::from_vec(bytes);
+    /// assert_eq!(response.content.text(), Some("message (edited)"));
+    /// ```
     pub fn from_vec(bytes: Vec<u8>) -> Self {
         if bytes.capacity() == 0 {
             return Body::empty();
@@ -85,6 +121,14 @@ impl Body {
     }
 
     /// A body holding a copy of `bytes`.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::Body;
+    ///
+    /// let line = String::from("GET / HTTP/1.1");
+    /// let body = Body::copy_from_slice(&line.as_bytes()[..3]);
+    /// assert_eq!(body.as_slice(), b"GET");
+    /// ```
     pub fn copy_from_slice(bytes: &[u8]) -> Self {
         Body::from_vec(bytes.to_vec())
     }
@@ -135,6 +179,15 @@ impl Body {
     }
 
     /// The bytes.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::testing;
+    ///
+    /// let flow = testing::flow_with_response();
+    /// let body = &flow.response().unwrap().content;
+    /// assert_eq!(body.as_slice(), b"message");
+    /// assert!(body.as_slice().starts_with(b"mess"));
+    /// ```
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: the constructors guarantee `ptr..ptr+len` is valid and immutable for as
         // long as `self` lives (a dangling but aligned pointer when `len == 0`).
@@ -142,11 +195,26 @@ impl Body {
     }
 
     /// The bytes as text, if they are valid UTF-8 (no charset or content-encoding handling).
+    ///
+    /// ```
+    /// use interpose_plugin_abi::Body;
+    ///
+    /// assert_eq!(Body::from("héllo").text(), Some("héllo"));
+    /// assert_eq!(Body::from(vec![0xff, 0xfe]).text(), None);
+    /// ```
     pub fn text(&self) -> Option<&str> {
         std::str::from_utf8(self.as_slice()).ok()
     }
 
     /// The bytes as an owned `Vec`, reusing the allocation when this library made it.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::Body;
+    ///
+    /// let mut bytes = Body::from(vec![1, 2, 3]).into_vec();
+    /// bytes.push(4);
+    /// assert_eq!(Body::from(bytes).as_slice(), [1, 2, 3, 4]);
+    /// ```
     pub fn into_vec(self) -> Vec<u8> {
         // Equal addresses mean this library's own `release_vec` (functions merged for having
         // identical code would release identically); unequal ones only cost a copy.

@@ -31,6 +31,21 @@ use crate::{
 };
 
 /// A format the host can encode a flow in ([`Context::encode_flow`](crate::Context::encode_flow)).
+///
+/// ```no_run
+/// use interpose_plugin_abi::{prelude::*, CaptureFormat};
+/// use std::{fs::OpenOptions, io::Write};
+///
+/// /// Appends every finished flow to `flows.mitm`, which `mitmproxy -r flows.mitm` opens.
+/// fn response(ctx: &Context, flow: &mut HttpFlow) {
+///     let mut record = Vec::new();
+///     if ctx.encode_flow(flow, CaptureFormat::FlowFile, &mut record).is_ok() {
+///         let mut file = OpenOptions::new().create(true).append(true).open("flows.mitm").unwrap();
+///         file.write_all(&record).unwrap();
+///     }
+/// }
+/// # let _ = response;
+/// ```
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CaptureFormat {
@@ -45,6 +60,32 @@ pub enum CaptureFormat {
 /// 200`, `!~a`, `~h "x-debug: 1"`...); made by [`Context::filter`](crate::Context::filter).
 ///
 /// Compile once (in `load` or `running`, say) and match as often as needed, from any thread.
+///
+/// ```no_run
+/// use interpose_plugin_abi::{prelude::*, Filter};
+/// use std::sync::OnceLock;
+///
+/// #[derive(Default)]
+/// struct OnlyApi {
+///     filter: OnceLock<Filter>,
+/// }
+///
+/// #[addon]
+/// impl Addon for OnlyApi {
+///     fn running(&self, ctx: &Context) {
+///         let filter = ctx.filter("~d api.example.com").expect("a valid expression");
+///         assert_eq!(filter.expression(), "~d api.example.com");
+///         let _ = self.filter.set(filter);
+///     }
+///
+///     fn request(&self, ctx: &Context, flow: &mut HttpFlow) {
+///         if self.filter.get().is_some_and(|f| f.matches(flow)) {
+///             info!(ctx, "API call: {}", flow.request.path());
+///         }
+///     }
+/// }
+/// # fn main() {}
+/// ```
 pub struct Filter {
     host: HostRef,
     ptr: FilterPtr,
@@ -75,11 +116,15 @@ impl Filter {
     }
 
     /// Whether `flow` matches the expression.
+    ///
+    /// See the example on [`Filter`].
     pub fn matches(&self, flow: &HttpFlow) -> bool {
         (self.host.filter_matches())(self.ptr, flow)
     }
 
     /// The expression this filter was compiled from.
+    ///
+    /// See the example on [`Filter`].
     pub fn expression(&self) -> &str {
         &self.expression
     }

@@ -2,6 +2,21 @@
 //!
 //! The TLS fields are part of the layout from the start so that TLS interception can fill them
 //! without changing the ABI; on a plain connection they stay empty.
+//!
+//! ```
+//! use interpose_plugin_abi::{prelude::*, testing};
+//!
+//! /// Refuses clients that do not connect from the local machine.
+//! fn client_connected(_ctx: &Context, client: &mut Client) {
+//!     if !client.peername.ip().is_some_and(|ip| ip.is_loopback()) {
+//!         client.kill("only local clients");
+//!     }
+//! }
+//!
+//! let mut client = testing::client(); // 127.0.0.1:22
+//! client_connected(testing::TestContext::new().ctx(), &mut client);
+//! assert_eq!(client.error(), None);
+//! ```
 
 use std::{
     fmt,
@@ -17,6 +32,20 @@ use abi_stable::{
 use crate::flow::Uuid;
 
 /// An IP socket address in a fixed-size, ABI-stable form (or none at all).
+///
+/// ```
+/// use interpose_plugin_abi::{connection::SocketAddress, testing};
+/// use std::net::SocketAddr;
+///
+/// let client = testing::client();
+/// assert_eq!(client.peername.get(), Some("127.0.0.1:22".parse::<SocketAddr>().unwrap()));
+/// assert_eq!(client.peername.ip().map(|ip| ip.is_loopback()), Some(true));
+/// assert_eq!(client.peername.port(), 22);
+/// assert_eq!(client.peername.to_string(), "127.0.0.1:22");
+///
+/// assert_eq!(SocketAddress::NONE.get(), None);
+/// assert_eq!(SocketAddress::NONE.to_string(), "-");
+/// ```
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SocketAddress {
@@ -29,6 +58,8 @@ pub struct SocketAddress {
 
 impl SocketAddress {
     /// No address (a connection that is not established yet).
+    ///
+    /// See the example on [`SocketAddress`].
     pub const NONE: SocketAddress = SocketAddress {
         family: 0,
         ip: [0; 16],
@@ -36,6 +67,8 @@ impl SocketAddress {
     };
 
     /// The address as a standard library value, if there is one.
+    ///
+    /// See the example on [`SocketAddress`].
     pub fn get(&self) -> Option<SocketAddr> {
         let ip = match self.family {
             4 => IpAddr::V4(Ipv4Addr::new(
@@ -48,11 +81,15 @@ impl SocketAddress {
     }
 
     /// The IP address, if there is one.
+    ///
+    /// See the example on [`SocketAddress`].
     pub fn ip(&self) -> Option<IpAddr> {
         self.get().map(|a| a.ip())
     }
 
     /// The port (0 when there is no address).
+    ///
+    /// See the example on [`SocketAddress`].
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -95,6 +132,15 @@ impl fmt::Debug for SocketAddress {
 }
 
 /// A host name or IP address and a port, as a client asked for it.
+///
+/// ```
+/// use interpose_plugin_abi::connection::Address;
+///
+/// let mut address = Address::new("example.com", 443);
+/// assert_eq!((address.host(), address.port), ("example.com", 443));
+/// address.set_host("::1");
+/// assert_eq!(address.to_string(), "[::1]:443");
+/// ```
 #[repr(C)]
 #[derive(StableAbi, Clone, PartialEq, Eq, Hash)]
 pub struct Address {
@@ -113,6 +159,13 @@ impl fmt::Display for Address {
 
 /// Displays a host and port as `host:port`, with an IPv6 address in brackets (`[::1]:80`),
 /// as they go in a `Host` header or a log line.
+///
+/// ```
+/// use interpose_plugin_abi::connection::HostPort;
+///
+/// assert_eq!(HostPort("example.com", 8080).to_string(), "example.com:8080");
+/// assert_eq!(HostPort("2001:db8::1", 443).to_string(), "[2001:db8::1]:443");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HostPort<'a>(pub &'a str, pub u16);
 
@@ -128,6 +181,13 @@ impl fmt::Display for HostPort<'_> {
 }
 
 /// The transport a connection uses.
+///
+/// ```
+/// use interpose_plugin_abi::{connection::TransportProtocol, testing};
+///
+/// let client = testing::client();
+/// assert_eq!(client.transport_protocol, TransportProtocol::Tcp);
+/// ```
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransportProtocol {
@@ -138,6 +198,24 @@ pub enum TransportProtocol {
 }
 
 /// What clients and servers have in common (mitmproxy's `Connection`).
+///
+/// ```
+/// use interpose_plugin_abi::{connection::Connection, flow::Uuid};
+///
+/// let conn = Connection::new(Uuid([9; 16]));
+/// // A plain connection: no TLS details at all.
+/// assert!(!conn.tls);
+/// assert_eq!(conn.sni(), None);
+/// assert_eq!(conn.alpn(), None);
+/// assert_eq!(conn.alpn_offers().len(), 0);
+/// assert_eq!(conn.cipher(), None);
+/// assert_eq!(conn.cipher_list().len(), 0);
+/// assert_eq!(conn.tls_version(), None);
+/// assert_eq!(conn.certificate_list().len(), 0);
+/// assert_eq!(conn.timestamp_tls_setup(), None);
+/// // Not opened (nor closed) yet.
+/// assert_eq!((conn.timestamp_start(), conn.timestamp_end()), (None, None));
+/// ```
 #[repr(C)]
 #[derive(StableAbi, Clone)]
 pub struct Connection {
@@ -189,6 +267,8 @@ pub struct Connection {
 
 impl Connection {
     /// A plain (non-TLS) TCP connection with a fresh id and no addresses or timestamps yet.
+    ///
+    /// See the example on [`Connection`].
     pub fn new(id: Uuid) -> Self {
         Connection {
             id,
@@ -211,6 +291,15 @@ impl Connection {
     }
 
     /// Refuses or kills the connection with `message` (mitmproxy: setting `.error`).
+    ///
+    /// ```
+    /// use interpose_plugin_abi::testing;
+    ///
+    /// let mut client = testing::client();
+    /// assert_eq!(client.error(), None);
+    /// client.kill("not on the allow list");
+    /// assert_eq!(client.error(), Some("not on the allow list"));
+    /// ```
     pub fn kill(&mut self, message: impl Into<String>) {
         self.error = ROption::RSome(RString::from(message.into()));
     }
@@ -219,6 +308,17 @@ impl Connection {
 /// A connection from a client to the proxy (mitmproxy's `Client`).
 ///
 /// Dereferences to [`Connection`] for the common fields (`client.peername`, `client.sni`).
+///
+/// ```
+/// use interpose_plugin_abi::testing;
+///
+/// let client = testing::client();
+/// assert_eq!(client.peername.to_string(), "127.0.0.1:22");
+/// assert_eq!(client.proxy_mode(), "regular");
+/// assert_eq!(client.mitmcert(), None); // no TLS with this client
+/// assert_eq!(client.sni(), None); // a `Connection` field, through `Deref`
+/// assert!(client.timestamp_start().is_some());
+/// ```
 #[repr(C)]
 #[derive(StableAbi, Clone)]
 pub struct Client {
@@ -235,6 +335,18 @@ pub struct Client {
 /// A connection from the proxy to a server (mitmproxy's `Server`).
 ///
 /// Dereferences to [`Connection`] for the common fields (`server.peername`, `server.tls`).
+///
+/// ```
+/// use interpose_plugin_abi::{connection::Address, testing};
+///
+/// let mut server = testing::server();
+/// assert_eq!(server.address().map(|a| a.to_string()).as_deref(), Some("example.com:443"));
+/// assert_eq!(server.via(), None);
+/// assert_eq!(server.timestamp_tcp_setup(), None); // not connected yet
+///
+/// server.set_address(Address::new("127.0.0.1", 8443));
+/// assert_eq!(server.address().unwrap().host(), "127.0.0.1");
+/// ```
 #[repr(C)]
 #[derive(StableAbi, Clone)]
 pub struct Server {
@@ -258,6 +370,8 @@ fn opt_str(value: &ROption<RString>) -> Option<&str> {
 
 impl Address {
     /// An address of `host` (name or IP address, without brackets) and `port`.
+    ///
+    /// See the example on [`Address`].
     pub fn new(host: impl Into<String>, port: u16) -> Address {
         Address {
             host: RString::from(host.into()),
@@ -266,11 +380,15 @@ impl Address {
     }
 
     /// The host name or IP address, without brackets.
+    ///
+    /// See the example on [`Address`].
     pub fn host(&self) -> &str {
         &self.host
     }
 
     /// Changes the host name or IP address.
+    ///
+    /// See the example on [`Address`].
     pub fn set_host(&mut self, host: impl Into<String>) {
         self.host = RString::from(host.into());
     }
@@ -284,56 +402,78 @@ impl fmt::Debug for Address {
 
 impl Connection {
     /// Why the connection was refused or failed, if it was.
+    ///
+    /// See the example on [`Connection::kill`].
     pub fn error(&self) -> Option<&str> {
         opt_str(&self.error)
     }
 
     /// The peer's certificate chain, DER-encoded, leaf first (empty without TLS).
+    ///
+    /// See the example on [`Connection`].
     pub fn certificate_list(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
         self.certificate_list.iter().map(RVec::as_slice)
     }
 
     /// The negotiated ALPN protocol (`b"h2"`), if any.
+    ///
+    /// See the example on [`Connection`].
     pub fn alpn(&self) -> Option<&[u8]> {
         self.alpn.as_ref().map(RVec::as_slice).into_option()
     }
 
     /// The ALPN protocols offered.
+    ///
+    /// See the example on [`Connection`].
     pub fn alpn_offers(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
         self.alpn_offers.iter().map(RVec::as_slice)
     }
 
     /// The negotiated cipher suite (`TLS_AES_128_GCM_SHA256`), if any.
+    ///
+    /// See the example on [`Connection`].
     pub fn cipher(&self) -> Option<&str> {
         opt_str(&self.cipher)
     }
 
     /// The cipher suites offered.
+    ///
+    /// See the example on [`Connection`].
     pub fn cipher_list(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
         self.cipher_list.iter().map(RString::as_str)
     }
 
     /// The negotiated TLS version (`TLSv1.2`, `TLSv1.3`), if any.
+    ///
+    /// See the example on [`Connection`].
     pub fn tls_version(&self) -> Option<&str> {
         opt_str(&self.tls_version)
     }
 
     /// The Server Name Indication the client sent, if any.
+    ///
+    /// See the example on [`Connection`] (and on [`Client`]).
     pub fn sni(&self) -> Option<&str> {
         opt_str(&self.sni)
     }
 
     /// When the connection was opened (seconds since the epoch).
+    ///
+    /// See the example on [`Connection`] (and on [`Client`]).
     pub fn timestamp_start(&self) -> Option<f64> {
         self.timestamp_start.into_option()
     }
 
     /// When the connection was closed.
+    ///
+    /// See the example on [`Connection`].
     pub fn timestamp_end(&self) -> Option<f64> {
         self.timestamp_end.into_option()
     }
 
     /// When the TLS handshake finished.
+    ///
+    /// See the example on [`Connection`].
     pub fn timestamp_tls_setup(&self) -> Option<f64> {
         self.timestamp_tls_setup.into_option()
     }
@@ -362,11 +502,15 @@ impl fmt::Debug for Connection {
 
 impl Client {
     /// The certificate the proxy presented to this client, DER-encoded, if it did.
+    ///
+    /// See the example on [`Client`].
     pub fn mitmcert(&self) -> Option<&[u8]> {
         self.mitmcert.as_ref().map(RVec::as_slice).into_option()
     }
 
     /// The proxy mode that accepted the connection (`regular`, `reverse:http://...`).
+    ///
+    /// See the example on [`Client`].
     pub fn proxy_mode(&self) -> &str {
         self.proxy_mode.as_str()
     }
@@ -384,22 +528,30 @@ impl fmt::Debug for Client {
 
 impl Server {
     /// The address the proxy connects to, as given (host name or IP), once known.
+    ///
+    /// See the example on [`Server`].
     pub fn address(&self) -> Option<&Address> {
         self.address.as_ref().into_option()
     }
 
     /// Changes the address to connect to; in `server_connect` this sends the connection
     /// elsewhere.
+    ///
+    /// See the example on [`Server`] (and on [`ServerConnectionHookData`]).
     pub fn set_address(&mut self, address: Address) {
         self.address = ROption::RSome(address);
     }
 
     /// When the TCP handshake finished.
+    ///
+    /// See the example on [`Server`].
     pub fn timestamp_tcp_setup(&self) -> Option<f64> {
         self.timestamp_tcp_setup.into_option()
     }
 
     /// The upstream proxy this connection goes through, if any.
+    ///
+    /// See the example on [`Server`].
     pub fn via(&self) -> Option<&Address> {
         self.via.as_ref().into_option()
     }
@@ -438,6 +590,22 @@ deref_to_connection!(Client, Server);
 
 /// What the `server_connect`, `server_connected`, `server_connect_error` and
 /// `server_disconnected` events receive (mitmproxy's `ServerConnectionHookData`).
+///
+/// ```
+/// use interpose_plugin_abi::{connection::Address, prelude::*, testing};
+///
+/// /// Sends every connection to example.com to a local test server.
+/// fn server_connect(_ctx: &Context, data: &mut ServerConnectionHookData<'_>) {
+///     if data.server.address().is_some_and(|a| a.host() == "example.com") {
+///         data.server.set_address(Address::new("127.0.0.1", 8443));
+///     }
+/// }
+///
+/// let (client, mut server) = (testing::client(), testing::server());
+/// let mut data = ServerConnectionHookData { client: &client, server: &mut server };
+/// server_connect(testing::TestContext::new().ctx(), &mut data);
+/// assert_eq!(server.address().unwrap().to_string(), "127.0.0.1:8443");
+/// ```
 #[repr(C)]
 #[derive(StableAbi, Debug)]
 pub struct ServerConnectionHookData<'a> {

@@ -1,6 +1,18 @@
 //! Cookie headers: parsing and writing `Cookie` and `Set-Cookie` values as permissively as
 //! mitmproxy's `net.http.cookies` (duplicates, odd quoting and the comma-joined `Set-Cookie`
 //! form are kept or read; values are quoted only where they need it).
+//!
+//! ```
+//! use interpose_plugin_abi::{prelude::*, testing};
+//!
+//! let mut flow = testing::flow();
+//! flow.request.headers.insert("Cookie", "session=abc; theme=dark");
+//! let mut cookies = flow.request.cookies();
+//! assert_eq!(cookies.get("session").map(String::as_str), Some("abc"));
+//! cookies.remove("theme");
+//! flow.request.set_cookies(&cookies);
+//! assert_eq!(flow.request.headers.get("cookie"), Some("session=abc"));
+//! ```
 
 use std::fmt;
 
@@ -26,12 +38,16 @@ pub struct CookieAttrs {
 
 impl CookieAttrs {
     /// No attribute; allocates nothing.
+    ///
+    /// See the example on [`CookieAttrs::get_all`].
     pub const fn new() -> Self {
         CookieAttrs { fields: Vec::new() }
     }
 
     /// The last value of attribute `name` (any case): `Some(None)` for a flag, `None` when
     /// absent.
+    ///
+    /// See the example on [`CookieAttrs`].
     pub fn get(&self, name: &str) -> Option<Option<&str>> {
         self.fields
             .iter()
@@ -41,6 +57,21 @@ impl CookieAttrs {
     }
 
     /// Every value of attribute `name` (any case), in order.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::CookieAttrs;
+    ///
+    /// let mut attrs = CookieAttrs::new();
+    /// assert!(attrs.is_empty());
+    /// attrs.append("Path", Some("/a"));
+    /// attrs.append("Secure", None);
+    /// attrs.append("path", Some("/b"));
+    /// assert_eq!(attrs.get_all("PATH").collect::<Vec<_>>(), [Some("/a"), Some("/b")]);
+    /// assert!(attrs.contains("secure"));
+    /// attrs.set_all("Path", [Some("/".to_string())]);
+    /// assert_eq!(attrs.len(), 2);
+    /// assert_eq!(attrs.iter().collect::<Vec<_>>(), [("Path", Some("/")), ("Secure", None)]);
+    /// ```
     pub fn get_all<'a>(
         &'a self,
         name: &'a str,
@@ -52,6 +83,8 @@ impl CookieAttrs {
     }
 
     /// Whether attribute `name` (any case) is present.
+    ///
+    /// See the example on [`CookieAttrs::get_all`].
     pub fn contains(&self, name: &str) -> bool {
         self.fields
             .iter()
@@ -60,6 +93,8 @@ impl CookieAttrs {
 
     /// Sets attribute `name` to `value` (`None` for a flag), at the position of its first
     /// occurrence (which keeps its name's case), removing the others; appended when absent.
+    ///
+    /// See the example on [`CookieAttrs`].
     pub fn set(&mut self, name: &str, value: Option<&str>) {
         self.set_all(name, [value.map(str::to_string)]);
     }
@@ -67,6 +102,8 @@ impl CookieAttrs {
     /// Replaces the values of attribute `name` (mitmproxy's `set_all`): existing occurrences
     /// take the new values in order, in place; occurrences left over are removed, and values
     /// left over are appended.
+    ///
+    /// See the example on [`CookieAttrs::get_all`].
     pub fn set_all(&mut self, name: &str, values: impl IntoIterator<Item = Option<String>>) {
         let mut values = values.into_iter();
         let mut i = 0;
@@ -91,6 +128,8 @@ impl CookieAttrs {
     }
 
     /// Adds an attribute at the end, keeping others of the same name.
+    ///
+    /// See the example on [`CookieAttrs::get_all`].
     #[doc(alias = "add")]
     pub fn append(&mut self, name: &str, value: Option<&str>) {
         self.fields
@@ -98,6 +137,8 @@ impl CookieAttrs {
     }
 
     /// Removes attribute `name` (any case); returns how many there were.
+    ///
+    /// See the example on [`CookieAttrs`].
     pub fn remove(&mut self, name: &str) -> usize {
         let before = self.fields.len();
         self.fields.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
@@ -105,16 +146,22 @@ impl CookieAttrs {
     }
 
     /// Every attribute in order, as `(name, value)`.
+    ///
+    /// See the example on [`CookieAttrs::get_all`].
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, Option<&str>)> {
         self.fields.iter().map(|(k, v)| (k.as_str(), v.as_deref()))
     }
 
     /// Number of attributes (a repeated one counts once per occurrence).
+    ///
+    /// See the example on [`CookieAttrs::get_all`].
     pub fn len(&self) -> usize {
         self.fields.len()
     }
 
     /// Whether there is no attribute.
+    ///
+    /// See the example on [`CookieAttrs::get_all`].
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }
@@ -283,6 +330,8 @@ pub fn format_cookie_header(pairs: &[(String, String)]) -> String {
 
 /// One cookie of a `Set-Cookie` header: name, value (`None` when the header had no `=`) and
 /// attributes.
+///
+/// See the example on [`parse_set_cookie_header`].
 pub type SetCookie = (String, Option<String>, CookieAttrs);
 
 /// Parses one `Set-Cookie` header value (mitmproxy's `parse_set_cookie_header`): usually one

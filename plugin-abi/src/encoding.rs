@@ -1,5 +1,13 @@
 //! Body codings: `Content-Encoding` (gzip, deflate, br, zstd) and text charsets, as mitmproxy's
 //! `net.encoding` and `infer_content_encoding` handle them.
+//!
+//! ```
+//! use interpose_plugin_abi::encoding::{decode, encode};
+//!
+//! let gzipped = encode(b"hello", "gzip").unwrap();
+//! assert_ne!(&gzipped[..], b"hello");
+//! assert_eq!(&decode(&gzipped, "gzip").unwrap()[..], b"hello");
+//! ```
 
 use std::{
     borrow::Cow,
@@ -8,6 +16,19 @@ use std::{
 };
 
 /// Why a body could not be decoded or encoded. Every variant names the coding involved.
+///
+/// ```
+/// use interpose_plugin_abi::{ContentError, Response};
+///
+/// let mut response = Response::make(200, "not gzip", &[("content-encoding", "gzip")]);
+/// let err = response.content().unwrap_err();
+/// assert!(matches!(err, ContentError::Corrupt { ref encoding, .. } if encoding == "gzip"));
+/// response.headers.insert("content-encoding", "rot13");
+/// assert_eq!(
+///     response.decode().unwrap_err().to_string(),
+///     r#"invalid Content-Encoding "rot13""#
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContentError {
     /// The `Content-Encoding` is none of `identity`, `none`, `gzip`, `deflate`, `deflateraw`,

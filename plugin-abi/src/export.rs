@@ -18,6 +18,32 @@
 /// which catches panics. Build the crate with `crate-type = ["cdylib"]` (add `"rlib"` to also
 /// link it into a binary or test it as a library), and never with `panic = "abort"`: the
 /// macro refuses to compile then, since a panic could not be caught and would abort the proxy.
+///
+/// ```
+/// use interpose_plugin_abi::prelude::*;
+///
+/// struct Blocker {
+///     host: &'static str,
+/// }
+///
+/// #[addon]
+/// impl Addon for Blocker {
+///     fn request(&self, _ctx: &Context, flow: &mut HttpFlow) {
+///         if flow.request.host() == self.host {
+///             flow.set_response(Response::make(403, "blocked", &[]));
+///         }
+///     }
+/// }
+///
+/// export_plugin!(addons = [Blocker { host: "ads.example.com" }]);
+/// # fn main() {
+/// #     use interpose_plugin_abi::testing;
+/// #     let mut flow = testing::flow();
+/// #     flow.request.set_host("ads.example.com");
+/// #     Blocker { host: "ads.example.com" }.request(testing::TestContext::new().ctx(), &mut flow);
+/// #     assert_eq!(flow.response().unwrap().status_code, 403);
+/// # }
+/// ```
 #[macro_export]
 macro_rules! export_plugin {
     (addons = [$($addon:expr),* $(,)?] $(,)?) => {

@@ -1,5 +1,15 @@
 //! HTTP flows: one request, its response or error, and what addons attach to them
 //! (mitmproxy's `HTTPFlow`, `Request`, `Response`).
+//!
+//! ```
+//! use interpose_plugin_abi::{prelude::*, testing};
+//!
+//! let mut flow = testing::flow();
+//! if flow.request.pretty_host() == "example.com" {
+//!     flow.set_response(Response::make(403, "blocked", &[("content-type", "text/plain")]));
+//! }
+//! assert_eq!(flow.response().map(|r| r.status_code), Some(403));
+//! ```
 
 use std::fmt;
 
@@ -14,6 +24,13 @@ use crate::{
 };
 
 /// A 128-bit unique id, shown in the UUID text form mitmproxy uses for flows and connections.
+///
+/// ```
+/// use interpose_plugin_abi::flow::Uuid;
+///
+/// let id = Uuid([0xab; 16]);
+/// assert_eq!(id.to_string(), "abababab-abab-abab-abab-abababababab");
+/// ```
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Uuid(pub [u8; 16]);
@@ -37,6 +54,15 @@ impl fmt::Debug for Uuid {
 }
 
 /// The HTTP version of a message.
+///
+/// ```
+/// use interpose_plugin_abi::{flow::HttpVersion, testing};
+///
+/// let flow = testing::flow();
+/// assert_eq!(flow.request.http_version, HttpVersion::Http11);
+/// assert_eq!(HttpVersion::Http2.as_str(), "HTTP/2.0");
+/// assert_eq!(HttpVersion::Http11.to_string(), "HTTP/1.1");
+/// ```
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HttpVersion {
@@ -54,6 +80,8 @@ pub enum HttpVersion {
 
 impl HttpVersion {
     /// The version as mitmproxy writes it: `HTTP/1.1`, `HTTP/2.0`, `HTTP/3`.
+    ///
+    /// See the example on [`HttpVersion`].
     pub fn as_str(self) -> &'static str {
         match self {
             HttpVersion::Http09 => "HTTP/0.9",
@@ -72,6 +100,16 @@ impl fmt::Display for HttpVersion {
 }
 
 /// Where a flow's failure came from (set by the host on [`FlowError::kind`]).
+///
+/// ```
+/// use interpose_plugin_abi::{prelude::*, testing};
+///
+/// let mut flow = testing::flow();
+/// flow.kill();
+/// let kind = flow.error().map(|e| e.kind);
+/// assert_eq!(kind, Some(ErrorKind::Killed));
+/// assert_eq!(ErrorKind::TooLarge.name(), "too_large");
+/// ```
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
@@ -96,6 +134,8 @@ pub enum ErrorKind {
 impl ErrorKind {
     /// The kind as one lower-case word: `client`, `server`, `addon`, `proxy`, `killed`,
     /// `shutdown`, `timeout`, `too_large`.
+    ///
+    /// See the example on [`ErrorKind`].
     pub const fn name(self) -> &'static str {
         match self {
             ErrorKind::Client => "client",
@@ -117,6 +157,21 @@ impl fmt::Display for ErrorKind {
 }
 
 /// Why a flow failed (mitmproxy's `Error`), and where the failure came from.
+///
+/// ```
+/// use interpose_plugin_abi::{flow::FlowError, prelude::*, testing};
+///
+/// let mut flow = testing::flow();
+/// flow.set_error(FlowError::new(ErrorKind::Timeout, "server too slow"));
+/// let error = flow.error().unwrap();
+/// assert_eq!(error.msg(), "server too slow");
+/// assert_eq!(error.kind, ErrorKind::Timeout);
+/// assert!(error.timestamp > 0.0);
+///
+/// flow = testing::flow();
+/// flow.kill();
+/// assert_eq!(flow.error().unwrap().msg(), FlowError::KILLED_MESSAGE);
+/// ```
 #[repr(C)]
 #[derive(StableAbi, Clone, PartialEq)]
 pub struct FlowError {
@@ -131,9 +186,13 @@ pub struct FlowError {
 
 impl FlowError {
     /// The message of a killed flow (mitmproxy's `Error.KILLED_MESSAGE`).
+    ///
+    /// See the example on [`FlowError`].
     pub const KILLED_MESSAGE: &'static str = "Connection killed.";
 
     /// An error of `kind` that happens now.
+    ///
+    /// See the example on [`FlowError`].
     pub fn new(kind: ErrorKind, msg: impl Into<String>) -> Self {
         FlowError {
             msg: RString::from(msg.into()),
@@ -144,6 +203,20 @@ impl FlowError {
 }
 
 /// Free-form key/value data that addons attach to a flow (mitmproxy's `flow.metadata`).
+///
+/// ```
+/// use interpose_plugin_abi::testing;
+///
+/// let mut flow = testing::flow();
+/// assert!(flow.metadata.is_empty());
+/// flow.metadata.insert("seen-by", "my-addon");
+/// flow.metadata.insert("seen-by", "other-addon");
+/// assert_eq!(flow.metadata.get("seen-by"), Some("other-addon"));
+/// assert_eq!(flow.metadata.len(), 1);
+/// assert_eq!(flow.metadata.iter().collect::<Vec<_>>(), [("seen-by", "other-addon")]);
+/// assert_eq!(flow.metadata.remove("seen-by").as_deref(), Some("other-addon"));
+/// assert_eq!(flow.metadata.get("seen-by"), None);
+/// ```
 #[repr(C)]
 #[derive(StableAbi, Clone, Default, PartialEq)]
 pub struct Metadata {
@@ -159,6 +232,8 @@ struct MetadataEntry {
 
 impl Metadata {
     /// The value stored under `key`.
+    ///
+    /// See the example on [`Metadata`].
     pub fn get(&self, key: &str) -> Option<&str> {
         self.entries
             .iter()
@@ -167,6 +242,8 @@ impl Metadata {
     }
 
     /// Stores `value` under `key`, replacing any previous value.
+    ///
+    /// See the example on [`Metadata`].
     pub fn insert(&mut self, key: &str, value: impl Into<String>) {
         let value = RString::from(value.into());
         match self.entries.iter_mut().find(|e| e.key == key) {
@@ -179,12 +256,16 @@ impl Metadata {
     }
 
     /// Removes `key`, returning its value.
+    ///
+    /// See the example on [`Metadata`].
     pub fn remove(&mut self, key: &str) -> Option<String> {
         let index = self.entries.iter().position(|e| e.key == key)?;
         Some(self.entries.remove(index).value.into_string())
     }
 
     /// All entries in insertion order.
+    ///
+    /// See the example on [`Metadata`].
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.entries
             .iter()
@@ -192,17 +273,30 @@ impl Metadata {
     }
 
     /// Number of entries.
+    ///
+    /// See the example on [`Metadata`].
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Whether there is no entry.
+    ///
+    /// See the example on [`Metadata`].
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 }
 
 /// Which half of a flow was replayed.
+///
+/// ```
+/// use interpose_plugin_abi::{flow::ReplaySide, prelude::*, testing};
+///
+/// fn is_client_replay(flow: &HttpFlow) -> bool {
+///     flow.is_replay() == Some(ReplaySide::Request)
+/// }
+/// assert!(!is_client_replay(&testing::flow()));
+/// ```
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplaySide {
@@ -213,6 +307,23 @@ pub enum ReplaySide {
 }
 
 /// An HTTP request (mitmproxy's `Request`).
+///
+/// ```
+/// use interpose_plugin_abi::Request;
+///
+/// let mut request = Request::make("get", "https://example.com:8443/search?q=1", "").unwrap();
+/// assert_eq!(request.method(), "GET");
+/// assert_eq!(request.scheme(), "https");
+/// assert_eq!(request.host(), "example.com");
+/// assert_eq!(request.port, 8443);
+/// assert_eq!(request.path(), "/search?q=1");
+/// assert_eq!(request.authority(), ""); // origin-form, as HTTP/1 clients send it
+/// assert_eq!(request.url(), "https://example.com:8443/search?q=1");
+/// assert!(request.timestamp_end().is_some());
+///
+/// request.set_method("POST");
+/// assert_eq!(request.method(), "POST");
+/// ```
 #[repr(C)]
 #[derive(StableAbi, Clone, PartialEq)]
 pub struct Request {
@@ -256,6 +367,13 @@ pub struct Request {
 }
 
 /// The port a URL of `scheme` uses when it names none: 443 for `https`, else 80.
+///
+/// ```
+/// use interpose_plugin_abi::flow::default_port;
+///
+/// assert_eq!(default_port("https"), 443);
+/// assert_eq!(default_port("http"), 80);
+/// ```
 pub fn default_port(scheme: &str) -> u16 {
     if scheme.eq_ignore_ascii_case("https") {
         443
@@ -267,6 +385,15 @@ pub fn default_port(scheme: &str) -> u16 {
 impl Request {
     /// Builds a request for `url` (`scheme://host[:port][/path]`), stamped with the current
     /// time, with a `Host` header and, for a non-empty body, a `Content-Length` header.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::Request;
+    ///
+    /// let request = Request::make("POST", "http://example.com/api", r#"{"a":1}"#).unwrap();
+    /// assert_eq!(request.headers.get("host"), Some("example.com"));
+    /// assert_eq!(request.headers.get("content-length"), Some("7"));
+    /// assert!(Request::make("GET", "ftp://example.com/", "").is_err());
+    /// ```
     pub fn make(method: &str, url: &str, content: impl Into<Body>) -> Result<Request, String> {
         let (scheme, rest) = url
             .split_once("://")
@@ -326,6 +453,14 @@ impl Request {
 
     /// Sends the request to `port` (mitmproxy's `request.port = ...`): also updates the
     /// `Host` header (when there is one) and the authority (when set) to match.
+    ///
+    /// ```
+    /// # use interpose_plugin_abi::Request;
+    /// let mut request = Request::make("GET", "http://example.com/", "").unwrap();
+    /// request.set_port(8080);
+    /// assert_eq!(request.headers.get("host"), Some("example.com:8080"));
+    /// assert_eq!(request.url(), "http://example.com:8080/");
+    /// ```
     pub fn set_port(&mut self, port: u16) {
         self.port = port;
         self.update_host_and_authority();
@@ -350,6 +485,8 @@ impl Request {
     }
 
     /// The full URL: scheme, host, port (when not the scheme's default) and path.
+    ///
+    /// See the example on [`Request`].
     pub fn url(&self) -> String {
         let host = if self.host.contains(':') {
             format!("[{}]", self.host)
@@ -364,6 +501,15 @@ impl Request {
     }
 
     /// The `Host` header (HTTP/1) or the authority (HTTP/2 and 3), if any.
+    ///
+    /// ```
+    /// # use interpose_plugin_abi::Request;
+    /// let mut request = Request::make("GET", "http://10.0.0.1:8080/", "").unwrap();
+    /// request.headers.insert("Host", "example.com:8080");
+    /// assert_eq!(request.host_header(), Some("example.com:8080"));
+    /// assert_eq!(request.pretty_host(), "example.com");
+    /// assert_eq!(request.host(), "10.0.0.1");
+    /// ```
     pub fn host_header(&self) -> Option<&str> {
         match self.http_version {
             HttpVersion::Http2 | HttpVersion::Http3 if !self.authority.is_empty() => {
@@ -374,6 +520,8 @@ impl Request {
     }
 
     /// The host from the `Host` header if there is one, else [`Request::host`].
+    ///
+    /// See the example on [`Request::host_header`].
     pub fn pretty_host(&self) -> &str {
         self.host_header()
             .and_then(|h| split_authority(h, self.port).map(|(host, _)| host))
@@ -406,6 +554,20 @@ pub fn split_authority(authority: &str, default_port: u16) -> Option<(&str, u16)
 }
 
 /// An HTTP response (mitmproxy's `Response`).
+///
+/// ```
+/// use interpose_plugin_abi::{prelude::*, testing};
+///
+/// let mut flow = testing::flow_with_response();
+/// let response = flow.response_mut().unwrap();
+/// assert_eq!(response.status_code, 200);
+/// assert_eq!(response.reason(), "OK");
+/// assert_eq!(response.content.text(), Some("message"));
+/// assert!(response.timestamp_end().is_some());
+///
+/// response.set_reason("Fine");
+/// assert_eq!(flow.response().unwrap().reason(), "Fine");
+/// ```
 #[repr(C)]
 #[derive(StableAbi, Clone, PartialEq)]
 pub struct Response {
@@ -440,6 +602,16 @@ impl Response {
     ///
     /// Setting one on the flow in `requestheaders` or `request` answers the client without
     /// contacting the server.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::{prelude::*, testing};
+    ///
+    /// let mut flow = testing::flow();
+    /// flow.set_response(Response::make(404, "gone", &[("content-type", "text/plain")]));
+    /// let response = flow.response().unwrap();
+    /// assert_eq!(response.reason(), "Not Found");
+    /// assert_eq!(response.headers.get("content-length"), Some("4"));
+    /// ```
     pub fn make(status_code: u16, content: impl Into<Body>, headers: &[(&str, &str)]) -> Self {
         let content = content.into();
         let mut all: Headers = headers.iter().copied().collect();
@@ -463,6 +635,13 @@ impl Response {
 
 /// The standard reason phrase of a status code (RFC 9110 and the registered extensions;
 /// `""` for unknown codes).
+///
+/// ```
+/// use interpose_plugin_abi::flow::reason_phrase;
+///
+/// assert_eq!(reason_phrase(418), "I'm a teapot");
+/// assert_eq!(reason_phrase(299), "");
+/// ```
 pub fn reason_phrase(status_code: u16) -> &'static str {
     match status_code {
         100 => "Continue",
@@ -532,6 +711,20 @@ pub fn reason_phrase(status_code: u16) -> &'static str {
 }
 
 /// The kind of a WebSocket message.
+///
+/// ```
+/// use interpose_plugin_abi::{flow::WebSocketMessageType, prelude::*, testing};
+///
+/// /// The text of the newest message, if it is a text message.
+/// fn last_text(flow: &HttpFlow) -> Option<&str> {
+///     let message = flow.websocket()?.messages().last()?;
+///     if message.type_ != WebSocketMessageType::Text {
+///         return None;
+///     }
+///     message.content.text()
+/// }
+/// assert_eq!(last_text(&testing::flow()), None);
+/// ```
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WebSocketMessageType {
@@ -542,6 +735,17 @@ pub enum WebSocketMessageType {
 }
 
 /// One WebSocket message (mitmproxy's `WebSocketMessage`).
+///
+/// ```
+/// use interpose_plugin_abi::{flow::WebSocketMessage, prelude::*, testing};
+///
+/// /// How many messages the client sent that were not dropped.
+/// fn from_client(flow: &HttpFlow) -> usize {
+///     let messages: &[WebSocketMessage] = flow.websocket().map_or(&[], |ws| ws.messages());
+///     messages.iter().filter(|m| m.from_client && !m.dropped).count()
+/// }
+/// assert_eq!(from_client(&testing::flow()), 0);
+/// ```
 #[repr(C)]
 #[derive(StableAbi, Clone, Debug, PartialEq)]
 pub struct WebSocketMessage {
@@ -560,6 +764,17 @@ pub struct WebSocketMessage {
 }
 
 /// The WebSocket conversation of an upgraded flow (mitmproxy's `WebSocketData`).
+///
+/// ```
+/// use interpose_plugin_abi::flow::WebSocketData;
+///
+/// let ws = WebSocketData::default(); // an open conversation with no message yet
+/// assert!(ws.messages().is_empty());
+/// assert_eq!(ws.closed_by_client(), None);
+/// assert_eq!(ws.close_code(), None);
+/// assert_eq!(ws.close_reason(), None);
+/// assert_eq!(ws.timestamp_end(), None);
+/// ```
 #[repr(C)]
 #[derive(StableAbi, Clone, Default, PartialEq)]
 pub struct WebSocketData {
@@ -585,6 +800,28 @@ pub struct WebSocketData {
 /// Addons control a flow by changing it: edit the request or response, set
 /// [`HttpFlow::response`] in `requestheaders`/`request` to answer without contacting the
 /// server, or call [`HttpFlow::kill`] to drop it.
+///
+/// ```
+/// use interpose_plugin_abi::{prelude::*, testing};
+///
+/// let mut flow = testing::flow();
+/// assert_eq!(flow.request.url(), "http://example.com/path");
+/// assert_eq!(flow.client_conn().proxy_mode(), "regular");
+/// assert!(flow.server_conn().is_none());
+/// assert!(flow.live() && !flow.intercepted() && flow.is_replay().is_none());
+/// assert!(flow.websocket().is_none());
+/// assert_eq!(flow.timestamp_start(), flow.request.timestamp_start);
+///
+/// flow.set_response(Response::make(200, "hi", &[]));
+/// flow.response_mut().unwrap().headers.insert("x-by", "addon");
+/// let response = flow.take_response().unwrap();
+/// assert_eq!(response.headers.get("x-by"), Some("addon"));
+/// assert!(flow.response().is_none());
+///
+/// flow.set_marked(":grapes:");
+/// flow.set_comment("looked at");
+/// assert_eq!((flow.marked(), flow.comment()), (":grapes:", "looked at"));
+/// ```
 #[repr(C)]
 #[derive(StableAbi, Clone)]
 pub struct HttpFlow {
@@ -633,6 +870,15 @@ pub struct HttpFlow {
 
 impl HttpFlow {
     /// A live flow for `request`, received from `client_conn`.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::{flow::Uuid, prelude::*, testing};
+    /// use std::sync::Arc;
+    ///
+    /// let request = Request::make("GET", "http://example.com/", "").unwrap();
+    /// let flow = HttpFlow::new(Uuid([7; 16]), Arc::new(testing::client()).into(), request);
+    /// assert!(flow.live() && flow.response().is_none());
+    /// ```
     pub fn new(id: Uuid, client_conn: RArc<Client>, request: Request) -> Self {
         HttpFlow {
             id,
@@ -655,6 +901,16 @@ impl HttpFlow {
 
     /// Kills the flow: the proxy drops it and closes the client connection (mitmproxy's
     /// `flow.kill()`). Does nothing if the flow is not live or already killed.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::{prelude::*, testing};
+    ///
+    /// let mut flow = testing::flow();
+    /// assert!(flow.killable() && !flow.killed());
+    /// flow.kill();
+    /// assert!(flow.killed() && !flow.killable() && !flow.live());
+    /// assert_eq!(flow.error().unwrap().kind, ErrorKind::Killed);
+    /// ```
     pub fn kill(&mut self) {
         if self.killable() {
             self.error =
@@ -665,16 +921,22 @@ impl HttpFlow {
     }
 
     /// Whether [`HttpFlow::kill`] would have an effect.
+    ///
+    /// See the example on [`HttpFlow::kill`].
     pub fn killable(&self) -> bool {
         self.live && !self.killed()
     }
 
     /// Whether the flow was killed (its error is of kind [`ErrorKind::Killed`]).
+    ///
+    /// See the example on [`HttpFlow::kill`].
     pub fn killed(&self) -> bool {
         matches!(&self.error, ROption::RSome(e) if e.kind == ErrorKind::Killed)
     }
 
     /// When the flow's request started (mitmproxy's `flow.timestamp_start`).
+    ///
+    /// See the example on [`HttpFlow`].
     pub fn timestamp_start(&self) -> f64 {
         self.request.timestamp_start
     }
@@ -687,6 +949,8 @@ fn opt<T>(value: &ROption<T>) -> Option<&T> {
 
 impl FlowError {
     /// What went wrong, for people.
+    ///
+    /// See the example on [`FlowError`].
     pub fn msg(&self) -> &str {
         &self.msg
     }
@@ -710,52 +974,82 @@ impl fmt::Debug for Metadata {
 
 impl Request {
     /// The method, upper case: `GET`, `POST`, ...
+    ///
+    /// See the example on [`Request`].
     pub fn method(&self) -> &str {
         &self.method
     }
 
     /// Changes the method (upper case, as it goes on the wire).
+    ///
+    /// See the example on [`Request`].
     pub fn set_method(&mut self, method: impl Into<String>) {
         self.method = RString::from(method.into());
     }
 
     /// `http` or `https`.
+    ///
+    /// See the example on [`Request`].
     pub fn scheme(&self) -> &str {
         &self.scheme
     }
 
     /// The authority of an absolute-form or CONNECT request line (or HTTP/2 `:authority`);
     /// empty for origin-form requests.
+    ///
+    /// See the example on [`Request`].
     pub fn authority(&self) -> &str {
         &self.authority
     }
 
     /// The server the request goes to (change it with [`Request::set_host`]).
+    ///
+    /// See the example on [`Request`].
     pub fn host(&self) -> &str {
         &self.host
     }
 
     /// The path and query, e.g. `/search?q=1`.
+    ///
+    /// See the example on [`Request`].
     pub fn path(&self) -> &str {
         &self.path
     }
 
     /// The trailer fields, if the message has any.
+    ///
+    /// See the example on [`Request::set_trailers`].
     pub fn trailers(&self) -> Option<&Headers> {
         opt(&self.trailers)
     }
 
     /// The trailer fields, to change them.
+    ///
+    /// See the example on [`Request::set_trailers`].
     pub fn trailers_mut(&mut self) -> Option<&mut Headers> {
         self.trailers.as_mut().into_option()
     }
 
     /// Sets or removes the trailer fields.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::{Headers, Request};
+    ///
+    /// let mut request = Request::make("POST", "http://example.com/upload", "data").unwrap();
+    /// assert!(request.trailers().is_none());
+    /// request.set_trailers(Some(Headers::from_iter([("x-checksum", "abc")])));
+    /// request.trailers_mut().unwrap().append("x-signature", "def");
+    /// assert_eq!(request.trailers().unwrap().len(), 2);
+    /// request.set_trailers(None);
+    /// assert!(request.trailers().is_none());
+    /// ```
     pub fn set_trailers(&mut self, trailers: Option<Headers>) {
         self.trailers = trailers.into();
     }
 
     /// When the last byte of the request arrived (seconds since the epoch), once it has.
+    ///
+    /// See the example on [`Request`].
     pub fn timestamp_end(&self) -> Option<f64> {
         self.timestamp_end.into_option()
     }
@@ -783,31 +1077,51 @@ impl fmt::Debug for Request {
 
 impl Response {
     /// The reason phrase, e.g. `OK` (empty for HTTP/2).
+    ///
+    /// See the example on [`Response`].
     pub fn reason(&self) -> &str {
         &self.reason
     }
 
     /// Changes the reason phrase.
+    ///
+    /// See the example on [`Response`].
     pub fn set_reason(&mut self, reason: impl Into<String>) {
         self.reason = RString::from(reason.into());
     }
 
     /// The trailer fields, if the message has any.
+    ///
+    /// See the example on [`Response::set_trailers`].
     pub fn trailers(&self) -> Option<&Headers> {
         opt(&self.trailers)
     }
 
     /// The trailer fields, to change them.
+    ///
+    /// See the example on [`Response::set_trailers`].
     pub fn trailers_mut(&mut self) -> Option<&mut Headers> {
         self.trailers.as_mut().into_option()
     }
 
     /// Sets or removes the trailer fields.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::{Headers, Response};
+    ///
+    /// let mut response = Response::make(200, "chunk", &[("trailer", "x-status")]);
+    /// assert!(response.trailers().is_none());
+    /// response.set_trailers(Some(Headers::from_iter([("x-status", "ok")])));
+    /// response.trailers_mut().unwrap().insert("x-status", "done");
+    /// assert_eq!(response.trailers().unwrap().get("x-status"), Some("done"));
+    /// ```
     pub fn set_trailers(&mut self, trailers: Option<Headers>) {
         self.trailers = trailers.into();
     }
 
     /// When the last byte of the response arrived (seconds since the epoch), once it has.
+    ///
+    /// See the example on [`Response`].
     pub fn timestamp_end(&self) -> Option<f64> {
         self.timestamp_end.into_option()
     }
@@ -831,26 +1145,36 @@ impl fmt::Debug for Response {
 
 impl WebSocketData {
     /// Every message so far; the newest is last.
+    ///
+    /// See the example on [`WebSocketData`] (and on [`WebSocketMessage`]).
     pub fn messages(&self) -> &[WebSocketMessage] {
         &self.messages
     }
 
     /// Whether the client closed the connection (`None` while it is open).
+    ///
+    /// See the example on [`WebSocketData`].
     pub fn closed_by_client(&self) -> Option<bool> {
         self.closed_by_client.into_option()
     }
 
     /// The close code, once closed.
+    ///
+    /// See the example on [`WebSocketData`].
     pub fn close_code(&self) -> Option<u16> {
         self.close_code.into_option()
     }
 
     /// The close reason, once closed.
+    ///
+    /// See the example on [`WebSocketData`].
     pub fn close_reason(&self) -> Option<&str> {
         opt(&self.close_reason).map(RString::as_str)
     }
 
     /// When the connection closed.
+    ///
+    /// See the example on [`WebSocketData`].
     pub fn timestamp_end(&self) -> Option<f64> {
         self.timestamp_end.into_option()
     }
@@ -870,83 +1194,115 @@ impl fmt::Debug for WebSocketData {
 
 impl HttpFlow {
     /// The client connection the request came in on.
+    ///
+    /// See the example on [`HttpFlow`].
     pub fn client_conn(&self) -> &Client {
         &self.client_conn
     }
 
     /// The server connection the request went out on, once one is assigned.
+    ///
+    /// See the example on [`HttpFlow`].
     pub fn server_conn(&self) -> Option<&Server> {
         opt(&self.server_conn).map(|server| &**server)
     }
 
     /// The response, once there is one (from the server, or set by an addon).
+    ///
+    /// See the example on [`HttpFlow`].
     pub fn response(&self) -> Option<&Response> {
         opt(&self.response)
     }
 
     /// The response, to change it.
+    ///
+    /// See the example on [`HttpFlow`].
     pub fn response_mut(&mut self) -> Option<&mut Response> {
         self.response.as_mut().into_option()
     }
 
     /// Sets the response. In `requestheaders` or `request` this answers the client without
     /// contacting the server (mitmproxy's `flow.response = Response.make(...)`).
+    ///
+    /// See the example on [`HttpFlow`] (and on [`Response::make`]).
     pub fn set_response(&mut self, response: Response) {
         self.response = ROption::RSome(response);
     }
 
     /// Removes the response and returns it.
+    ///
+    /// See the example on [`HttpFlow`].
     pub fn take_response(&mut self) -> Option<Response> {
         std::mem::replace(&mut self.response, ROption::RNone).into_option()
     }
 
     /// Why the flow failed, if it did.
+    ///
+    /// See the example on [`FlowError`].
     pub fn error(&self) -> Option<&FlowError> {
         opt(&self.error)
     }
 
     /// Records why the flow failed (to kill a flow, use [`HttpFlow::kill`]).
+    ///
+    /// See the example on [`FlowError`].
     pub fn set_error(&mut self, error: FlowError) {
         self.error = ROption::RSome(error);
     }
 
     /// The WebSocket conversation, when the flow was upgraded to one.
+    ///
+    /// See the example on [`HttpFlow`] (and on [`WebSocketMessageType`]).
     pub fn websocket(&self) -> Option<&WebSocketData> {
         opt(&self.websocket)
     }
 
     /// Whether the flow is paused ([`Context::intercept`](crate::Context::intercept)).
+    ///
+    /// See the example on [`HttpFlow`].
     pub fn intercepted(&self) -> bool {
         self.intercepted
     }
 
     /// Whether and which side of this flow was replayed.
+    ///
+    /// See the example on [`ReplaySide`].
     pub fn is_replay(&self) -> Option<ReplaySide> {
         self.is_replay.into_option()
     }
 
     /// Whether the flow still belongs to an open connection (false once it ended or was
     /// killed, and for flows read from a file).
+    ///
+    /// See the example on [`HttpFlow`].
     pub fn live(&self) -> bool {
         self.live
     }
 
     /// The user mark: empty, a character, or an emoji name such as `:grapes:`.
+    ///
+    /// See the example on [`HttpFlow`].
     pub fn marked(&self) -> &str {
         &self.marked
     }
 
     /// Marks the flow (saved in flow files; `~marked` matches it).
+    ///
+    /// See the example on [`HttpFlow`].
     pub fn set_marked(&mut self, mark: impl Into<String>) {
         self.marked = RString::from(mark.into());
     }
 
     /// The user comment.
+    ///
+    /// See the example on [`HttpFlow`].
     pub fn comment(&self) -> &str {
         &self.comment
     }
 
     /// Comments the flow (saved in flow files; `~comment` matches it).
+    ///
+    /// See the example on [`HttpFlow`].
     pub fn set_comment(&mut self, comment: impl Into<String>) {
         self.comment = RString::from(comment.into());
     }

@@ -1,12 +1,25 @@
 //! Form and query encodings: `application/x-www-form-urlencoded` (queries and form bodies),
 //! `multipart/form-data`, and `Content-Type` parsing, as mitmproxy's `net.http.url`,
 //! `net.http.multipart` and `net.http.headers` do them.
+//!
+//! ```
+//! use interpose_plugin_abi::{testing, MultiDict};
+//!
+//! let mut flow = testing::flow();
+//! let mut form = MultiDict::new();
+//! form.append("user", "jo doe");
+//! flow.request.set_urlencoded_form(&form);
+//! assert_eq!(flow.request.raw_content(), b"user=jo+doe");
+//! assert_eq!(flow.request.urlencoded_form().get("user").map(String::as_str), Some("jo doe"));
+//! ```
 
 use std::fmt;
 
 use crate::multidict::MultiDict;
 
 /// A parsed `Content-Type`: type, subtype and parameters (mitmproxy's tuple).
+///
+/// See the example on [`parse_content_type`].
 pub type ContentType = (String, String, Vec<(String, String)>);
 
 /// Splits a `Content-Type` value into lower-cased type and subtype and its parameters, in order,
@@ -83,6 +96,12 @@ pub fn decode_urlencoded(text: &str) -> MultiDict<String, String> {
 }
 
 /// Undoes `+` and `%XX` escapes (Python's `unquote_plus`).
+///
+/// ```
+/// use interpose_plugin_abi::forms::unquote_plus;
+///
+/// assert_eq!(unquote_plus("caf%C3%A9+au+lait"), "café au lait");
+/// ```
 pub fn unquote_plus(text: &str) -> String {
     if !text.contains(['+', '%']) {
         return text.to_string();
@@ -173,6 +192,17 @@ fn quote_plus_into(text: &str, out: &mut String) {
 }
 
 /// Why a multipart form could not be written.
+///
+/// ```
+/// use interpose_plugin_abi::{forms::encode_multipart, MultiDict, MultipartError};
+///
+/// let mut form = MultiDict::<Vec<u8>, Vec<u8>>::new();
+/// form.append("file", "--b0 inside");
+/// let err = encode_multipart("multipart/form-data", &form).unwrap_err();
+/// assert!(matches!(err, MultipartError::NoBoundary { .. }));
+/// let err = encode_multipart("multipart/form-data; boundary=b0", &form).unwrap_err();
+/// assert_eq!(err, MultipartError::BoundaryInValue { boundary: "b0".into() });
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MultipartError {
     /// The `Content-Type` has no usable (ASCII) `boundary` parameter.

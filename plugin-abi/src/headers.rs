@@ -6,6 +6,15 @@
 //! Values are bytes on the wire. The text accessors ([`Headers::get`], [`Headers::get_all`])
 //! give the values that are valid UTF-8 and pass over the others (which mitmproxy would show
 //! decoded as latin-1); the `_bytes` accessors give every value as it is.
+//!
+//! ```
+//! use interpose_plugin_abi::testing;
+//!
+//! let mut flow = testing::flow();
+//! flow.request.headers.insert("User-Agent", "interpose");
+//! flow.request.headers.remove("accept-encoding");
+//! assert_eq!(flow.request.headers.get("user-agent"), Some("interpose"));
+//! ```
 
 use std::fmt;
 
@@ -56,6 +65,8 @@ pub struct Headers {
 
 impl Headers {
     /// An empty list; allocates nothing.
+    ///
+    /// See the example on [`Headers::with_capacity`].
     pub const fn new() -> Self {
         Headers {
             buf: RVec::new(),
@@ -64,6 +75,20 @@ impl Headers {
     }
 
     /// An empty list with room for `fields` fields holding `bytes` bytes of names and values.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::Headers;
+    ///
+    /// let mut h = Headers::with_capacity(2, 32);
+    /// assert!(h.is_empty() && Headers::new().is_empty());
+    /// h.append("Accept", "*/*");
+    /// h.append("accept", "text/html");
+    /// assert_eq!(h.len(), 2);
+    /// assert_eq!(h.byte_len(), "Accept*/*accepttext/html".len());
+    /// assert!(h.contains("ACCEPT") && !h.contains("cookie"));
+    /// h.clear();
+    /// assert!(h.is_empty());
+    /// ```
     pub fn with_capacity(fields: usize, bytes: usize) -> Self {
         Headers {
             buf: RVec::with_capacity(bytes),
@@ -72,16 +97,22 @@ impl Headers {
     }
 
     /// Number of fields (a repeated name counts once per occurrence).
+    ///
+    /// See the example on [`Headers::with_capacity`].
     pub fn len(&self) -> usize {
         self.fields.len()
     }
 
     /// Whether there is no field at all.
+    ///
+    /// See the example on [`Headers::with_capacity`].
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }
 
     /// Total bytes of names and values, as they would be stored in a fresh list.
+    ///
+    /// See the example on [`Headers::with_capacity`].
     pub fn byte_len(&self) -> usize {
         self.fields
             .iter()
@@ -107,6 +138,8 @@ impl Headers {
     }
 
     /// All fields in order, as `(name, value)`.
+    ///
+    /// See the example on [`Headers`].
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &[u8])> + '_ {
         self.fields
             .iter()
@@ -185,6 +218,8 @@ impl Headers {
     }
 
     /// Whether at least one field is called `name` (any case).
+    ///
+    /// See the example on [`Headers::with_capacity`].
     pub fn contains(&self, name: &str) -> bool {
         self.matching(name).next().is_some()
     }
@@ -205,6 +240,8 @@ impl Headers {
     }
 
     /// Adds a field at the end, keeping any existing field of the same name.
+    ///
+    /// See the example on [`Headers`].
     pub fn append(&mut self, name: &str, value: impl AsRef<[u8]>) {
         let field = self.push(name, value.as_ref());
         self.fields.push(field);
@@ -212,6 +249,14 @@ impl Headers {
 
     /// Sets `name` to `value`: the first existing field of that name takes the new name and
     /// value in place and the others are removed; without one, the field is appended.
+    ///
+    /// ```
+    /// # use interpose_plugin_abi::Headers;
+    /// let mut h: Headers = [("Accept", "a"), ("Host", "h"), ("accept", "b")].into_iter().collect();
+    /// h.insert("ACCEPT", "*/*");
+    /// assert_eq!(h.iter().map(|(n, _)| n).collect::<Vec<_>>(), ["ACCEPT", "Host"]);
+    /// assert_eq!(h.get("accept"), Some("*/*"));
+    /// ```
     pub fn insert(&mut self, name: &str, value: impl AsRef<[u8]>) {
         let value = value.as_ref();
         let mut first = None;
@@ -276,6 +321,8 @@ impl Headers {
     }
 
     /// Removes every field called `name` (any case); returns how many there were.
+    ///
+    /// See the example on [`Headers`].
     pub fn remove(&mut self, name: &str) -> usize {
         let before = self.fields.len();
         let mut kept = RVec::with_capacity(before);
@@ -293,6 +340,8 @@ impl Headers {
     }
 
     /// Removes every field.
+    ///
+    /// See the example on [`Headers::with_capacity`].
     pub fn clear(&mut self) {
         self.buf.clear();
         self.fields.clear();

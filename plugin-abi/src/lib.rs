@@ -113,9 +113,32 @@ pub use tls::{ClientHelloData, TlsData};
 /// Additions that keep plugins built against either version working (events, host functions
 /// or module fields appended to the prefix tables) bump the patch version (the minor version
 /// from 1.0 on); anything else bumps the minor version (the major version from 1.0 on).
+///
+/// ```
+/// use interpose_plugin_abi::ABI_VERSION;
+///
+/// let mut parts = ABI_VERSION.split('.').map(|part| part.parse::<u64>().unwrap());
+/// let (major, minor) = (parts.next().unwrap(), parts.next().unwrap());
+/// assert!(major >= 1 || minor >= 4); // 0.4.0 or later
+/// ```
 pub const ABI_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What an addon author usually needs: `use interpose_plugin_abi::prelude::*;`.
+///
+/// ```
+/// use interpose_plugin_abi::{prelude::*, testing};
+///
+/// fn response(ctx: &Context, flow: &mut HttpFlow) {
+///     if let Some(response) = flow.response_mut() {
+///         response.headers.insert("x-seen-by", "interpose");
+///         debug!(ctx, "tagged {}", flow.request.url());
+///     }
+/// }
+///
+/// let mut flow = testing::flow_with_response();
+/// response(testing::TestContext::new().ctx(), &mut flow);
+/// assert_eq!(flow.response().unwrap().headers.get("x-seen-by"), Some("interpose"));
+/// ```
 pub mod prelude {
     pub use crate::{
         addon, debug, error, export_plugin, info, warn, Addon, Body, Client, ClientHelloData,

@@ -179,6 +179,14 @@ macro_rules! message_helpers {
 
             /// Like [`Self::content`], but the raw bytes when they do not decode (mitmproxy's
             /// `get_content(strict=False)`).
+            ///
+            /// ```
+            /// # use interpose_plugin_abi::*;
+            #[doc = $example]
+            /// message.headers.insert("content-encoding", "gzip"); // but the body is not gzip
+            /// assert!(message.content().is_err());
+            /// assert_eq!(&message.content_or_raw()[..], b"hello");
+            /// ```
             pub fn content_or_raw(&self) -> Cow<'_, [u8]> {
                 get_content(&self.headers, &self.content)
                     .unwrap_or(Cow::Borrowed(self.content.as_slice()))
@@ -222,6 +230,15 @@ macro_rules! message_helpers {
             /// body that does not decode is used raw, and bytes invalid in the charset make it
             /// read as UTF-8 with U+FFFD for the invalid bytes (where mitmproxy keeps them as
             /// surrogate escapes).
+            ///
+            /// ```
+            /// # use interpose_plugin_abi::*;
+            #[doc = $example]
+            /// message.headers.insert("content-type", "text/plain; charset=utf-8");
+            /// message.set_content(b"ok \xff".to_vec()); // not UTF-8
+            /// assert!(message.text().is_err());
+            /// assert_eq!(message.text_lossy(), "ok \u{fffd}");
+            /// ```
             pub fn text_lossy(&self) -> Cow<'_, str> {
                 get_text_lossy(&self.headers, &self.content)
             }
@@ -277,6 +294,15 @@ macro_rules! message_helpers {
             /// `identity`) and sets `Content-Encoding` (mitmproxy's `encode()`); the body is not
             /// decoded first. An unknown coding is an error and leaves the body unencoded,
             /// without `Content-Encoding`.
+            ///
+            /// ```
+            /// # use interpose_plugin_abi::*;
+            #[doc = $example]
+            /// message.encode("gzip").unwrap();
+            /// assert_eq!(message.headers.get("content-encoding"), Some("gzip"));
+            /// assert_eq!(&message.content().unwrap()[..], b"hello");
+            /// assert!(message.encode("rot13").is_err());
+            /// ```
             pub fn encode(&mut self, coding: &str) -> Result<(), ContentError> {
                 encode(&mut self.headers, &mut self.content, coding)
             }
@@ -459,6 +485,8 @@ impl Request {
     /// ...`), with the boundary of the current `Content-Type` when it is already
     /// `multipart/form-data`, else a new random boundary in a new `Content-Type`. See
     /// [`forms::encode_multipart`]; on error nothing changes.
+    ///
+    /// See the example on [`Request::multipart_form`].
     pub fn set_multipart_form(
         &mut self,
         form: &MultiDict<Vec<u8>, Vec<u8>>,

@@ -1,5 +1,16 @@
 //! An ordered dictionary with repeated keys (mitmproxy's `MultiDict`), the shape of queries,
 //! forms and cookies.
+//!
+//! ```
+//! use interpose_plugin_abi::testing;
+//!
+//! let mut flow = testing::flow();
+//! flow.request.set_path("/search?q=rust&page=2");
+//! let mut query = flow.request.query();
+//! query.set("page", "3");
+//! flow.request.set_query(&query);
+//! assert_eq!(flow.request.path(), "/search?q=rust&page=3");
+//! ```
 
 use std::{borrow::Borrow, fmt};
 
@@ -33,16 +44,34 @@ pub struct MultiDict<K, V> {
 
 impl<K, V> MultiDict<K, V> {
     /// An empty dictionary; allocates nothing.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::MultiDict;
+    ///
+    /// let mut d = MultiDict::<String, String>::new();
+    /// assert!(d.is_empty());
+    /// d.append("tag", "a");
+    /// d.append("tag", "b");
+    /// assert_eq!((d.len(), d.keys().count()), (2, 1)); // pairs, distinct keys
+    /// assert!(d.contains("tag"));
+    /// assert_eq!(d.fields()[1], ("tag".to_string(), "b".to_string()));
+    /// d.clear();
+    /// assert!(d.is_empty());
+    /// ```
     pub const fn new() -> Self {
         MultiDict { fields: Vec::new() }
     }
 
     /// Number of pairs (a repeated key counts once per value).
+    ///
+    /// See the example on [`MultiDict::new`].
     pub fn len(&self) -> usize {
         self.fields.len()
     }
 
     /// Whether there is no pair at all.
+    ///
+    /// See the example on [`MultiDict::new`].
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }
@@ -59,16 +88,28 @@ impl<K, V> MultiDict<K, V> {
     }
 
     /// The pairs as a slice (mitmproxy's `fields`).
+    ///
+    /// See the example on [`MultiDict::new`].
     pub fn fields(&self) -> &[(K, V)] {
         &self.fields
     }
 
     /// The pairs, taken out.
+    ///
+    /// ```
+    /// # use interpose_plugin_abi::MultiDict;
+    /// let d: MultiDict<&str, i32> = [("a", 1), ("a", 2)].into_iter().collect();
+    /// let mut pairs = d.into_fields();
+    /// pairs.sort_by_key(|&(_, v)| std::cmp::Reverse(v));
+    /// assert_eq!(pairs, [("a", 2), ("a", 1)]);
+    /// ```
     pub fn into_fields(self) -> Vec<(K, V)> {
         self.fields
     }
 
     /// Removes every pair.
+    ///
+    /// See the example on [`MultiDict::new`].
     pub fn clear(&mut self) {
         self.fields.clear();
     }
@@ -124,6 +165,14 @@ impl<K: Eq, V> MultiDict<K, V> {
     }
 
     /// Every value of `key`, in order (empty when absent).
+    ///
+    /// ```
+    /// # use interpose_plugin_abi::MultiDict;
+    /// let d: MultiDict<&str, i32> = [("a", 1), ("b", 2), ("a", 3)].into_iter().collect();
+    /// assert_eq!(d.get_all(&"a").collect::<Vec<_>>(), [&1, &3]);
+    /// assert_eq!(d.get_all(&"a").next_back(), Some(&3)); // the last value
+    /// assert_eq!(d.get_all(&"z").count(), 0);
+    /// ```
     pub fn get_all<'a, Q>(&'a self, key: &'a Q) -> impl DoubleEndedIterator<Item = &'a V> + 'a
     where
         K: Borrow<Q>,
@@ -136,6 +185,8 @@ impl<K: Eq, V> MultiDict<K, V> {
     }
 
     /// Whether `key` has at least one value (mitmproxy's `key in d`).
+    ///
+    /// See the example on [`MultiDict::new`].
     pub fn contains<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
@@ -145,6 +196,8 @@ impl<K: Eq, V> MultiDict<K, V> {
     }
 
     /// The distinct keys, in the order of their first occurrence (mitmproxy's `keys()`).
+    ///
+    /// See the example on [`MultiDict`].
     pub fn keys(&self) -> impl Iterator<Item = &K> {
         self.fields
             .iter()
@@ -207,6 +260,8 @@ impl<K: Eq, V> MultiDict<K, V> {
     }
 
     /// Removes every pair of `key`; returns how many there were (mitmproxy's `del d[key]`).
+    ///
+    /// See the example on [`MultiDict`].
     pub fn remove<Q>(&mut self, key: &Q) -> usize
     where
         K: Borrow<Q>,

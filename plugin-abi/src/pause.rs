@@ -52,6 +52,17 @@ use crate::{
 };
 
 /// How a paused flow was let go.
+///
+/// ```
+/// use interpose_plugin_abi::{prelude::*, testing::{self, TestContext}};
+///
+/// let tctx = TestContext::new();
+/// let mut flow = testing::flow();
+/// let paused = tctx.ctx().intercept(&mut flow);
+/// std::thread::spawn(move || paused.kill());
+/// assert_eq!(tctx.wait_for_resume(&mut flow), Some(Resolution::Kill));
+/// assert!(flow.killed());
+/// ```
 #[repr(u8)]
 #[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Resolution {
@@ -66,6 +77,26 @@ pub enum Resolution {
 /// [`Paused::with_flow`] and lets it go with [`Paused::resume`] or [`Paused::kill`].
 ///
 /// Dropping it without either resumes the flow.
+///
+/// ```
+/// use interpose_plugin_abi::{prelude::*, testing::{self, TestContext}};
+///
+/// let tctx = TestContext::new();
+/// let mut flow = testing::flow();
+/// let paused = tctx.ctx().intercept(&mut flow);
+/// let worker = std::thread::spawn(move || {
+///     // e.g. after asking a policy service
+///     let path = paused.with_flow(|flow| {
+///         flow.request.headers.insert("x-approved", "yes");
+///         flow.request.path().to_string()
+///     });
+///     paused.resume();
+///     path
+/// });
+/// assert_eq!(tctx.wait_for_resume(&mut flow), Some(Resolution::Resume));
+/// assert_eq!(worker.join().unwrap().as_deref(), Some("/path"));
+/// assert_eq!(flow.request.headers.get("x-approved"), Some("yes"));
+/// ```
 pub struct Paused {
     host: HostRef,
     ptr: PausedPtr,
@@ -93,6 +124,8 @@ impl Paused {
     /// Called on another thread right after the event paused the flow, it waits (briefly)
     /// until the event has returned. Called inside the event that paused the flow, it
     /// returns `None`: use the event's `flow` there.
+    ///
+    /// See the example on [`Paused`].
     pub fn with_flow<F: FnOnce(&mut HttpFlow) -> R, R>(&self, f: F) -> Option<R> {
         struct Call<F, R> {
             f: Option<F>,
@@ -121,12 +154,16 @@ impl Paused {
     }
 
     /// Lets the flow go on where it stopped (mitmproxy's `flow.resume()`).
+    ///
+    /// See the example on [`Paused`].
     pub fn resume(self) {
         (self.host.paused_resolve())(self.ptr, Resolution::Resume);
     }
 
     /// Kills the flow: it ends with an `error` of kind `killed` and its client connection
     /// closes (mitmproxy's `flow.kill()` on an intercepted flow).
+    ///
+    /// See the example on [`Resolution`].
     pub fn kill(self) {
         (self.host.paused_resolve())(self.ptr, Resolution::Kill);
     }

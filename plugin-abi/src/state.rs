@@ -58,6 +58,8 @@ struct StateEntry {
 
 /// The addons' values on one flow (see [`HttpFlow::state`]). A copy of the flow starts with
 /// none: the values belong to the flow they were made on.
+///
+/// See the example on [`HttpFlow::state`].
 #[repr(C)]
 #[derive(StableAbi, Default)]
 pub struct FlowState {
@@ -121,6 +123,23 @@ impl FlowState {
 impl HttpFlow {
     /// This addon's value of type `T` on this flow, made with `T::default()` on first use
     /// and dropped with the flow. See [`crate::state`].
+    ///
+    /// ```
+    /// use interpose_plugin_abi::testing::{self, TestContext};
+    ///
+    /// #[derive(Default)]
+    /// struct Retries(u32);
+    ///
+    /// let (tctx, other_addon) = (TestContext::new(), TestContext::new());
+    /// let mut flow = testing::flow();
+    /// assert!(flow.state_ref::<Retries>(tctx.ctx()).is_none());
+    /// flow.state::<Retries>(tctx.ctx()).0 += 1;
+    /// flow.state::<Retries>(tctx.ctx()).0 += 1;
+    /// assert_eq!(flow.state_ref::<Retries>(tctx.ctx()).map(|r| r.0), Some(2));
+    /// assert!(flow.state_ref::<Retries>(other_addon.ctx()).is_none()); // each addon its own
+    /// assert_eq!(flow.take_state::<Retries>(tctx.ctx()).map(|r| r.0), Some(2));
+    /// assert!(flow.state_ref::<Retries>(tctx.ctx()).is_none());
+    /// ```
     pub fn state<T: Default + Send + Sync + 'static>(&mut self, ctx: &Context) -> &mut T {
         let owner = ctx.host_data() as usize;
         let value = match self.addon_state.find::<T>(owner) {
@@ -142,6 +161,8 @@ impl HttpFlow {
     }
 
     /// This addon's value of type `T` on this flow, if it made one.
+    ///
+    /// See the example on [`HttpFlow::state`].
     pub fn state_ref<T: Send + Sync + 'static>(&self, ctx: &Context) -> Option<&T> {
         let value = self.addon_state.find::<T>(ctx.host_data() as usize)?;
         // SAFETY: as in `state`, shared.
@@ -149,6 +170,8 @@ impl HttpFlow {
     }
 
     /// Removes this addon's value of type `T` from the flow and returns it.
+    ///
+    /// See the example on [`HttpFlow::state`].
     pub fn take_state<T: Send + Sync + 'static>(&mut self, ctx: &Context) -> Option<T> {
         let owner = ctx.host_data() as usize;
         let type_hash = type_hash::<T>();

@@ -5,6 +5,24 @@
 //! The hook is a closure of the plugin that set it. It crosses the boundary as an erased
 //! pointer plus the plugin's own functions to call, clone and drop it, so the host never
 //! touches the closure's memory and a panic inside it stops at the plugin's call shim.
+//!
+//! ```
+//! use interpose_plugin_abi::{prelude::*, testing};
+//!
+//! /// Streams responses announced as larger than 1 MB.
+//! fn responseheaders(_ctx: &Context, flow: &mut HttpFlow) {
+//!     if let Some(response) = flow.response_mut() {
+//!         let length = response.headers.get("content-length").and_then(|l| l.parse().ok());
+//!         if length.is_some_and(|l: u64| l > 1_000_000) {
+//!             response.stream = Stream::on();
+//!         }
+//!     }
+//! }
+//!
+//! let mut flow = testing::flow_with_response(); // 7 bytes
+//! responseheaders(testing::TestContext::new().ctx(), &mut flow);
+//! assert!(!flow.response().unwrap().stream.is_on());
+//! ```
 
 use std::{
     ffi::c_void,
@@ -118,6 +136,16 @@ unsafe extern "C" fn drop_hook<F>(state: *const c_void) {
 
 impl Stream {
     /// Not streamed: the body is read whole (the default).
+    ///
+    /// ```
+    /// use interpose_plugin_abi::{testing, Stream};
+    ///
+    /// let mut flow = testing::flow();
+    /// assert_eq!(flow.request.stream, Stream::off()); // the default
+    /// flow.request.stream = Stream::on();
+    /// flow.request.stream = Stream::off(); // changed our mind: read the body whole
+    /// assert!(!flow.request.stream.is_on());
+    /// ```
     pub const fn off() -> Stream {
         Stream {
             on: false,
@@ -126,6 +154,16 @@ impl Stream {
     }
 
     /// Streamed unchanged, chunk by chunk, without buffering (mitmproxy's `stream = True`).
+    ///
+    /// ```
+    /// use interpose_plugin_abi::{testing, Stream};
+    ///
+    /// let mut flow = testing::flow_with_response();
+    /// // In `responseheaders`: pass large downloads through without keeping them.
+    /// let response = flow.response_mut().unwrap();
+    /// response.stream = Stream::on();
+    /// assert!(response.stream.is_on() && !response.stream.has_hook());
+    /// ```
     pub const fn on() -> Stream {
         Stream {
             on: true,
@@ -138,6 +176,19 @@ impl Stream {
     /// empty body at the end, whose return value is sent before the body ends.
     ///
     /// A panic in `f` is caught; the proxy then fails the flow.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::{Body, Stream};
+    ///
+    /// let mut total = 0;
+    /// let mut stream = Stream::with_hook(move |chunk: Body| {
+    ///     total += chunk.len(); // state kept from chunk to chunk
+    ///     Body::from(format!("{total}"))
+    /// });
+    /// assert!(stream.is_on() && stream.has_hook());
+    /// assert_eq!(&stream.call_hook(Body::from("abc")).unwrap()[..], b"3");
+    /// assert_eq!(&stream.call_hook(Body::from("de")).unwrap()[..], b"5");
+    /// ```
     pub fn with_hook<F>(f: F) -> Stream
     where
         F: FnMut(Body) -> Body + Send + 'static,
@@ -155,17 +206,31 @@ impl Stream {
     }
 
     /// Whether the body is streamed.
+    ///
+    /// See the examples on [`Stream::on`] and [`Stream::off`].
     pub fn is_on(&self) -> bool {
         self.on
     }
 
     /// Whether chunks go through a hook.
+    ///
+    /// See the example on [`Stream::with_hook`].
     pub fn has_hook(&self) -> bool {
         self.hook.is_some()
     }
 
     /// Passes one chunk through the hook (used by the host): without a hook the chunk comes
     /// back unchanged; `Err` carries the message of a panic in the hook.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::{Body, Stream};
+    ///
+    /// let mut stream = Stream::with_hook(|chunk: Body| Body::from(chunk.to_ascii_uppercase()));
+    /// assert_eq!(&stream.call_hook(Body::from("abc")).unwrap()[..], b"ABC");
+    ///
+    /// let mut panicky = Stream::with_hook(|_: Body| -> Body { panic!("bad chunk") });
+    /// assert_eq!(panicky.call_hook(Body::empty()).unwrap_err(), "bad chunk");
+    /// ```
     pub fn call_hook(&mut self, chunk: Body) -> Result<Body, String> {
         match &self.hook {
             ROption::RSome(hook) => {

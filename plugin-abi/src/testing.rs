@@ -114,6 +114,24 @@ static ALL_LEVELS: AtomicU8 = AtomicU8::new(Level::Debug as u8);
 /// A host stand-in for tests: hands out a [`Context`] and records every line logged through
 /// it, at every level. Its context may be cloned and kept, as the proxy's can (each
 /// `TestContext` leaks a few bytes for that).
+///
+/// ```
+/// use interpose_plugin_abi::{prelude::*, testing::TestContext};
+///
+/// fn load(ctx: &Context) {
+///     match ctx.option("upstream") {
+///         Some(upstream) => info!(ctx, "using {upstream}"),
+///         None => warn!(ctx, "no upstream set"),
+///     }
+/// }
+///
+/// let tctx = TestContext::new();
+/// load(tctx.ctx());
+/// tctx.set_option("upstream", "http://proxy:3128");
+/// load(tctx.ctx());
+/// assert_eq!(tctx.logs()[0], (Level::Warn, "no upstream set".to_string()));
+/// assert_eq!(tctx.messages()[1], "using http://proxy:3128");
+/// ```
 pub struct TestContext {
     ctx: Context,
     recorder: &'static Recorder,
@@ -121,6 +139,8 @@ pub struct TestContext {
 
 impl TestContext {
     /// A fresh context with an empty log.
+    ///
+    /// See the example on [`TestContext`].
     pub fn new() -> Self {
         let recorder: &'static Recorder = Box::leak(Box::new(Recorder {
             lines: Mutex::new(Vec::new()),
@@ -142,6 +162,8 @@ impl TestContext {
 
     /// Sets the option `name` to `value` (as text) for [`Context::option`]; mitmproxy's
     /// `tctx.configure(addon, name=value)`.
+    ///
+    /// See the example on [`TestContext`].
     pub fn set_option(&self, name: &str, value: &str) {
         if let Ok(mut options) = self.recorder.options.lock() {
             options.retain(|(n, _)| n != name);
@@ -150,11 +172,15 @@ impl TestContext {
     }
 
     /// The context to pass to addon events.
+    ///
+    /// See the example on [`TestContext`].
     pub fn ctx(&self) -> &Context {
         &self.ctx
     }
 
     /// Every line logged so far, with its level.
+    ///
+    /// See the example on [`TestContext`].
     pub fn logs(&self) -> Vec<(Level, String)> {
         self.recorder
             .lines
@@ -164,11 +190,15 @@ impl TestContext {
     }
 
     /// The text of every line logged so far.
+    ///
+    /// See the example on [`TestContext`].
     pub fn messages(&self) -> Vec<String> {
         self.logs().into_iter().map(|(_, text)| text).collect()
     }
 
     /// Whether an addon called [`Context::shutdown`].
+    ///
+    /// See the example on [`Context::shutdown`].
     pub fn shutdown_requested(&self) -> bool {
         self.recorder.shutdown.load(Ordering::Relaxed)
     }
@@ -177,6 +207,8 @@ impl TestContext {
     /// [`Context::intercept`]): waits, blocking this thread, until the addon resumes or kills
     /// it, and returns how it was let go (a kill also kills `flow`). `None` when the last
     /// event on this thread paused nothing.
+    ///
+    /// See the examples on [`Context::intercept`] and [`Paused`](crate::Paused).
     pub fn wait_for_resume(&self, flow: &mut HttpFlow) -> Option<Resolution> {
         let slot = pause::host::take_pending()?;
         // SAFETY: `flow` is borrowed mutably for the whole wait and not used meanwhile.
@@ -197,6 +229,20 @@ impl Default for TestContext {
 }
 
 /// A client connected from 127.0.0.1:22 in regular mode.
+///
+/// ```
+/// use interpose_plugin_abi::{prelude::*, testing::{self, TestContext}};
+///
+/// fn client_connected(_ctx: &Context, client: &mut Client) {
+///     if client.peername.port() < 1024 {
+///         client.kill("privileged source port");
+///     }
+/// }
+///
+/// let mut client = testing::client();
+/// client_connected(TestContext::new().ctx(), &mut client);
+/// assert_eq!(client.error(), Some("privileged source port"));
+/// ```
 pub fn client() -> Client {
     let mut conn = Connection::new(Uuid([1; 16]));
     conn.peername = SocketAddress::from(std::net::SocketAddr::from(([127, 0, 0, 1], 22)));
@@ -211,6 +257,14 @@ pub fn client() -> Client {
 
 /// A server connection to `example.com:443` that is not connected yet, as `server_connect`
 /// and `tls_clienthello` see one.
+///
+/// ```
+/// use interpose_plugin_abi::testing;
+///
+/// let server = testing::server();
+/// assert_eq!(server.address().unwrap().to_string(), "example.com:443");
+/// assert!(server.peername.get().is_none()); // not connected yet
+/// ```
 pub fn server() -> Server {
     Server {
         conn: Connection::new(Uuid([3; 16])),
@@ -225,6 +279,17 @@ pub fn server() -> Server {
 
 /// The ClientHello of a browser asking `server` for `example.com` with ALPN `h2` and
 /// `http/1.1`, with both decisions unset.
+///
+/// ```
+/// use interpose_plugin_abi::testing;
+///
+/// let (client, server) = (testing::client(), testing::server());
+/// let hello = testing::client_hello(&client, &server);
+/// assert_eq!(hello.sni(), Some("example.com"));
+/// assert!(!hello.ignore_connection && !hello.establish_server_tls_first);
+/// let other = testing::client_hello_for(&client, &server, "example.org");
+/// assert_eq!(other.sni(), Some("example.org"));
+/// ```
 pub fn client_hello<'a>(client: &'a Client, server: &'a Server) -> ClientHelloData<'a> {
     ClientHelloData {
         client,
@@ -238,6 +303,8 @@ pub fn client_hello<'a>(client: &'a Client, server: &'a Server) -> ClientHelloDa
 }
 
 /// Like [`client_hello`], for the server name `sni`.
+///
+/// See the example on [`client_hello`].
 pub fn client_hello_for<'a>(
     client: &'a Client,
     server: &'a Server,
@@ -250,6 +317,19 @@ pub fn client_hello_for<'a>(
 
 /// A live flow with a `GET http://example.com/path` request and no response yet
 /// (mitmproxy's `tflow()`).
+///
+/// ```
+/// use interpose_plugin_abi::{prelude::*, testing::{self, TestContext}};
+///
+/// fn request(_ctx: &Context, flow: &mut HttpFlow) {
+///     flow.request.set_host("example.org");
+/// }
+///
+/// let mut flow = testing::flow();
+/// request(TestContext::new().ctx(), &mut flow);
+/// assert_eq!(flow.request.url(), "http://example.org/path");
+/// assert!(flow.response().is_none());
+/// ```
 pub fn flow() -> HttpFlow {
     let request =
         Request::make("GET", "http://example.com/path", "").expect("a valid built-in URL");
@@ -257,6 +337,21 @@ pub fn flow() -> HttpFlow {
 }
 
 /// Like [`flow`], with a `200 OK` response whose body is `message`.
+///
+/// ```
+/// use interpose_plugin_abi::{prelude::*, testing::{self, TestContext}};
+///
+/// fn response(_ctx: &Context, flow: &mut HttpFlow) {
+///     if let Some(response) = flow.response_mut() {
+///         response.headers.insert("x-frame-options", "DENY");
+///     }
+/// }
+///
+/// let mut flow = testing::flow_with_response();
+/// response(TestContext::new().ctx(), &mut flow);
+/// let headers = &flow.response().unwrap().headers;
+/// assert_eq!(headers.get("x-frame-options"), Some("DENY"));
+/// ```
 pub fn flow_with_response() -> HttpFlow {
     let mut flow = flow();
     flow.set_response(Response::make(

@@ -1,9 +1,26 @@
 //! Timestamps as mitmproxy keeps them: seconds since the Unix epoch, as `f64`; and their
 //! calendar dates.
+//!
+//! ```
+//! use interpose_plugin_abi::{testing, time};
+//!
+//! let flow = testing::flow_with_response();
+//! let response = flow.response().unwrap();
+//! let elapsed = response.timestamp_start - flow.request.timestamp_start;
+//! assert!(elapsed >= 0.0 && time::now() >= response.timestamp_start);
+//! ```
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The current time in seconds since the Unix epoch (the unit of every `timestamp_*` field).
+///
+/// ```
+/// use interpose_plugin_abi::{now, testing};
+///
+/// let flow = testing::flow();
+/// let age = now() - flow.timestamp_created;
+/// assert!(age >= 0.0 && age < 60.0);
+/// ```
 pub fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -13,6 +30,14 @@ pub fn now() -> f64 {
 
 /// The proleptic Gregorian date `(year, month 1-12, day 1-31)` of a count of days since
 /// 1970-01-01 (Howard Hinnant's `civil_from_days`), for writing timestamps as dates.
+///
+/// ```
+/// use interpose_plugin_abi::time::{civil_from_days, now};
+///
+/// let (year, month, day) = civil_from_days((now() / 86_400.0).floor() as i64);
+/// assert!(year >= 2024 && (1..=12).contains(&month) && (1..=31).contains(&day));
+/// assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+/// ```
 pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

@@ -46,6 +46,20 @@ use crate::connection::{Client, Connection, Server};
 /// The hello's fields are what the client sent; the host reads back only
 /// [`ignore_connection`](ClientHelloData::ignore_connection) and
 /// [`establish_server_tls_first`](ClientHelloData::establish_server_tls_first).
+///
+/// ```
+/// use interpose_plugin_abi::{prelude::*, testing};
+///
+/// let (client, server) = (testing::client(), testing::server());
+/// let mut hello = testing::client_hello_for(&client, &server, "api.example.com");
+/// assert_eq!(hello.sni(), Some("api.example.com"));
+/// let alpn: Vec<&[u8]> = hello.alpn_protocols().collect();
+/// assert_eq!(alpn, [&b"h2"[..], &b"http/1.1"[..]]);
+/// assert!(hello.cipher_suites().contains(&0x1301)); // TLS_AES_128_GCM_SHA256
+///
+/// // Handshake with the server first, to mirror its certificate and ALPN choice.
+/// hello.establish_server_tls_first = true;
+/// ```
 #[repr(C)]
 #[derive(StableAbi)]
 pub struct ClientHelloData<'a> {
@@ -74,16 +88,22 @@ pub struct ClientHelloData<'a> {
 
 impl ClientHelloData<'_> {
     /// The server name the client asked for (the hello's SNI), if any.
+    ///
+    /// See the example on [`ClientHelloData`].
     pub fn sni(&self) -> Option<&str> {
         self.sni.as_ref().map(RString::as_str).into_option()
     }
 
     /// The ALPN protocols offered, in the client's order.
+    ///
+    /// See the example on [`ClientHelloData`].
     pub fn alpn_protocols(&self) -> impl Iterator<Item = &[u8]> + '_ {
         self.alpn_protocols.iter().map(RVec::as_slice)
     }
 
     /// The cipher suites offered, as IANA numbers, in the client's order.
+    ///
+    /// See the example on [`ClientHelloData`].
     pub fn cipher_suites(&self) -> &[u16] {
         &self.cipher_suites
     }
@@ -92,6 +112,23 @@ impl ClientHelloData<'_> {
 /// What `tls_start_client`, `tls_start_server`, `tls_established_client`,
 /// `tls_established_server`, `tls_failed_client` and `tls_failed_server` receive
 /// (mitmproxy's `TlsData`): the two connections, and which of them the handshake is on.
+///
+/// ```
+/// use interpose_plugin_abi::{prelude::*, testing};
+///
+/// /// Logs which TLS version each client negotiated.
+/// fn tls_established_client(ctx: &Context, data: &TlsData<'_>) {
+///     let version = data.conn().tls_version().unwrap_or("unknown");
+///     info!(ctx, "{} speaks {version}", data.client.peername);
+/// }
+///
+/// let (client, server) = (testing::client(), testing::server());
+/// let data = TlsData { client: &client, server: &server, is_client: true, error: None.into() };
+/// assert!(data.error().is_none());
+/// let tctx = testing::TestContext::new();
+/// tls_established_client(tctx.ctx(), &data);
+/// assert_eq!(tctx.messages(), ["127.0.0.1:22 speaks unknown"]);
+/// ```
 #[repr(C)]
 #[derive(StableAbi)]
 pub struct TlsData<'a> {
@@ -110,6 +147,8 @@ pub struct TlsData<'a> {
 impl TlsData<'_> {
     /// The connection the handshake is on (mitmproxy's `data.conn`): the client's or the
     /// server's.
+    ///
+    /// See the example on [`TlsData`].
     pub fn conn(&self) -> &Connection {
         if self.is_client {
             &self.client.conn
@@ -119,6 +158,8 @@ impl TlsData<'_> {
     }
 
     /// Why the handshake failed (`tls_failed_*`), if it did.
+    ///
+    /// See the example on [`TlsData`].
     pub fn error(&self) -> Option<&str> {
         self.error.as_ref().map(RString::as_str).into_option()
     }
