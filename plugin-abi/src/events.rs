@@ -411,7 +411,7 @@ macro_rules! for_each_event {
                 /// }
                 ///
                 /// let (client, server) = (testing::client(), testing::server());
-                /// let data = TlsData { client: &client, server: &server, is_client: true, error: None.into() };
+                /// let data = testing::tls_data(&client, &server, true, None);
                 /// let tctx = testing::TestContext::new();
                 /// TlsLog.tls_established_client(tctx.ctx(), &data);
                 /// assert_eq!(tctx.messages(), ["client TLS: ?"]);

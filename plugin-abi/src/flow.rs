@@ -869,16 +869,9 @@ pub struct HttpFlow {
 }
 
 impl HttpFlow {
-    /// A live flow for `request`, received from `client_conn`.
-    ///
-    /// ```
-    /// use interpose_plugin_abi::{flow::Uuid, prelude::*, testing};
-    /// use std::sync::Arc;
-    ///
-    /// let request = Request::make("GET", "http://example.com/", "").unwrap();
-    /// let flow = HttpFlow::new(Uuid([7; 16]), Arc::new(testing::client()).into(), request);
-    /// assert!(flow.live() && flow.response().is_none());
-    /// ```
+    /// A live flow for `request`, received from `client_conn` (made by the host; tests use
+    /// [`testing::flow_for`](crate::testing::flow_for)).
+    #[doc(hidden)]
     pub fn new(id: Uuid, client_conn: RArc<Client>, request: Request) -> Self {
         HttpFlow {
             id,

@@ -39,7 +39,7 @@ use crate::{
     ffi::{FilterPtr, HostRef, HostVTable},
     flow::{HttpFlow, Request, Response, Uuid},
     pause::{self, Resolution},
-    tls::ClientHelloData,
+    tls::{ClientHelloData, TlsData},
 };
 
 struct Recorder {
@@ -333,7 +333,47 @@ pub fn client_hello_for<'a>(
 pub fn flow() -> HttpFlow {
     let request =
         Request::make("GET", "http://example.com/path", "").expect("a valid built-in URL");
+    flow_for(request)
+}
+
+/// A live flow for `request`, from the [`client`] connection (mitmproxy's
+/// `tflow(req=...)`).
+///
+/// ```
+/// use interpose_plugin_abi::{prelude::*, testing};
+///
+/// let request = Request::make("POST", "https://example.org/api", "{}").unwrap();
+/// let flow = testing::flow_for(request);
+/// assert_eq!(flow.request.url(), "https://example.org/api");
+/// assert!(flow.live() && flow.response().is_none());
+/// ```
+pub fn flow_for(request: Request) -> HttpFlow {
     HttpFlow::new(Uuid([2; 16]), RArc::new(client()), request)
+}
+
+/// What the TLS handshake events get: the handshake with `client` (`is_client`) or
+/// `server`, and why it failed (for `tls_failed_*`).
+///
+/// ```
+/// use interpose_plugin_abi::testing;
+///
+/// let (client, server) = (testing::client(), testing::server());
+/// let data = testing::tls_data(&client, &server, false, Some("certificate expired"));
+/// assert_eq!(data.error(), Some("certificate expired"));
+/// assert_eq!(data.conn().id, server.id);
+/// ```
+pub fn tls_data<'a>(
+    client: &'a Client,
+    server: &'a Server,
+    is_client: bool,
+    error: Option<&str>,
+) -> TlsData<'a> {
+    TlsData {
+        client,
+        server,
+        is_client,
+        error: error.map(RString::from).into(),
+    }
 }
 
 /// Like [`flow`], with a `200 OK` response whose body is `message`.

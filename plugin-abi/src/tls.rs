@@ -123,7 +123,7 @@ impl ClientHelloData<'_> {
 /// }
 ///
 /// let (client, server) = (testing::client(), testing::server());
-/// let data = TlsData { client: &client, server: &server, is_client: true, error: None.into() };
+/// let data = testing::tls_data(&client, &server, true, None);
 /// assert!(data.error().is_none());
 /// let tctx = testing::TestContext::new();
 /// tls_established_client(tctx.ctx(), &data);
