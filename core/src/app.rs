@@ -158,7 +158,12 @@ pub fn load_addons(options: &CoreOptions) -> AddonManager {
     }
     paths.extend(options.plugins.iter().cloned());
 
-    let mut loader = PluginLoader::new();
+    let builtins: Vec<String> = builtin_plugins()
+        .into_iter()
+        .chain(builtin_plugins_after())
+        .map(|module| module.name().to_string())
+        .collect();
+    let mut loader = PluginLoader::with_builtins(builtins.iter().map(String::as_str));
     let mut loaded: Vec<PathBuf> = Vec::new();
     for path in paths {
         let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());

@@ -10,7 +10,7 @@
 //! assert!(elapsed >= 0.0 && time::now() >= response.timestamp_start);
 //! ```
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The current time in seconds since the Unix epoch (the unit of every `timestamp_*` field).
 ///
@@ -26,6 +26,39 @@ pub fn now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+/// A timestamp (seconds since the epoch, as in every `timestamp_*` field) as a
+/// [`SystemTime`]; negative or non-finite values give the epoch.
+///
+/// ```
+/// use interpose_plugin_abi::{testing, time};
+/// use std::time::{Duration, SystemTime};
+///
+/// let flow = testing::flow();
+/// let started = time::system_time(flow.request.timestamp_start);
+/// assert!(SystemTime::now().duration_since(started).unwrap() < Duration::from_secs(60));
+/// ```
+pub fn system_time(timestamp: f64) -> SystemTime {
+    match Duration::try_from_secs_f64(timestamp) {
+        Ok(since) => UNIX_EPOCH + since,
+        Err(_) => UNIX_EPOCH,
+    }
+}
+
+/// The time between two timestamps (`end - start`) as a [`Duration`]; zero when `end` is
+/// before `start`.
+///
+/// ```
+/// use interpose_plugin_abi::{testing, time};
+///
+/// let flow = testing::flow_with_response();
+/// let response = flow.response().unwrap();
+/// let took = time::between(flow.request.timestamp_start, response.timestamp_start);
+/// assert!(took.as_secs() < 60);
+/// ```
+pub fn between(start: f64, end: f64) -> Duration {
+    Duration::try_from_secs_f64(end - start).unwrap_or_default()
 }
 
 /// The proleptic Gregorian date `(year, month 1-12, day 1-31)` of a count of days since

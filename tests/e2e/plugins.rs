@@ -235,6 +235,24 @@ fn the_same_plugin_from_another_file_is_refused_naming_both() {
 }
 
 #[test]
+fn a_built_in_plugin_loaded_again_from_a_file_is_refused() {
+    let upstream = Upstream::start();
+    let save = plugin("save");
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .plugin(&save)
+        .start();
+    let line = proxy.wait_for_log(&format!("cannot load plugin {}", save.display()));
+    assert!(
+        line.contains(
+            "plugin save is already loaded from the interpose binary (a built-in plugin)"
+        ),
+        "{line}"
+    );
+    assert_eq!(send(proxy.addr, "GET", "/", b"").unwrap().status, 200);
+}
+
+#[test]
 fn a_plugin_depending_on_another_plugin_crate_loads_its_own_entry() {
     let upstream = Upstream::start();
     let proxy = Proxy::builder()

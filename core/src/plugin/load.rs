@@ -56,6 +56,22 @@ impl PluginLoader {
         Self::default()
     }
 
+    /// A loader that refuses plugins named as the built-in plugins `names` (package names):
+    /// they are linked into the binary already.
+    pub fn with_builtins<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        let loaded = names
+            .into_iter()
+            .map(|name| {
+                (
+                    name.replace('-', "_"),
+                    name.to_string(),
+                    PathBuf::from("the interpose binary (a built-in plugin)"),
+                )
+            })
+            .collect();
+        PluginLoader { loaded }
+    }
+
     /// Loads the plugin library at `path` and builds its addons. A bare file name
     /// (`libx.so`) is a file in the working directory, not a name for the dynamic loader to
     /// search for.
