@@ -11,9 +11,10 @@ use crate::{
         builtin_plugins, builtin_plugins_after, publish_options, shutdown_requested, AddonManager,
         LifecycleEvent,
     },
+    commands,
     filter::Filter,
     logging,
-    options::{expand_home, CoreOptions, OptionError, OptionStore},
+    options::{expand_home, live, CoreOptions, OptionError, OptionStore},
     plugin::{plugin_paths, PluginLoader},
     proxy::{serve, ServeError},
     readfile::{read_flows, ReadFileError},
@@ -30,6 +31,9 @@ pub enum RunError {
     Serve(ServeError),
     /// The flow file given with `-r` could not be read (wholly or in part).
     ReadFile(ReadFileError),
+    /// An addon's option could not be declared, or an addon refused the options' values in
+    /// `configure`.
+    AddonOptions(String),
 }
 
 impl std::fmt::Display for RunError {
@@ -39,6 +43,7 @@ impl std::fmt::Display for RunError {
             RunError::Runtime(e) => write!(f, "cannot start the async runtime: {e}"),
             RunError::Serve(e) => e.fmt(f),
             RunError::ReadFile(e) => e.fmt(f),
+            RunError::AddonOptions(e) => write!(f, "option error: {e}"),
         }
     }
 }
@@ -51,13 +56,38 @@ pub fn run(mut store: OptionStore) -> Result<(), RunError> {
     let options = Arc::new(store.core_options().map_err(RunError::Options)?);
     logging::init(options.termlog_verbosity);
     publish_options(&store);
+    commands::register_builtins();
     let addons = Arc::new(load_addons(&options));
     addons.set_addon_errors(options.addon_errors);
     addons.lifecycle(LifecycleEvent::Load);
+    // The options addons declared in `load` join the store; then the config file's keys and
+    // the `--set`s that named them get their values, and every addon sees all options once.
+    let declared = live::take_declared(&mut store).map_err(RunError::AddonOptions);
+    if let Err(e) = declared {
+        addons.lifecycle(LifecycleEvent::Done);
+        return Err(e);
+    }
     if let Err(e) = store.resolve_pending() {
         addons.lifecycle(LifecycleEvent::Done);
         return Err(RunError::Options(e));
     }
+    publish_options(&store);
+    let names: Vec<&str> = store.names().collect();
+    if let Err(why) = addons.configure(names) {
+        addons.lifecycle(LifecycleEvent::Done);
+        return Err(RunError::AddonOptions(why));
+    }
+    commands::install(commands::Proxy {
+        addons: Arc::clone(&addons),
+        apply: Box::new({
+            let addons = Arc::clone(&addons);
+            move |store: &OptionStore| {
+                let core = store.core_options().map_err(|e| e.to_string())?;
+                addons.set_addon_errors(core.addon_errors);
+                Ok(())
+            }
+        }),
+    });
     let server = store
         .get("server")
         .and_then(|v| v.as_bool())

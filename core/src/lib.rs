@@ -5,6 +5,7 @@ pub mod addons;
 pub mod app;
 pub mod capture;
 pub mod cli;
+pub mod commands;
 pub mod filter;
 pub mod flow;
 pub mod logging;

@@ -29,14 +29,16 @@ use std::{
 };
 
 use abi_stable::{
-    std_types::{RStr, RString},
+    std_types::{RResult, RSlice, RStr, RString},
     StableAbi,
 };
 
 use crate::{
     capture::{self, CaptureFormat, Filter},
+    commands::{CommandArgs, CommandDecl, CommandHandler, CommandValue, Param, ParamKind},
     ffi::HostRef,
-    flow::HttpFlow,
+    flow::{HttpFlow, Uuid},
+    options::{OptionDecl, OptionKind, OptionType, OptionValue},
     pause::Paused,
 };
 
@@ -224,6 +226,162 @@ impl Context {
     /// ```
     pub fn intercept(&self, flow: &mut HttpFlow) -> Paused {
         Paused::new(self.host, (self.host.intercept())(self, flow))
+    }
+
+    /// Declares an option of this addon (mitmproxy's `loader.add_option`), with its default
+    /// value and one line of help; call it in `load`. The type of `default` is the option's
+    /// type: `bool`, `i64`, [`Size`](crate::Size), `String`, `Vec<String>`, or an `Option` of
+    /// those for an option that may be unset. The option then takes values from `--set`,
+    /// `config.yaml` and the control endpoint's `set`, as the proxy's own options do. A name
+    /// another addon (or the proxy) already has is refused: the proxy reports both and does not
+    /// start. See [`crate::options`].
+    pub fn add_option<T: OptionType>(&self, name: &str, default: T, help: &str) {
+        self.declare_option(name, T::KIND, T::OPTIONAL, default.into_value(), help, &[]);
+    }
+
+    /// Declares a text option whose value must be one of `choices` (mitmproxy's
+    /// `typing.Sequence` choices).
+    ///
+    /// ```
+    /// use interpose_plugin_abi::testing::TestContext;
+    ///
+    /// let tctx = TestContext::new();
+    /// let ctx = tctx.ctx();
+    /// ctx.add_choice_option("level", "medium", &["low", "medium", "high"], "How strict");
+    /// assert_eq!(ctx.get_option::<String>("level"), "medium");
+    /// assert!(tctx.set_option_checked("level", "extreme").is_err());
+    /// ```
+    pub fn add_choice_option(&self, name: &str, default: &str, choices: &[&str], help: &str) {
+        let choices: Vec<RStr<'_>> = choices.iter().map(|c| RStr::from_str(c)).collect();
+        self.declare_option(
+            name,
+            OptionKind::Str,
+            false,
+            OptionValue::Str(default.into()),
+            help,
+            &choices,
+        );
+    }
+
+    fn declare_option(
+        &self,
+        name: &str,
+        kind: OptionKind,
+        optional: bool,
+        default: OptionValue,
+        help: &str,
+        choices: &[RStr<'_>],
+    ) {
+        let decl = OptionDecl {
+            name: RStr::from_str(name),
+            kind,
+            optional,
+            default,
+            help: RStr::from_str(help),
+            choices: RSlice::from_slice(choices),
+        };
+        if let RResult::RErr(why) = (self.host.add_option())(self, &decl) {
+            self.log(Level::Error, &format!("option {name} refused: {why}"));
+        }
+    }
+
+    /// The current value of the option called `name` (this addon's, another addon's, or one
+    /// of the proxy's), typed. Reading takes no lock, and for bools, numbers and sizes
+    /// allocates nothing: read options in events rather than caching them.
+    ///
+    /// # Panics
+    ///
+    /// When there is no such option or it is not of type `T` (a mistake in the addon; the
+    /// panic is caught at the plugin boundary and logged). [`Context::try_get_option`] returns
+    /// an error instead.
+    pub fn get_option<T: OptionType>(&self, name: &str) -> T {
+        match self.try_get_option(name) {
+            Ok(value) => value,
+            Err(why) => panic!("{why}"),
+        }
+    }
+
+    /// Like [`Context::get_option`], with an error for an unknown option or another type.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::testing::TestContext;
+    ///
+    /// let tctx = TestContext::new();
+    /// tctx.ctx().add_option("limit", 5i64, "A limit");
+    /// assert_eq!(tctx.ctx().try_get_option::<i64>("limit"), Ok(5));
+    /// assert!(tctx.ctx().try_get_option::<bool>("limit").is_err());
+    /// assert!(tctx.ctx().try_get_option::<bool>("nope").is_err());
+    /// ```
+    pub fn try_get_option<T: OptionType>(&self, name: &str) -> Result<T, String> {
+        let mut value = OptionValue::None;
+        if !(self.host.get_option())(self, RStr::from_str(name), &mut value) {
+            return Err(format!("there is no option called {name:?}"));
+        }
+        let shown = value.text();
+        T::from_value(value).ok_or_else(|| {
+            format!(
+                "option {name:?} is not of the type asked for ({:?}{}): its value is {shown:?}",
+                T::KIND,
+                if T::OPTIONAL { ", optional" } else { "" }
+            )
+        })
+    }
+
+    /// Registers a command of this addon (mitmproxy's `@command.command(name)`), with one line
+    /// of help, its parameters (name and type, in order) and its function, which gets the
+    /// arguments checked and typed and returns a value or an error message. Call it in `load`.
+    /// See [`crate::commands`].
+    pub fn add_command<F>(&self, name: &str, help: &str, params: &[(&str, ParamKind)], f: F)
+    where
+        F: Fn(&Context, CommandArgs<'_>) -> Result<CommandValue, String> + Send + Sync + 'static,
+    {
+        let params: Vec<Param<'_>> = params
+            .iter()
+            .map(|(name, kind)| Param {
+                name: RStr::from_str(name),
+                kind: *kind,
+            })
+            .collect();
+        let decl = CommandDecl {
+            name: RStr::from_str(name),
+            help: RStr::from_str(help),
+            params: RSlice::from_slice(&params),
+            handler: CommandHandler::new(f),
+        };
+        if let RResult::RErr(why) = (self.host.add_command())(self, decl) {
+            self.log(Level::Error, &format!("command {name} refused: {why}"));
+        }
+    }
+
+    /// Calls a command (an addon's or the proxy's: `set`, `flow.resume`...) with its arguments
+    /// as text, as `interpose ctl` would (mitmproxy's `ctx.master.commands.call_strings`);
+    /// `Ok` is the result as text. See [`crate::commands`].
+    pub fn call_command(&self, name: &str, args: &[&str]) -> Result<String, String> {
+        let args: Vec<RStr<'_>> = args.iter().map(|a| RStr::from_str(a)).collect();
+        (self.host.call_command())(self, RStr::from_str(name), RSlice::from_slice(&args))
+            .into_result()
+            .map(RString::into_string)
+            .map_err(RString::into_string)
+    }
+
+    /// Runs `f` on the flow with id `id`, if the proxy holds it (a paused flow: what a
+    /// command's flows argument names), and returns what `f` returns.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::{prelude::*, testing::{self, TestContext}};
+    ///
+    /// let tctx = TestContext::new();
+    /// let flow = testing::flow();
+    /// assert_eq!(tctx.ctx().with_flow(flow.id, |f| f.request.host().to_string()), None);
+    /// ```
+    pub fn with_flow<F: FnOnce(&mut HttpFlow) -> R, R>(&self, id: Uuid, f: F) -> Option<R> {
+        let mut call = crate::pause::FlowCall::new(f);
+        let found = (self.host.flow_with())(self, id, call.callback(), call.data());
+        if found {
+            call.into_result()
+        } else {
+            None
+        }
     }
 
     /// Asks the proxy to shut down, as Ctrl-C does: it stops accepting connections, ends the

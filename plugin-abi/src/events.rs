@@ -20,7 +20,7 @@
 ///   signature: `lifecycle` (nothing), `client_mut` (`&mut Client`), `client` (`&Client`),
 ///   `server_mut` (`&mut ServerConnectionHookData`), `server` (`&ServerConnectionHookData`),
 ///   `http` (`&mut HttpFlow`), `clienthello` (`&mut ClientHelloData`), `tls_mut`
-///   (`&mut TlsData`), `tls` (`&TlsData`).
+///   (`&mut TlsData`), `tls` (`&TlsData`), `configure` (`&mut ConfigureData`).
 /// - `HostVariant`: its variant in the host's enum for that kind (`ClientEvent::Connected`).
 ///
 /// Append new events at the end: the order is the layout of the event table.
@@ -438,6 +438,15 @@ macro_rules! for_each_event {
                 /// See the example on [`tls_established_client`](crate::Addon::tls_established_client).
                 tls_failed_server, TlsFailedServer, tls, FailedServer
             )
+            (
+                /// Options changed (mitmproxy's `configure(updated)`): once after `load`
+                /// with every option, then whenever options change while the proxy runs.
+                /// Read the new values with `ctx.get_option`; refuse them with
+                /// `data.reject(why)` (the proxy does not start, or the change is undone).
+                ///
+                /// See the example on [`ConfigureData`](crate::ConfigureData).
+                configure, Configure, configure, Configure
+            )
         }
     };
 }
@@ -493,6 +502,12 @@ macro_rules! __event_method {
     (tls_mut $name:ident $(#[$doc:meta])* => $($f:ident)?) => {
         $(#[$doc])*
         fn $name(&self, ctx: &$crate::Context, data: &mut $crate::TlsData<'_>) {
+            $crate::__event_method!(@body [$($f)?] ctx data)
+        }
+    };
+    (configure $name:ident $(#[$doc:meta])* => $($f:ident)?) => {
+        $(#[$doc])*
+        fn $name(&self, ctx: &$crate::Context, data: &mut $crate::ConfigureData) {
             $crate::__event_method!(@body [$($f)?] ctx data)
         }
     };

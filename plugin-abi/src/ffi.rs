@@ -27,16 +27,18 @@ use abi_stable::{
     declare_root_module_statics, package_version_strings,
     prefix_type::WithMetadata,
     sabi_types::VersionStrings,
-    std_types::{RErr, ROk, ROption, RResult, RStr, RString, RVec},
+    std_types::{RErr, ROk, ROption, RResult, RSlice, RStr, RString, RVec},
     StableAbi,
 };
 
 use crate::{
     addon::{Addon, Event},
     capture::CaptureFormat,
+    commands::{CommandDecl, CommandValue},
     connection::{Client, ServerConnectionHookData},
     context::{Context, Level},
-    flow::HttpFlow,
+    flow::{HttpFlow, Uuid},
+    options::{ConfigureData, OptionDecl, OptionValue},
     pause::{PausedPtr, Resolution},
     tls::{ClientHelloData, TlsData},
 };
@@ -64,6 +66,8 @@ pub type HttpFn = extern "C" fn(AddonPtr, &Context, &mut HttpFlow) -> EventStatu
 pub type ClientHelloFn = extern "C" fn(AddonPtr, &Context, &mut ClientHelloData<'_>) -> EventStatus;
 /// Events of kinds `tls_mut` and `tls` (`tls_start_client`, `tls_established_client`, ...).
 pub type TlsFn = extern "C" fn(AddonPtr, &Context, &mut TlsData<'_>) -> EventStatus;
+/// Events of kind `configure` (`configure`).
+pub type ConfigureFn = extern "C" fn(AddonPtr, &Context, &mut ConfigureData) -> EventStatus;
 
 /// Writes `EventTable` from the list of events: the fields' function types are spelled out
 /// per kind, because `abi_stable` only understands literal function pointer types, and the
@@ -98,6 +102,9 @@ macro_rules! event_table {
     };
     (@types [$($done:tt)*] ($(#[$doc:meta])* $name:ident, $variant:ident, tls_mut, $host:ident) $($rest:tt)*) => {
         event_table!(@types [$($done)* {$name [extern "C" fn(AddonPtr, &Context, &mut TlsData<'_>) -> EventStatus]}] $($rest)*);
+    };
+    (@types [$($done:tt)*] ($(#[$doc:meta])* $name:ident, $variant:ident, configure, $host:ident) $($rest:tt)*) => {
+        event_table!(@types [$($done)* {$name [extern "C" fn(AddonPtr, &Context, &mut ConfigureData) -> EventStatus]}] $($rest)*);
     };
     (@types [$($done:tt)*] ($(#[$doc:meta])* $name:ident, $variant:ident, tls, $host:ident) $($rest:tt)*) => {
         event_table!(@types [$($done)* {$name [extern "C" fn(AddonPtr, &Context, &mut TlsData<'_>) -> EventStatus]}] $($rest)*);
@@ -200,9 +207,28 @@ pub struct HostVTable {
     pub paused_release: extern "C" fn(PausedPtr),
     /// Asks the proxy to shut down, as Ctrl-C does (mitmproxy's `ctx.master.shutdown()`).
     /// Since 0.4.0.
-    #[sabi(last_prefix_field)]
     pub shutdown: extern "C" fn(&Context),
+    /// Declares an option of the calling addon (in `load`); `Err` says why it was refused
+    /// (a name taken by another addon or the proxy, a default that is not of the kind).
+    /// Since 0.4.0.
+    pub add_option: extern "C" fn(&Context, &OptionDecl<'_>) -> RResult<(), RString>,
+    /// Writes the current value of the option called by the name into the last argument;
+    /// `false` when there is no such option. Since 0.4.0.
+    pub get_option: extern "C" fn(&Context, RStr<'_>, &mut OptionValue) -> bool,
+    /// Registers a command of the calling addon; the host takes the handler. Since 0.4.0.
+    pub add_command: extern "C" fn(&Context, CommandDecl<'_>) -> RResult<(), RString>,
+    /// Calls a command by name with arguments as text (mitmproxy's `call_strings`); `Ok` is
+    /// the result as text. Since 0.4.0.
+    pub call_command:
+        extern "C" fn(&Context, RStr<'_>, RSlice<'_, RStr<'_>>) -> RResult<RString, RString>,
+    /// Runs the function with the flow of that id, if the proxy holds it (a paused flow), under
+    /// its lock; `false` when it does not. Since 0.4.0.
+    #[sabi(last_prefix_field)]
+    pub flow_with: extern "C" fn(&Context, Uuid, FlowCallback, *mut c_void) -> bool,
 }
+
+/// A command's result as it crosses the boundary.
+pub type CommandResult = RResult<CommandValue, RString>;
 
 /// A function the host calls with a paused flow and the caller's data pointer.
 #[repr(transparent)]
@@ -316,6 +342,9 @@ macro_rules! shim {
     };
     (tls $name:ident) => {
         shim!(@with $name data: &mut TlsData<'_>);
+    };
+    (configure $name:ident) => {
+        shim!(@with $name data: &mut ConfigureData);
     };
     (@with $name:ident $arg:ident: $ty:ty) => {
         extern "C" fn $name(this: AddonPtr, ctx: &Context, $arg: $ty) -> EventStatus {

@@ -58,6 +58,7 @@ extern crate self as interpose_plugin_abi;
 pub mod addon;
 pub mod body;
 pub mod capture;
+pub mod commands;
 pub mod connection;
 pub mod context;
 pub mod cookies;
@@ -70,6 +71,7 @@ pub mod forms;
 pub mod headers;
 mod message;
 pub mod multidict;
+pub mod options;
 pub mod pause;
 pub mod state;
 pub mod stream;
@@ -82,6 +84,7 @@ pub use abi_stable;
 pub use addon::{Addon, Event, EventSet};
 pub use body::Body;
 pub use capture::{CaptureFormat, Filter};
+pub use commands::{CommandArgs, CommandValue, ParamKind};
 pub use connection::{
     Address, Client, Connection, HostPort, Server, ServerConnectionHookData, SocketAddress,
     TransportProtocol,
@@ -97,6 +100,7 @@ pub use forms::MultipartError;
 pub use headers::Headers;
 pub use interpose_plugin_abi_macros::addon;
 pub use multidict::MultiDict;
+pub use options::{ConfigureData, OptionKind, OptionType, OptionValue, Size};
 pub use pause::{Paused, Resolution};
 pub use stream::Stream;
 pub use time::now;
@@ -142,7 +146,8 @@ pub const ABI_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub mod prelude {
     pub use crate::{
         addon, debug, error, export_plugin, info, warn, Addon, Body, Client, ClientHelloData,
-        ContentError, Context, CookieAttrs, ErrorKind, Headers, HttpFlow, Level, MultiDict, Paused,
-        Request, Resolution, Response, Server, ServerConnectionHookData, Stream, TlsData,
+        CommandArgs, CommandValue, ConfigureData, ContentError, Context, CookieAttrs, ErrorKind,
+        Headers, HttpFlow, Level, MultiDict, ParamKind, Paused, Request, Resolution, Response,
+        Server, ServerConnectionHookData, Size, Stream, TlsData,
     };
 }

@@ -127,30 +127,9 @@ impl Paused {
     ///
     /// See the example on [`Paused`].
     pub fn with_flow<F: FnOnce(&mut HttpFlow) -> R, R>(&self, f: F) -> Option<R> {
-        struct Call<F, R> {
-            f: Option<F>,
-            result: Option<std::thread::Result<R>>,
-        }
-        extern "C" fn trampoline<F: FnOnce(&mut HttpFlow) -> R, R>(
-            data: *mut c_void,
-            flow: &mut HttpFlow,
-        ) {
-            // SAFETY: `data` is the `Call` below, alive and unaliased for this call.
-            let call = unsafe { &mut *(data as *mut Call<F, R>) };
-            if let Some(f) = call.f.take() {
-                call.result = Some(catch_unwind(AssertUnwindSafe(|| f(flow))));
-            }
-        }
-        let mut call = Call {
-            f: Some(f),
-            result: None,
-        };
-        let data = &mut call as *mut Call<F, R> as *mut c_void;
-        (self.host.paused_with())(self.ptr, FlowCallback(trampoline::<F, R>), data);
-        match call.result? {
-            Ok(value) => Some(value),
-            Err(payload) => resume_unwind(payload),
-        }
+        let mut call = FlowCall::new(f);
+        (self.host.paused_with())(self.ptr, call.callback(), call.data());
+        call.into_result()
     }
 
     /// Lets the flow go on where it stopped (mitmproxy's `flow.resume()`).
@@ -166,6 +145,46 @@ impl Paused {
     /// See the example on [`Resolution`].
     pub fn kill(self) {
         (self.host.paused_resolve())(self.ptr, Resolution::Kill);
+    }
+}
+
+/// A closure run on a flow by a host function, through a `FlowCallback` and a data pointer;
+/// a panic in it is carried back and resumed on the caller's side of the boundary.
+pub(crate) struct FlowCall<F, R> {
+    f: Option<F>,
+    result: Option<std::thread::Result<R>>,
+}
+
+impl<F: FnOnce(&mut HttpFlow) -> R, R> FlowCall<F, R> {
+    pub(crate) fn new(f: F) -> Self {
+        FlowCall {
+            f: Some(f),
+            result: None,
+        }
+    }
+
+    extern "C" fn trampoline(data: *mut c_void, flow: &mut HttpFlow) {
+        // SAFETY: `data` is the `FlowCall` of `data()`, alive and unaliased for this call.
+        let call = unsafe { &mut *(data as *mut FlowCall<F, R>) };
+        if let Some(f) = call.f.take() {
+            call.result = Some(catch_unwind(AssertUnwindSafe(|| f(flow))));
+        }
+    }
+
+    pub(crate) fn callback(&self) -> FlowCallback {
+        FlowCallback(Self::trampoline)
+    }
+
+    pub(crate) fn data(&mut self) -> *mut c_void {
+        self as *mut Self as *mut c_void
+    }
+
+    /// What the closure returned, if it ran; a panic in it continues here.
+    pub(crate) fn into_result(self) -> Option<R> {
+        match self.result? {
+            Ok(value) => Some(value),
+            Err(payload) => resume_unwind(payload),
+        }
     }
 }
 
@@ -340,6 +359,27 @@ pub mod host {
     pub extern "C" fn release(ptr: PausedPtr) {
         // SAFETY: `ptr` is an `Arc::into_raw` of `intercept`, released once (in `Drop`).
         drop(unsafe { Arc::from_raw(ptr as *const Slot) });
+    }
+
+    impl Slot {
+        /// Runs `f` on the paused flow, if the host is waiting for it and it was not let go
+        /// yet (for the host's own commands); `None` otherwise.
+        pub fn with_attached<R>(&self, f: impl FnOnce(&mut HttpFlow) -> R) -> Option<R> {
+            let state = self.lock();
+            if state.resolution.is_some() {
+                return None;
+            }
+            match state.phase {
+                // SAFETY: as in `with_flow`: attached, under the lock.
+                Phase::Attached(flow) => Some(f(unsafe { &mut *flow })),
+                _ => None,
+            }
+        }
+
+        /// Lets the flow go (for the host's own commands); the first resolution wins.
+        pub fn resolve(&self, resolution: Resolution) {
+            resolve_slot(self, resolution);
+        }
     }
 
     /// The pause an addon asked for in the event that just ran on this thread, if any.

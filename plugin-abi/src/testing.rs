@@ -23,21 +23,25 @@ use std::{
     ffi::c_void,
     sync::{
         atomic::{AtomicBool, AtomicU8, Ordering},
-        Mutex,
+        Arc, Mutex,
     },
 };
 
 use abi_stable::{
     prefix_type::WithMetadata,
-    std_types::{RArc, RErr, ROption, RResult, RStr, RString, RVec},
+    std_types::{RArc, RErr, ROk, ROption, RResult, RSlice, RStr, RString, RVec},
 };
 
 use crate::{
+    addon::Addon,
     capture::CaptureFormat,
+    commands::{self, CommandDecl, CommandHandler, ParamKind},
     connection::{Address, Client, Connection, Server, SocketAddress},
     context::{Context, Level},
+    ffi::FlowCallback,
     ffi::{FilterPtr, HostRef, HostVTable},
     flow::{HttpFlow, Request, Response, Uuid},
+    options::{self, ConfigureData, OptionDecl, OptionKind, OptionValue},
     pause::{self, Resolution},
     tls::{ClientHelloData, TlsData},
 };
@@ -45,7 +49,29 @@ use crate::{
 struct Recorder {
     lines: Mutex<Vec<(Level, String)>>,
     options: Mutex<Vec<(String, String)>>,
+    declared: Mutex<Vec<Declared>>,
+    commands: Mutex<Vec<TestCommand>>,
     shutdown: AtomicBool,
+}
+
+/// A command an addon registered on a `TestContext`: name, parameter types, function.
+type TestCommand = (String, Vec<ParamKind>, Arc<CommandHandler>);
+
+/// An option an addon declared on a `TestContext`, with its value.
+struct Declared {
+    name: String,
+    kind: OptionKind,
+    optional: bool,
+    choices: Vec<String>,
+    value: OptionValue,
+}
+
+impl Declared {
+    fn parse(&self, text: &str) -> Result<OptionValue, String> {
+        let choices: Vec<&str> = self.choices.iter().map(String::as_str).collect();
+        options::parse_value(self.kind, self.optional, &choices, text)
+            .map_err(|why| format!("{}: {why}", self.name))
+    }
 }
 
 /// The recorder behind a context made by `TestContext::new`.
@@ -62,6 +88,14 @@ extern "C" fn record_log(ctx: &Context, level: Level, message: RStr<'_>) {
 }
 
 extern "C" fn test_option(ctx: &Context, name: RStr<'_>) -> ROption<RString> {
+    if let Ok(declared) = recorder(ctx).declared.lock() {
+        if let Some(option) = declared.iter().find(|o| o.name == name.as_str()) {
+            return match &option.value {
+                OptionValue::None => ROption::RNone,
+                value => ROption::RSome(value.text().into()),
+            };
+        }
+    }
     let options = recorder(ctx).options.lock();
     let value = options
         .ok()
@@ -96,6 +130,82 @@ extern "C" fn record_shutdown(ctx: &Context) {
     recorder(ctx).shutdown.store(true, Ordering::Relaxed);
 }
 
+extern "C" fn test_add_option(ctx: &Context, decl: &OptionDecl<'_>) -> RResult<(), RString> {
+    let Ok(mut declared) = recorder(ctx).declared.lock() else {
+        return RErr("the test context is poisoned".into());
+    };
+    if declared.iter().any(|o| o.name == decl.name.as_str()) {
+        return RErr(format!("an option called {} exists", decl.name).into());
+    }
+    declared.push(Declared {
+        name: decl.name.to_string(),
+        kind: decl.kind,
+        optional: decl.optional,
+        choices: decl.choices.iter().map(|c| c.to_string()).collect(),
+        value: decl.default.clone(),
+    });
+    ROk(())
+}
+
+extern "C" fn test_get_option(ctx: &Context, name: RStr<'_>, out: &mut OptionValue) -> bool {
+    let Ok(declared) = recorder(ctx).declared.lock() else {
+        return false;
+    };
+    match declared.iter().find(|o| o.name == name.as_str()) {
+        Some(option) => {
+            *out = option.value.clone();
+            true
+        }
+        None => false,
+    }
+}
+
+extern "C" fn test_add_command(ctx: &Context, decl: CommandDecl<'_>) -> RResult<(), RString> {
+    let Ok(mut commands) = recorder(ctx).commands.lock() else {
+        return RErr("the test context is poisoned".into());
+    };
+    if commands.iter().any(|(n, ..)| n == decl.name.as_str()) {
+        return RErr(format!("a command called {} exists", decl.name).into());
+    }
+    let params = decl.params.iter().map(|p| p.kind).collect();
+    commands.push((decl.name.to_string(), params, Arc::new(decl.handler)));
+    ROk(())
+}
+
+extern "C" fn test_call_command(
+    ctx: &Context,
+    name: RStr<'_>,
+    args: RSlice<'_, RStr<'_>>,
+) -> RResult<RString, RString> {
+    let found = recorder(ctx)
+        .commands
+        .lock()
+        .ok()
+        .and_then(|c| c.iter().find(|(n, ..)| n == name.as_str()).cloned());
+    let Some((_, params, handler)) = found else {
+        return RErr(format!("Unknown command: {name}").into());
+    };
+    let args: Vec<&str> = args.iter().map(|a| a.as_str()).collect();
+    let values = match commands::parse_args(&params, &args) {
+        Ok(values) => values,
+        Err(why) => return RErr(why.into()),
+    };
+    match handler.call(ctx, &values) {
+        Ok(value) => ROk(value.text().into()),
+        Err(why) => RErr(why.into()),
+    }
+}
+
+extern "C" fn test_flow_with(
+    _ctx: &Context,
+    _id: Uuid,
+    _call: FlowCallback,
+    _data: *mut c_void,
+) -> bool {
+    // A test context holds no flows.
+    false
+}
+
 static TEST_HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable {
     log: record_log,
     option: test_option,
@@ -108,6 +218,11 @@ static TEST_HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable {
     paused_resolve: pause::host::resolve,
     paused_release: pause::host::release,
     shutdown: record_shutdown,
+    add_option: test_add_option,
+    get_option: test_get_option,
+    add_command: test_add_command,
+    call_command: test_call_command,
+    flow_with: test_flow_with,
 });
 static ALL_LEVELS: AtomicU8 = AtomicU8::new(Level::Debug as u8);
 
@@ -145,6 +260,8 @@ impl TestContext {
         let recorder: &'static Recorder = Box::leak(Box::new(Recorder {
             lines: Mutex::new(Vec::new()),
             options: Mutex::new(Vec::new()),
+            declared: Mutex::new(Vec::new()),
+            commands: Mutex::new(Vec::new()),
             shutdown: AtomicBool::new(false),
         }));
         let host_data = recorder as *const Recorder as *const c_void;
@@ -160,11 +277,71 @@ impl TestContext {
         TestContext { ctx, recorder }
     }
 
+    /// Sets a declared option to the value `text` stands for, as `--set name=text` would,
+    /// without calling `configure`; `Err` when the text is not a value of the option.
+    /// See the example on [`Context::add_choice_option`].
+    pub fn set_option_checked(&self, name: &str, text: &str) -> Result<(), String> {
+        let mut declared = self
+            .recorder
+            .declared
+            .lock()
+            .map_err(|_| "the test context is poisoned".to_string())?;
+        let option = declared
+            .iter_mut()
+            .find(|o| o.name == name)
+            .ok_or_else(|| format!("there is no option called {name:?}"))?;
+        option.value = option.parse(text)?;
+        Ok(())
+    }
+
+    /// Does what the proxy does when options change (mitmproxy's `tctx.configure(addon,
+    /// name=value)`): sets each declared option to the value its text stands for, then calls
+    /// `addon.configure` with their names. If the addon refuses (or a text is not a value of
+    /// its option), the old values are back and the reason comes back. See the example on
+    /// [`ConfigureData`].
+    pub fn configure<A: Addon>(&self, addon: &A, values: &[(&str, &str)]) -> Result<(), String> {
+        let old: Vec<(String, OptionValue)> = {
+            let declared = self.recorder.declared.lock().map_err(|e| e.to_string())?;
+            declared
+                .iter()
+                .map(|o| (o.name.clone(), o.value.clone()))
+                .collect()
+        };
+        let restore = || {
+            if let Ok(mut declared) = self.recorder.declared.lock() {
+                for option in declared.iter_mut() {
+                    if let Some((_, value)) = old.iter().find(|(n, _)| *n == option.name) {
+                        option.value = value.clone();
+                    }
+                }
+            }
+        };
+        for (name, text) in values {
+            if let Err(why) = self.set_option_checked(name, text) {
+                restore();
+                return Err(why);
+            }
+        }
+        let mut data = ConfigureData::new(values.iter().map(|(n, _)| *n));
+        addon.configure(&self.ctx, &mut data);
+        match data.rejection() {
+            Some(why) => {
+                restore();
+                Err(why.to_string())
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Sets the option `name` to `value` (as text) for [`Context::option`]; mitmproxy's
-    /// `tctx.configure(addon, name=value)`.
+    /// `tctx.options.name = value`. A declared option gets the value the text stands for
+    /// (see [`TestContext::set_option_checked`], whose error this ignores).
     ///
     /// See the example on [`TestContext`].
     pub fn set_option(&self, name: &str, value: &str) {
+        if self.set_option_checked(name, value).is_ok() {
+            return;
+        }
         if let Ok(mut options) = self.recorder.options.lock() {
             options.retain(|(n, _)| n != name);
             options.push((name.to_string(), value.to_string()));

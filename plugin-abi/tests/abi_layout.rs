@@ -13,7 +13,7 @@ use abi_stable::{type_layout::TypeLayout, StableAbi};
 use interpose_plugin_abi::{ffi::PluginModuleRef, ABI_VERSION};
 
 /// `(ABI version, layout fingerprint)`.
-const PINNED: (&str, u64) = ("0.4.0", 0xfe59_0199_682e_ff82);
+const PINNED: (&str, u64) = ("0.4.0", 0xc8e5_f4db_7a9e_bba7);
 
 /// Every layout reachable from the root module, described without source line numbers (so
 /// moving code does not count as an ABI change), hashed with FNV-1a.

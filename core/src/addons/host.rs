@@ -4,7 +4,7 @@
 use std::{
     ffi::c_void,
     hash::{Hash, Hasher},
-    sync::{LazyLock, Mutex, RwLock},
+    sync::{LazyLock, Mutex},
     time::{Duration, Instant},
 };
 
@@ -12,19 +12,23 @@ use tokio::sync::Notify;
 
 use abi_stable::{
     prefix_type::WithMetadata,
-    std_types::{RErr, ROk, ROption, RResult, RStr, RString, RVec},
+    std_types::{RErr, ROk, ROption, RResult, RSlice, RStr, RString, RVec},
 };
 use interpose_plugin_abi::{
-    ffi::{FilterPtr, HostRef, HostVTable},
+    commands::CommandDecl,
+    ffi::{FilterPtr, FlowCallback, HostRef, HostVTable},
+    flow::Uuid,
+    options::{OptionDecl, OptionValue},
     pause::host as pause,
     CaptureFormat, Context, HttpFlow, Level,
 };
 
 use crate::{
     capture::{flowfile, har},
+    commands,
     filter::Filter,
     logging::{ADDON_LOG_LEVEL, ADDON_TARGET},
-    options::OptionStore,
+    options::{live, OptionStore},
 };
 
 /// Identical lines an addon repeats within this window are counted instead of printed.
@@ -81,7 +85,77 @@ static HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable {
     paused_resolve: pause::resolve,
     paused_release: pause::release,
     shutdown: host_shutdown,
+    add_option: host_add_option,
+    get_option: host_get_option,
+    add_command: host_add_command,
+    call_command: host_call_command,
+    flow_with: host_flow_with,
 });
+
+extern "C" fn host_add_option(ctx: &Context, decl: &OptionDecl<'_>) -> RResult<(), RString> {
+    live::declare(&identity(ctx).name, decl)
+        .map_err(RString::from)
+        .into()
+}
+
+extern "C" fn host_get_option(ctx: &Context, name: RStr<'_>, out: &mut OptionValue) -> bool {
+    let _ = ctx;
+    match live::current().typed(name.as_str()) {
+        Some(value) => {
+            *out = value.clone();
+            true
+        }
+        None => false,
+    }
+}
+
+extern "C" fn host_add_command(ctx: &Context, decl: CommandDecl<'_>) -> RResult<(), RString> {
+    let CommandDecl {
+        name,
+        help,
+        params,
+        handler,
+    } = decl;
+    let params = params
+        .iter()
+        .map(|p| (p.name.to_string(), p.kind))
+        .collect();
+    let identity = identity(ctx);
+    // SAFETY: every context handed to addons is leaked by `new_context`: it lives as long as
+    // the process.
+    let ctx: &'static Context = unsafe { &*(ctx as *const Context) };
+    commands::add_addon_command(
+        &identity.name,
+        ctx,
+        name.as_str(),
+        help.as_str(),
+        params,
+        handler,
+    )
+    .map_err(RString::from)
+    .into()
+}
+
+extern "C" fn host_call_command(
+    _ctx: &Context,
+    name: RStr<'_>,
+    args: RSlice<'_, RStr<'_>>,
+) -> RResult<RString, RString> {
+    let args: Vec<&str> = args.iter().map(|a| a.as_str()).collect();
+    commands::call(name.as_str(), &args)
+        .map(RString::from)
+        .map_err(RString::from)
+        .into()
+}
+
+extern "C" fn host_flow_with(
+    _ctx: &Context,
+    id: Uuid,
+    call: FlowCallback,
+    data: *mut c_void,
+) -> bool {
+    commands::flows::with_flow(id, |flow| (call.0)(data, flow)).is_some()
+}
 
 /// Set when an addon asks the proxy to shut down ([`Context::shutdown`]).
 static SHUTDOWN: LazyLock<Notify> = LazyLock::new(Notify::new);
@@ -107,19 +181,15 @@ fn identity(ctx: &Context) -> &AddonIdentity {
     unsafe { &*(ctx.host_data() as *const AddonIdentity) }
 }
 
-/// The option values addons read, published by the host before `load`.
-static OPTIONS: RwLock<Option<OptionStore>> = RwLock::new(None);
-
-/// Makes `store`'s values the ones addons read through `Context::option`.
+/// Makes `store`'s values the ones addons read (`Context::option`, `Context::get_option`).
 pub fn publish_options(store: &OptionStore) {
-    *OPTIONS.write().unwrap_or_else(|e| e.into_inner()) = Some(store.clone());
+    live::publish(store);
 }
 
 extern "C" fn host_option(_ctx: &Context, name: RStr<'_>) -> ROption<RString> {
-    let options = OPTIONS.read().unwrap_or_else(|e| e.into_inner());
-    options
-        .as_ref()
-        .and_then(|store| store.value_text(name.as_str()))
+    live::current()
+        .store
+        .value_text(name.as_str())
         .map(RString::from)
         .into()
 }

@@ -13,11 +13,11 @@ use std::{
 use abi_stable::std_types::{RErr, RString};
 use interpose_plugin_abi::{
     ffi::{
-        AddonPtr, ClientFn, ClientHelloFn, EventTableRef, HttpFn, LifecycleFn, RawAddon, ServerFn,
-        TlsFn,
+        AddonPtr, ClientFn, ClientHelloFn, ConfigureFn, EventTableRef, HttpFn, LifecycleFn,
+        RawAddon, ServerFn, TlsFn,
     },
     pause::host::{let_go, take_pending, Slot, Wait},
-    Client, ClientHelloData, Context, Event, EventSet, HttpFlow, Resolution,
+    Client, ClientHelloData, ConfigureData, Context, Event, EventSet, HttpFlow, Resolution,
     ServerConnectionHookData, TlsData,
 };
 
@@ -67,45 +67,50 @@ impl std::error::Error for AddonPanic {}
 /// of each kind and `AddonManager::register`.
 macro_rules! host_events {
     ([] $($entries:tt)*) => {
-        host_events!(@split [] [] [] [] [] [] $($entries)*);
+        host_events!(@split [] [] [] [] [] [] [] $($entries)*);
     };
-    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*]
+    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*] [$($cf:tt)*]
         ($(#[$doc:meta])* $name:ident, $variant:ident, lifecycle, $host:ident) $($rest:tt)*) => {
-        host_events!(@split [$($l)* ($name $variant $host)] [$($c)*] [$($s)*] [$($h)*] [$($ch)*] [$($t)*] $($rest)*);
+        host_events!(@split [$($l)* ($name $variant $host)] [$($c)*] [$($s)*] [$($h)*] [$($ch)*] [$($t)*] [$($cf)*] $($rest)*);
     };
-    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*]
+    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*] [$($cf:tt)*]
         ($(#[$doc:meta])* $name:ident, $variant:ident, client_mut, $host:ident) $($rest:tt)*) => {
-        host_events!(@split [$($l)*] [$($c)* ($name $variant $host)] [$($s)*] [$($h)*] [$($ch)*] [$($t)*] $($rest)*);
+        host_events!(@split [$($l)*] [$($c)* ($name $variant $host)] [$($s)*] [$($h)*] [$($ch)*] [$($t)*] [$($cf)*] $($rest)*);
     };
-    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*]
+    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*] [$($cf:tt)*]
         ($(#[$doc:meta])* $name:ident, $variant:ident, client, $host:ident) $($rest:tt)*) => {
-        host_events!(@split [$($l)*] [$($c)* ($name $variant $host)] [$($s)*] [$($h)*] [$($ch)*] [$($t)*] $($rest)*);
+        host_events!(@split [$($l)*] [$($c)* ($name $variant $host)] [$($s)*] [$($h)*] [$($ch)*] [$($t)*] [$($cf)*] $($rest)*);
     };
-    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*]
+    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*] [$($cf:tt)*]
         ($(#[$doc:meta])* $name:ident, $variant:ident, server_mut, $host:ident) $($rest:tt)*) => {
-        host_events!(@split [$($l)*] [$($c)*] [$($s)* ($name $variant $host)] [$($h)*] [$($ch)*] [$($t)*] $($rest)*);
+        host_events!(@split [$($l)*] [$($c)*] [$($s)* ($name $variant $host)] [$($h)*] [$($ch)*] [$($t)*] [$($cf)*] $($rest)*);
     };
-    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*]
+    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*] [$($cf:tt)*]
         ($(#[$doc:meta])* $name:ident, $variant:ident, server, $host:ident) $($rest:tt)*) => {
-        host_events!(@split [$($l)*] [$($c)*] [$($s)* ($name $variant $host)] [$($h)*] [$($ch)*] [$($t)*] $($rest)*);
+        host_events!(@split [$($l)*] [$($c)*] [$($s)* ($name $variant $host)] [$($h)*] [$($ch)*] [$($t)*] [$($cf)*] $($rest)*);
     };
-    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*]
+    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*] [$($cf:tt)*]
         ($(#[$doc:meta])* $name:ident, $variant:ident, http, $host:ident) $($rest:tt)*) => {
-        host_events!(@split [$($l)*] [$($c)*] [$($s)*] [$($h)* ($name $variant $host)] [$($ch)*] [$($t)*] $($rest)*);
+        host_events!(@split [$($l)*] [$($c)*] [$($s)*] [$($h)* ($name $variant $host)] [$($ch)*] [$($t)*] [$($cf)*] $($rest)*);
     };
-    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*]
+    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*] [$($cf:tt)*]
         ($(#[$doc:meta])* $name:ident, $variant:ident, clienthello, $host:ident) $($rest:tt)*) => {
-        host_events!(@split [$($l)*] [$($c)*] [$($s)*] [$($h)*] [$($ch)* ($name $variant $host)] [$($t)*] $($rest)*);
+        host_events!(@split [$($l)*] [$($c)*] [$($s)*] [$($h)*] [$($ch)* ($name $variant $host)] [$($t)*] [$($cf)*] $($rest)*);
     };
-    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*]
+    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*] [$($cf:tt)*]
         ($(#[$doc:meta])* $name:ident, $variant:ident, tls_mut, $host:ident) $($rest:tt)*) => {
-        host_events!(@split [$($l)*] [$($c)*] [$($s)*] [$($h)*] [$($ch)*] [$($t)* ($name $variant $host)] $($rest)*);
+        host_events!(@split [$($l)*] [$($c)*] [$($s)*] [$($h)*] [$($ch)*] [$($t)* ($name $variant $host)] [$($cf)*] $($rest)*);
     };
-    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*]
+    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*] [$($cf:tt)*]
+        ($(#[$doc:meta])* $name:ident, $variant:ident, configure, $host:ident) $($rest:tt)*) => {
+        host_events!(@split [$($l)*] [$($c)*] [$($s)*] [$($h)*] [$($ch)*] [$($t)*] [$($cf)* ($name $variant $host)] $($rest)*);
+    };
+    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*] [$($cf:tt)*]
         ($(#[$doc:meta])* $name:ident, $variant:ident, tls, $host:ident) $($rest:tt)*) => {
-        host_events!(@split [$($l)*] [$($c)*] [$($s)*] [$($h)*] [$($ch)*] [$($t)* ($name $variant $host)] $($rest)*);
+        host_events!(@split [$($l)*] [$($c)*] [$($s)*] [$($h)*] [$($ch)*] [$($t)* ($name $variant $host)] [$($cf)*] $($rest)*);
     };
-    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*]) => {
+    (@split [$($l:tt)*] [$($c:tt)*] [$($s:tt)*] [$($h:tt)*] [$($ch:tt)*] [$($t:tt)*] [$($cf:tt)*]) => {
+        host_events!(@enum ConfigureEvent "The `configure` event (one of its kind)." $($cf)*);
         host_events!(@enum LifecycleEvent "Events without a payload." $($l)*);
         host_events!(@enum ClientEvent "Events about a client connection." $($c)*);
         host_events!(@enum ServerEvent "Events about a server connection." $($s)*);
@@ -115,7 +120,7 @@ macro_rules! host_events {
             $($ch)*);
         host_events!(@enum TlsEvent "Events about a TLS handshake with the client or the server."
             $($t)*);
-        host_events!(@register [$($l)*] [$($c)*] [$($s)*] [$($h)*] [$($ch)*] [$($t)*]);
+        host_events!(@register [$($l)*] [$($c)*] [$($s)*] [$($h)*] [$($ch)*] [$($t)*] [$($cf)*]);
     };
     (@register
         [$(($l:ident $lv:ident $lh:ident))*]
@@ -123,7 +128,8 @@ macro_rules! host_events {
         [$(($s:ident $sv:ident $sh:ident))*]
         [$(($h:ident $hv:ident $hh:ident))*]
         [$(($g:ident $gv:ident $gh:ident))*]
-        [$(($t:ident $tv:ident $th:ident))*]) => {
+        [$(($t:ident $tv:ident $th:ident))*]
+        [$(($f:ident $fv:ident $fh:ident))*]) => {
         impl AddonManager {
             /// Adds the addon's handlers to the list of every event its table implements.
             fn register(
@@ -157,6 +163,10 @@ macro_rules! host_events {
                 $(if let Some(call) = table.$t() {
                     let blocking = blocking.contains(Event::$tv);
                     self.tls[TlsEvent::$th as usize].0.push(Handler { call, state, ctx, addon, blocking });
+                })*
+                $(if let Some(call) = table.$f() {
+                    let blocking = blocking.contains(Event::$fv);
+                    self.configure[ConfigureEvent::$fh as usize].0.push(Handler { call, state, ctx, addon, blocking });
                 })*
             }
         }
@@ -256,12 +266,15 @@ pub enum Dispatch {
 /// The flow is reachable from the addon's handle while this runs: callers must not touch it
 /// meanwhile, which the exclusive borrow ensures.
 pub async fn wait_paused(slot: Arc<Slot>, flow: &mut HttpFlow) -> Resolution {
+    // Commands (`flow.resume`...) reach the flow while it waits.
+    let registration = crate::commands::flows::register(flow.id, &slot);
     // SAFETY: `flow` is borrowed mutably for as long as `wait` lives and not used meanwhile;
     // `wait` is dropped (detaching the flow) before the borrow ends, whether this future
     // completes or is dropped.
     let wait = unsafe { Wait::attach(slot, flow) };
     let resolution = wait.resolved().await;
     drop(wait);
+    drop(registration);
     if resolution == Resolution::Kill {
         flow.kill();
     }
@@ -286,6 +299,7 @@ pub struct AddonManager {
     http: [Handlers<HttpFn>; HttpEvent::ALL.len()],
     clienthello: [Handlers<ClientHelloFn>; ClientHelloEvent::ALL.len()],
     tls: [Handlers<TlsFn>; TlsEvent::ALL.len()],
+    configure: [Handlers<ConfigureFn>; ConfigureEvent::ALL.len()],
     /// `addon_errors`: whether a panic stops the event (`fail`) instead of going on.
     fail_on_panic: AtomicBool,
 }
@@ -308,6 +322,7 @@ impl AddonManager {
             http: Default::default(),
             clienthello: Default::default(),
             tls: Default::default(),
+            configure: Default::default(),
             fail_on_panic: AtomicBool::new(AddonErrors::default() == AddonErrors::Fail),
         };
         for (plugin, raw) in addons {
@@ -526,6 +541,26 @@ impl AddonManager {
         Ok(())
     }
 
+    /// Sends `configure` with the names of the options that changed to every addon that
+    /// implements it, in order, until one refuses the values: then its message comes back
+    /// (naming the addon) and the later addons are not asked. A panic counts as a refusal.
+    pub fn configure<'a>(&self, updated: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
+        let mut data = ConfigureData::new(updated);
+        for h in &self.configure[ConfigureEvent::Configure as usize].0 {
+            if let RErr(message) = h.run(|| (h.call)(h.state, h.ctx, &mut data)) {
+                let info = &self.addons[h.addon as usize];
+                return Err(format!(
+                    "addon '{}' ({}) panicked in configure: {message}",
+                    info.name, info.plugin
+                ));
+            }
+            if let Some(why) = data.rejection() {
+                return Err(why.to_string());
+            }
+        }
+        Ok(())
+    }
+
     /// Logs a caught panic and applies `addon_errors`.
     #[cold]
     #[inline(never)]
@@ -711,6 +746,7 @@ mod tests {
         events.extend(HttpEvent::ALL.iter().map(|e| e.event()));
         events.extend(ClientHelloEvent::ALL.iter().map(|e| e.event()));
         events.extend(TlsEvent::ALL.iter().map(|e| e.event()));
+        events.extend(ConfigureEvent::ALL.iter().map(|e| e.event()));
         events.sort_by_key(|e| *e as u8);
         assert_eq!(events, Event::ALL);
         assert_eq!(ClientEvent::Connected.event(), Event::ClientConnected);

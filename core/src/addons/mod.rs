@@ -8,6 +8,6 @@ mod manager;
 pub use builtin::{builtin_plugins, builtin_plugins_after};
 pub use host::{new_context, publish_options, shutdown_requested};
 pub use manager::{
-    wait_paused, AddonInfo, AddonManager, AddonPanic, ClientEvent, ClientHelloEvent, Dispatch,
-    HttpEvent, LifecycleEvent, ServerEvent, TlsEvent,
+    wait_paused, AddonInfo, AddonManager, AddonPanic, ClientEvent, ClientHelloEvent,
+    ConfigureEvent, Dispatch, HttpEvent, LifecycleEvent, ServerEvent, TlsEvent,
 };

@@ -18,6 +18,8 @@ pub enum Origin {
     Set,
     /// A dedicated flag, as `-p/--listen-port`.
     Flag(&'static str),
+    /// The `set` command, while the proxy runs (the control endpoint or an addon).
+    Command,
 }
 
 impl fmt::Display for Origin {
@@ -27,6 +29,7 @@ impl fmt::Display for Origin {
             Origin::ConfigFile { path, line } => write!(f, "{} line {line}", path.display()),
             Origin::Set => f.write_str("--set"),
             Origin::Flag(flag) => f.write_str(flag),
+            Origin::Command => f.write_str("the set command"),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod core;
 mod error;
+pub mod live;
 mod registry;
 mod spec;
 mod store;

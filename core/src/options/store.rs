@@ -99,13 +99,15 @@ impl OptionStore {
         // The config file's folder comes from the command line; a trial run of the command
         // line also reports its mistakes before the file's.
         let mut trial = store.clone();
-        trial.apply(&command_line.set)?;
+        trial.apply_or_defer(&command_line.set)?;
         trial.apply(&command_line.flags)?;
         let confdir = trial.confdir();
         for name in CONFIG_FILES {
             store.load_config_file(&confdir.join(name))?;
         }
-        store.apply(&command_line.set)?;
+        // `--set` of an option no one has yet waits for the plugins, after the config
+        // file's keys, so that the command line still wins.
+        store.apply_or_defer(&command_line.set)?;
         store.apply(&command_line.flags)?;
         Ok(store)
     }
@@ -160,6 +162,23 @@ impl OptionStore {
         for assignment in assignments {
             let first = touched.insert(&assignment.name);
             self.assign(assignment, !first || assignment.append)?;
+        }
+        Ok(())
+    }
+
+    /// Like [`OptionStore::apply`], but an assignment to an option no one has declared yet
+    /// waits in [`OptionStore::pending`] (plugins may declare it).
+    pub fn apply_or_defer(&mut self, assignments: &[Assignment]) -> Result<(), OptionError> {
+        let mut touched: HashSet<&str> = HashSet::new();
+        for assignment in assignments {
+            let first = touched.insert(&assignment.name);
+            if self.entries.contains_key(&assignment.name) {
+                self.assign(assignment, !first || assignment.append)?;
+            } else {
+                let mut deferred = assignment.clone();
+                deferred.append = !first || assignment.append;
+                self.pending.push(deferred);
+            }
         }
         Ok(())
     }
@@ -249,7 +268,8 @@ impl OptionStore {
     /// a key that still names no option is an error with the closest names.
     pub fn resolve_pending(&mut self) -> Result<(), OptionError> {
         for assignment in std::mem::take(&mut self.pending) {
-            self.assign(&assignment, false)?;
+            let append = assignment.append;
+            self.assign(&assignment, append)?;
         }
         Ok(())
     }
@@ -601,13 +621,42 @@ mod tests {
     #[test]
     fn command_line_mistakes_are_reported_before_reading_the_file() {
         let command_line = CommandLine {
-            set: vec![set("confdir=/nonexistent/interpose"), set("thread=2")],
+            set: vec![set("confdir=/nonexistent/interpose"), set("threads=two")],
             flags: vec![],
         };
         let error = OptionStore::build(&command_line).unwrap_err();
+        assert!(error.to_string().contains("threads"), "{error}");
+    }
+
+    #[test]
+    fn set_of_an_unknown_option_waits_for_plugins_and_still_beats_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("interpose-defer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.yaml"), "addheader: 1\n").unwrap();
+        let command_line = CommandLine {
+            set: vec![
+                set(&format!("confdir={}", dir.display())),
+                set("addheader=2"),
+                set("thread=3"),
+            ],
+            flags: vec![],
+        };
+        let mut store = OptionStore::build(&command_line).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(store.pending().len(), 3);
+        // A plugin declares `addheader`; `thread` stays unknown.
+        store
+            .declare(OptionSpec::optional(
+                "addheader",
+                OptionType::Int { min: 0, max: 100 },
+                "",
+            ))
+            .unwrap();
+        let error = store.resolve_pending().unwrap_err();
         assert!(
             error.to_string().contains("did you mean threads?"),
             "{error}"
         );
+        assert_eq!(store.get("addheader"), Some(&Value::Int(2)), "--set wins");
     }
 }
