@@ -825,7 +825,8 @@ mod tests {
             upstream_idle_max: 2,
             ..CoreOptions::default()
         };
-        let upstream = Upstream::new(cell(options), "127.0.0.1:1".parse().unwrap());
+        let options = cell(options);
+        let upstream = Upstream::new(Arc::clone(&options), "127.0.0.1:1".parse().unwrap());
         let key = key_of(&format!("http://127.0.0.1:{port}/"));
         let mut peers = Vec::new();
         for n in 1..=3 {
@@ -834,6 +835,16 @@ mod tests {
             upstream.release(upstream.wrap(stream, key.clone(), server(n), None));
         }
         assert_eq!(upstream.connections().active(), 2, "the oldest was closed");
+
+        // Changed while the proxy runs: the next release keeps to the new number.
+        options.store(Arc::new(CoreOptions {
+            upstream_idle_max: 1,
+            ..CoreOptions::default()
+        }));
+        let stream = upstream.connect("127.0.0.1", port).await.unwrap();
+        peers.push(listener.accept().await.unwrap().0);
+        upstream.release(upstream.wrap(stream, key.clone(), server(4), None));
+        assert_eq!(upstream.connections().active(), 1);
     }
 
     #[tokio::test]
