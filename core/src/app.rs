@@ -16,7 +16,7 @@ use crate::{
     logging,
     options::{expand_home, live, CoreOptions, OptionError, OptionStore},
     plugin::{plugin_paths, PluginLoader},
-    proxy::{serve, ServeError},
+    proxy::{serve, LiveOptions, ServeError},
     readfile::{read_flows, ReadFileError},
 };
 
@@ -53,12 +53,13 @@ impl std::error::Error for RunError {}
 /// Runs the proxy with the options in `store` until Ctrl-C or SIGTERM. Config file keys that
 /// no option had are checked once plugins have loaded: any left is an error (after `done`).
 pub fn run(mut store: OptionStore) -> Result<(), RunError> {
-    let options = Arc::new(store.core_options().map_err(RunError::Options)?);
+    let options = store.core_options().map_err(RunError::Options)?;
     logging::init(options.termlog_verbosity);
     publish_options(&store);
     commands::register_builtins();
     let addons = Arc::new(load_addons(&options));
-    addons.set_addon_errors(options.addon_errors);
+    // A control endpoint would keep a clone and call `apply_store` after each `set`.
+    let live = LiveOptions::new(options.clone(), Arc::clone(&addons));
     addons.lifecycle(LifecycleEvent::Load);
     // The options addons declared in `load` join the store; then the config file's keys and
     // the `--set`s that named them get their values, and every addon sees all options once.
@@ -120,7 +121,7 @@ pub fn run(mut store: OptionStore) -> Result<(), RunError> {
             }
         }
     };
-    let result = runtime.block_on(serve(options, Arc::clone(&addons), shutdown));
+    let result = runtime.block_on(serve(live, shutdown));
     // Tasks still running (HTTP/2 streams, say) end here, their flows' `error` events
     // included, so that `done` is the last event every addon sees.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));

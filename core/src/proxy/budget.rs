@@ -7,31 +7,22 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// body would put an atomic on every flow's path.
 pub const UNCOUNTED: u64 = 64 * 1024;
 
-/// Bytes of buffered bodies, and the most there may be.
-#[derive(Debug)]
+/// Bytes of buffered bodies. The most there may be (`body_buffer_budget`) comes with each
+/// reservation, from the reserving flow's options: it can change while the proxy runs.
+#[derive(Debug, Default)]
 pub struct BodyBudget {
     used: AtomicU64,
-    limit: u64,
     /// Set when bodies were buffered since memory was last handed back.
     busy_since_trim: AtomicBool,
 }
 
 impl BodyBudget {
-    /// A budget of `limit` bytes.
-    pub fn new(limit: u64) -> Self {
-        BodyBudget {
-            used: AtomicU64::new(0),
-            limit,
-            busy_since_trim: AtomicBool::new(false),
-        }
-    }
-
-    /// Takes `bytes` from the budget, unless that would go over it.
-    pub fn try_reserve(&self, bytes: u64) -> bool {
+    /// Takes `bytes` from the budget, unless that would go over `limit` bytes in all.
+    pub fn try_reserve(&self, bytes: u64, limit: u64) -> bool {
         let reserved = self
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(bytes).filter(|total| *total <= self.limit)
+                used.checked_add(bytes).filter(|total| *total <= limit)
             })
             .is_ok();
         if reserved {
@@ -83,15 +74,19 @@ mod tests {
 
     #[test]
     fn reservations_stop_at_the_limit_and_come_back() {
-        let budget = BodyBudget::new(100);
-        assert!(budget.try_reserve(60));
-        assert!(!budget.try_reserve(41));
-        assert!(budget.try_reserve(40));
+        let budget = BodyBudget::default();
+        assert!(budget.try_reserve(60, 100));
+        assert!(!budget.try_reserve(41, 100));
+        assert!(budget.try_reserve(40, 100));
         assert_eq!(budget.used(), 100);
         budget.release(60);
-        assert!(budget.try_reserve(50));
-        assert!(!budget.try_reserve(u64::MAX));
+        assert!(budget.try_reserve(50, 100));
+        assert!(!budget.try_reserve(u64::MAX, 100));
         assert_eq!(budget.used(), 90);
+        assert!(
+            !budget.try_reserve(1, 80),
+            "a lowered limit holds from the next reservation"
+        );
         assert!(!budget.settled_after_use(), "bodies still held");
         budget.release(90);
         assert!(budget.settled_after_use());

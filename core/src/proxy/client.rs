@@ -77,7 +77,7 @@ pub async fn serve_client(
         let serve = async {
             // A reverse proxy's client may speak TLS: look at its first bytes.
             if let Destination::Fixed(target) = &shared.destination {
-                let first = tokio::time::timeout(shared.options.client_idle_timeout, conn.fill());
+                let first = tokio::time::timeout(shared.options().client_idle_timeout, conn.fill());
                 if !matches!(first.await, Ok(Ok(n)) if n > 0) {
                     return;
                 }
@@ -142,14 +142,18 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
         shared.park_route(&mut pool, route);
     }
     let mut first = true;
-    conn.body_timeout = Some(shared.options.body_read_timeout);
     loop {
         if *stop.borrow() {
             return Handoff::Done;
         }
-        let options = &shared.options;
+        // Once per request: a change applies from the next one on.
+        let (idle_timeout, header_timeout) = {
+            let options = shared.options();
+            conn.body_timeout = Some(options.body_read_timeout);
+            (options.client_idle_timeout, options.header_read_timeout)
+        };
         let head = tokio::select! {
-            head = conn.read_request_head(options.client_idle_timeout, options.header_read_timeout) => head,
+            head = conn.read_request_head(idle_timeout, header_timeout) => head,
             _ = stop.wait_for(|stopped| *stopped), if conn.buf.is_empty() => return Handoff::Done,
         };
         let head = match head {
@@ -158,7 +162,7 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
             Err(ReadError::Timeout) => {
                 let message = format!(
                     "the request head was not complete within {}s",
-                    options.header_read_timeout.as_secs_f64()
+                    header_timeout.as_secs_f64()
                 );
                 let _ = write_refusal(&mut conn, http::StatusCode::REQUEST_TIMEOUT, &message).await;
                 linger(&mut conn).await;

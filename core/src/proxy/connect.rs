@@ -165,7 +165,7 @@ pub async fn handle_connect<S: AsyncRead + AsyncWrite + Unpin>(
     if conn.write_parts(&mut [established]).await.is_err() {
         return ConnectOutcome::Close;
     }
-    if shared.options.is_ignored(&host, port) {
+    if shared.options().is_ignored(&host, port) {
         return ConnectOutcome::Tunnel(Box::new(server));
     }
     if conn.buf.is_empty() {

@@ -26,6 +26,7 @@ use super::{
 use crate::{
     addons::{wait_paused, Dispatch, HttpEvent, ServerEvent, TlsEvent},
     flow::{body_from_bytes, bytes_from_body, share_bytes},
+    options::CoreOptions,
 };
 
 /// A piece of a body, whatever the protocol.
@@ -84,6 +85,9 @@ enum Sink<'s> {
 /// gives addons its `error` event.
 pub struct FlowDriver<'a, D: Downstream> {
     shared: &'a Shared,
+    /// The options in force when the flow started, kept to its end: its request and its
+    /// response see the same limits whatever changes meanwhile.
+    options: Arc<CoreOptions>,
     flow: HttpFlow,
     down: &'a mut D,
     /// Whether `response` or `error` has fired.
@@ -110,6 +114,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         let flow = HttpFlow::new(shared.ids.next_id(), client, request);
         FlowDriver {
             shared,
+            options: shared.options_snapshot(),
             flow,
             down,
             finished: false,
@@ -122,7 +127,10 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
 
     /// Takes `bytes` of the body budget for this flow; `false` if that would go over it.
     fn reserve(&mut self, bytes: u64) -> bool {
-        let ok = self.shared.budget.try_reserve(bytes);
+        let ok = self
+            .shared
+            .budget
+            .try_reserve(bytes, self.options.body_buffer_budget);
         if ok {
             self.reserved += bytes;
         }
@@ -237,17 +245,20 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         }
 
         let length = body.length();
-        let limits = &self.shared.options;
+        let (stream_at, size_limit) = (
+            self.options.stream_large_bodies,
+            self.options.body_size_limit,
+        );
         let mut stream = self.response().stream.is_on()
-            || matches!((length, limits.stream_large_bodies), (Some(n), Some(t)) if n > t);
+            || matches!((length, stream_at), (Some(n), Some(t)) if n > t);
         if !stream {
             if let Some(n) = length.filter(|n| *n > UNCOUNTED) {
                 // Over the memory budget: stream it instead (body_size_limit still applies).
-                stream = !self.reserve(n) && limits.body_size_limit.is_none_or(|l| n <= l);
+                stream = !self.reserve(n) && size_limit.is_none_or(|l| n <= l);
             }
         }
         if !stream {
-            if let (Some(n), Some(limit)) = (length, limits.body_size_limit) {
+            if let (Some(n), Some(limit)) = (length, size_limit) {
                 if n > limit {
                     return Err(too_large("response", limit));
                 }
@@ -308,14 +319,17 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
     /// Reads the request body into the flow, unless it is to be streamed: then returns what
     /// was read so far.
     async fn read_request_body(&mut self) -> Result<Buffered, Failure> {
-        let limits = &self.shared.options;
+        let (stream_at, size_limit) = (
+            self.options.stream_large_bodies,
+            self.options.body_size_limit,
+        );
         let length = self.down.request_length();
         if self.flow.request.stream.is_on()
-            || matches!((length, limits.stream_large_bodies), (Some(n), Some(t)) if n > t)
+            || matches!((length, stream_at), (Some(n), Some(t)) if n > t)
         {
             return Ok(Buffered::Stream(Vec::new()));
         }
-        if let (Some(n), Some(limit)) = (length, limits.body_size_limit) {
+        if let (Some(n), Some(limit)) = (length, size_limit) {
             if n > limit {
                 return Err(too_large("request", limit));
             }
@@ -332,7 +346,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             self.request_read = true;
             return Ok(Buffered::Complete);
         }
-        let mut body = Accumulator::new(limits, "request");
+        let mut body = Accumulator::new(&self.options, "request");
         while let Some(frame) = self.down.request_frame().await? {
             match frame {
                 BodyFrame::Data(data) => {
@@ -378,7 +392,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             }
             body
         } else {
-            let mut body = Accumulator::new(&self.shared.options, "response");
+            let mut body = Accumulator::new(&self.options, "response");
             loop {
                 match server.next_frame(&server_name).await? {
                     Frame::Data(data) => {
@@ -695,7 +709,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         session: H2Session,
         watch_client: bool,
     ) -> Result<(Response, ServerBody), Retry> {
-        let timeout = self.shared.options.response_timeout;
+        let timeout = self.options.response_timeout;
         let wait = async {
             match timeout {
                 Some(limit) => tokio::time::timeout(limit, response).await.ok(),
@@ -726,7 +740,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             }
             Some(Ok(response)) => {
                 let (parts, body) = response.into_parts();
-                let timeout = self.shared.options.body_read_timeout;
+                let timeout = self.options.body_read_timeout;
                 let body = ServerBody::Http2(H2Body::new(body, session, timeout));
                 Ok((response_from_h2(&parts, now()), body))
             }
@@ -740,8 +754,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             format!(
                 "server {} did not answer within {}s",
                 conn_name(&self.flow.request),
-                self.shared
-                    .options
+                self.options
                     .response_timeout
                     .map_or(0.0, |t| t.as_secs_f64())
             ),
@@ -755,7 +768,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         mut conn: ServerConn,
         watch_client: bool,
     ) -> Result<(ServerConn, (codec::ResponseHead, Framing)), Retry> {
-        let timeout = self.shared.options.response_timeout;
+        let timeout = self.options.response_timeout;
         loop {
             let read = async {
                 match timeout {
@@ -940,7 +953,7 @@ pub async fn connect_server(
     if proxy.is_some() && (https || tunnel) {
         // Through the next proxy to the server itself.
         let established = tokio::time::timeout(
-            shared.options.connect_timeout,
+            shared.options().connect_timeout,
             conn.connect_through_proxy(&host, port),
         )
         .await
@@ -1107,7 +1120,7 @@ struct Accumulator {
 }
 
 impl Accumulator {
-    fn new(options: &crate::options::CoreOptions, what: &'static str) -> Self {
+    fn new(options: &CoreOptions, what: &'static str) -> Self {
         Accumulator {
             pieces: Vec::new(),
             total: 0,

@@ -64,15 +64,15 @@ pub async fn serve_tls(
     let server_name = sni.clone().unwrap_or_else(|| host.clone());
     // The server is offered what the client offered (h2 only if `http2`); whatever either
     // side chooses, the proxy translates. Clients may choose HTTP/2 (preferred when offered).
-    let alpn = server_alpn(&hello.alpn_protocols, shared.options.http2, false);
-    let client_alpn: Vec<Vec<u8>> =
-        if shared.options.http2 && hello.alpn_protocols.iter().any(|p| p == H2) {
-            vec![H2.to_vec(), HTTP1.to_vec()]
-        } else if hello.alpn_protocols.is_empty() {
-            Vec::new()
-        } else {
-            vec![HTTP1.to_vec()]
-        };
+    let http2 = shared.options().http2;
+    let alpn = server_alpn(&hello.alpn_protocols, http2, false);
+    let client_alpn: Vec<Vec<u8>> = if http2 && hello.alpn_protocols.iter().any(|p| p == H2) {
+        vec![H2.to_vec(), HTTP1.to_vec()]
+    } else if hello.alpn_protocols.is_empty() {
+        Vec::new()
+    } else {
+        vec![HTTP1.to_vec()]
+    };
 
     let config = shared.tls.client_config(&alpn, true);
     tls_event(shared, TlsEvent::StartServer, client, &server.server, None);
@@ -199,7 +199,7 @@ pub async fn serve_reverse_tls(
 ) {
     let sni = hello.sni.clone();
     let mut alpn = Vec::new();
-    if shared.options.http2 && hello.alpn_protocols.iter().any(|p| p == H2) {
+    if shared.options().http2 && hello.alpn_protocols.iter().any(|p| p == H2) {
         alpn.push(H2.to_vec());
     }
     if !hello.alpn_protocols.is_empty() {

@@ -10,6 +10,7 @@ mod flow;
 pub(crate) mod http1;
 mod http2;
 mod intercept;
+mod live;
 pub(crate) mod messages;
 mod mode;
 mod server;
@@ -18,6 +19,7 @@ mod upstream;
 mod upstream_h2;
 
 pub use failure::Failure;
+pub use live::{ApplyError, LiveOptions};
 pub use mode::{Mode, ModeError, ReverseTarget};
 pub use server::{serve, ServeError};
 pub use upstream::UpstreamError;
@@ -26,6 +28,8 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
     Arc,
 };
+
+use arc_swap::{ArcSwap, Guard};
 
 use crate::{
     addons::AddonManager,
@@ -36,7 +40,12 @@ use crate::{
 /// What every connection task shares.
 pub(crate) struct Shared {
     addons: Arc<AddonManager>,
-    options: Arc<CoreOptions>,
+    /// The options in force, replaced while the proxy runs (see [`LiveOptions`]).
+    options: Arc<ArcSwap<CoreOptions>>,
+    /// `mode`, which cannot change while the proxy runs: read without a snapshot.
+    mode: Mode,
+    /// `upstream_pool`, which cannot change while the proxy runs either.
+    upstream_pool: UpstreamPool,
     /// `mode` as text, for `Client::proxy_mode` (leaked once: it lives as long as the proxy).
     mode_spec: &'static str,
     /// Where requests go, per the mode.
@@ -52,9 +61,20 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The options in force, for a read that ends before the next await.
+    fn options(&self) -> Guard<Arc<CoreOptions>> {
+        self.options.load()
+    }
+
+    /// The options in force, to keep across awaits: a flow keeps one snapshot from start to
+    /// end.
+    fn options_snapshot(&self) -> Arc<CoreOptions> {
+        self.options.load_full()
+    }
+
     /// The next proxy every server connection goes through (upstream mode).
     fn upstream_proxy(&self) -> Option<&ReverseTarget> {
-        match &self.options.mode {
+        match &self.mode {
             Mode::Upstream(proxy) => Some(proxy),
             _ => None,
         }
@@ -63,7 +83,7 @@ impl Shared {
     /// Returns an idle server connection to the pool `upstream_pool` names: the client's own,
     /// or the shared one.
     fn park(&self, pool: &mut upstream::ClientPool, conn: upstream::ServerConn) {
-        match self.options.upstream_pool {
+        match self.upstream_pool {
             UpstreamPool::Client => pool.release(conn),
             UpstreamPool::Shared => self.upstream.release(conn),
         }
@@ -71,7 +91,7 @@ impl Shared {
 
     /// Keeps an HTTP/2 session for later flows in the pool `upstream_pool` names.
     fn keep_session(&self, pool: &mut upstream::ClientPool, session: upstream_h2::H2Session) {
-        match self.options.upstream_pool {
+        match self.upstream_pool {
             UpstreamPool::Client => pool.keep_session(session),
             UpstreamPool::Shared => self.upstream.keep_session(session),
         }
@@ -80,7 +100,7 @@ impl Shared {
     /// Forgets an HTTP/2 session that failed to take a stream, in the pool `upstream_pool`
     /// names.
     fn drop_session(&self, pool: &mut upstream::ClientPool, session: &upstream_h2::H2Session) {
-        match self.options.upstream_pool {
+        match self.upstream_pool {
             UpstreamPool::Client => pool.drop_session(session),
             UpstreamPool::Shared => self.upstream.drop_session(session),
         }
@@ -102,7 +122,7 @@ impl Shared {
         key: &upstream::PoolKey,
     ) -> Option<exchange::Route> {
         if key.offers_h2() {
-            let session = match self.options.upstream_pool {
+            let session = match self.upstream_pool {
                 UpstreamPool::Client => pool.session(key),
                 UpstreamPool::Shared => self.upstream.session(key),
             };
@@ -110,8 +130,8 @@ impl Shared {
                 return Some(exchange::Route::Http2(session));
             }
         }
-        let conn = match self.options.upstream_pool {
-            UpstreamPool::Client => pool.checkout(key, self.options.upstream_idle_timeout),
+        let conn = match self.upstream_pool {
+            UpstreamPool::Client => pool.checkout(key, self.options().upstream_idle_timeout),
             UpstreamPool::Shared => self.upstream.checkout(key),
         };
         conn.map(exchange::Route::Http1)
@@ -120,10 +140,10 @@ impl Shared {
     /// The `alpn` of the pool key for an https flow of `client`: the protocols offered to
     /// its server when they include `h2` (see [`upstream::server_alpn`]).
     fn server_alpn_key(&self, client: &interpose_plugin_abi::Client) -> Option<Box<[u8]>> {
-        if !self.options.http2 {
+        if !self.options().http2 {
             return None;
         }
-        let reverse = matches!(self.options.mode, Mode::Reverse(_));
+        let reverse = matches!(self.mode, Mode::Reverse(_));
         let offers = upstream::server_alpn(&client.alpn_offers, true, reverse);
         upstream::PoolKey::alpn_of(&offers)
     }

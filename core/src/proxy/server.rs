@@ -18,18 +18,14 @@ use tokio::{
 use super::{
     budget::{release_free_memory, BodyBudget},
     client::{serve_client, StopSignals},
+    live::LiveOptions,
     messages::Destination,
     mode::Mode,
     tracker::Tracker,
     upstream::Upstream,
     Shared,
 };
-use crate::{
-    addons::{AddonManager, LifecycleEvent},
-    flow::IdGenerator,
-    options::CoreOptions,
-    tls::TlsContext,
-};
+use crate::{addons::LifecycleEvent, flow::IdGenerator, tls::TlsContext};
 
 /// How often the proxy checks whether to hand freed memory back to the operating system.
 const TRIM_INTERVAL: Duration = Duration::from_secs(2);
@@ -112,12 +108,16 @@ fn default_max_connections(open_files: Option<u64>) -> usize {
 
 /// Serves until `shutdown` completes, then lets in-flight requests finish (up to
 /// `shutdown_grace`), ends the rest, and closes server connections. Fires `running` once
-/// listening.
+/// listening. The options are read from `live` as traffic flows: another handle to them
+/// changes them while this runs ([`LiveOptions::apply`]); the addons are the ones `live` was
+/// made for.
 pub async fn serve(
-    options: Arc<CoreOptions>,
-    addons: Arc<AddonManager>,
+    live: LiveOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
+    // Only options that cannot change while the proxy runs are read from this snapshot.
+    let options = live.current();
+    let addons = Arc::clone(live.addons());
     let tls = TlsContext::load(&options).map_err(ServeError::Tls)?;
     if tls.upstream().verifies() {
         // Read the system's trust store now (nothing is served yet) rather than inside the
@@ -151,15 +151,17 @@ pub async fn serve(
     }
 
     let shared = Arc::new(Shared {
-        upstream: Upstream::new(&options, local),
-        budget: BodyBudget::new(options.body_buffer_budget),
+        upstream: Upstream::new(Arc::clone(live.cell()), local),
+        budget: BodyBudget::default(),
         tls,
         mode_spec: Box::leak(options.mode.spec().into_boxed_str()),
         destination: Destination::for_mode(&options.mode),
         addons: Arc::clone(&addons),
         ids: Arc::new(IdGenerator::new()),
         shutting_down: AtomicBool::new(false),
-        options: Arc::clone(&options),
+        options: Arc::clone(live.cell()),
+        mode: options.mode.clone(),
+        upstream_pool: options.upstream_pool,
     });
     addons.lifecycle(LifecycleEvent::Running);
 
@@ -248,7 +250,7 @@ pub async fn serve(
     trimmer.abort();
     tracing::info!("Shutting down.");
     let _ = stop.send(true);
-    let grace = options.shutdown_grace;
+    let grace = live.current().shutdown_grace;
     if tokio::time::timeout(grace, clients.wait_idle())
         .await
         .is_err()

@@ -14,6 +14,7 @@ use std::{
 };
 
 use abi_stable::std_types::{RArc, ROption};
+use arc_swap::ArcSwap;
 use bytes::BytesMut;
 use interpose_plugin_abi::{now, Client, HostPort, Request, Server, ServerConnectionHookData};
 use tokio::{
@@ -522,26 +523,21 @@ pub struct Upstream {
     listening: SocketAddr,
     /// The local addresses of open server connections, to recognise them coming back in.
     own_sockets: Arc<Mutex<HashSet<SocketAddr>>>,
-    connect_timeout: Duration,
-    /// How long a response body may go without a byte arriving.
-    body_timeout: Duration,
-    idle_timeout: Duration,
-    idle_max: usize,
+    /// The options in force: `connect_timeout`, `body_read_timeout`, `upstream_idle_timeout`
+    /// and `upstream_idle_max` are read at each use.
+    options: Arc<ArcSwap<CoreOptions>>,
 }
 
 impl Upstream {
     /// A pool with no connections yet, for the proxy listening at `listening`.
-    pub fn new(options: &CoreOptions, listening: SocketAddr) -> Self {
+    pub fn new(options: Arc<ArcSwap<CoreOptions>>, listening: SocketAddr) -> Self {
         Upstream {
             idle: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             connections: Tracker::default(),
             listening,
             own_sockets: Arc::default(),
-            connect_timeout: options.connect_timeout,
-            body_timeout: options.body_read_timeout,
-            idle_timeout: options.upstream_idle_timeout,
-            idle_max: options.upstream_idle_max,
+            options,
         }
     }
 
@@ -600,13 +596,14 @@ impl Upstream {
 
     /// The most recently used idle connection for `key` that can still be used.
     pub fn checkout(&self, key: &PoolKey) -> Option<ServerConn> {
+        let idle_timeout = self.options.load().upstream_idle_timeout;
         loop {
             let candidate = {
                 let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
                 idle.get_mut(key)?.pop_back()?
             };
             let mut conn = candidate.conn;
-            if candidate.since.elapsed() < self.idle_timeout && conn.is_reusable() {
+            if candidate.since.elapsed() < idle_timeout && conn.is_reusable() {
                 return Some(conn);
             }
         }
@@ -615,6 +612,10 @@ impl Upstream {
     /// Returns a connection whose exchange completed to the pool.
     pub fn release(&self, conn: ServerConn) {
         let now = Instant::now();
+        let (idle_timeout, idle_max) = {
+            let options = self.options.load();
+            (options.upstream_idle_timeout, options.upstream_idle_max)
+        };
         let mut expired = Vec::new();
         {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -622,12 +623,12 @@ impl Upstream {
             // Oldest first: expired connections are at the front.
             while list
                 .front()
-                .is_some_and(|c| now.duration_since(c.since) >= self.idle_timeout)
-                || (list.len() >= self.idle_max && !list.is_empty())
+                .is_some_and(|c| now.duration_since(c.since) >= idle_timeout)
+                || (list.len() >= idle_max && !list.is_empty())
             {
                 expired.extend(list.pop_front());
             }
-            if self.idle_max > 0 {
+            if idle_max > 0 {
                 list.push_back(IdleConnection { conn, since: now });
             } else {
                 expired.push(IdleConnection { conn, since: now });
@@ -640,26 +641,23 @@ impl Upstream {
     /// Opens a TCP connection to `host:port`, refusing this proxy's own listener.
     pub async fn connect(&self, host: &str, port: u16) -> Result<TcpStream, UpstreamError> {
         let address = || HostPort(host, port).to_string();
-        let stream = match tokio::time::timeout(
-            self.connect_timeout,
-            TcpStream::connect((host, port)),
-        )
-        .await
-        {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(source)) => {
-                return Err(UpstreamError::Connect {
-                    address: address(),
-                    source,
-                })
-            }
-            Err(_elapsed) => {
-                return Err(UpstreamError::ConnectTimeout {
-                    address: address(),
-                    after: self.connect_timeout,
-                })
-            }
-        };
+        let connect_timeout = self.options.load().connect_timeout;
+        let stream =
+            match tokio::time::timeout(connect_timeout, TcpStream::connect((host, port))).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(source)) => {
+                    return Err(UpstreamError::Connect {
+                        address: address(),
+                        source,
+                    })
+                }
+                Err(_elapsed) => {
+                    return Err(UpstreamError::ConnectTimeout {
+                        address: address(),
+                        after: connect_timeout,
+                    })
+                }
+            };
         let _ = stream.set_nodelay(true);
         if let (Ok(local), Ok(peer)) = (stream.local_addr(), stream.peer_addr()) {
             if self.is_self(local, peer) {
@@ -689,7 +687,7 @@ impl Upstream {
             ServerStream::Plain(stream),
             BytesMut::with_capacity(8 * 1024),
         );
-        io.body_timeout = Some(self.body_timeout);
+        io.body_timeout = Some(self.options.load().body_read_timeout);
         ServerConn {
             io,
             own: local.map(|local| (local, Arc::clone(&self.own_sockets))),
@@ -779,11 +777,15 @@ mod tests {
         assert_eq!(key_of("http://[::1]:8080/").to_string(), "[::1]:8080");
     }
 
+    fn cell(options: CoreOptions) -> Arc<ArcSwap<CoreOptions>> {
+        Arc::new(ArcSwap::from_pointee(options))
+    }
+
     #[tokio::test]
     async fn idle_connections_are_reused_newest_first_and_never_after_stray_bytes() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let upstream = Upstream::new(&CoreOptions::default(), "127.0.0.1:1".parse().unwrap());
+        let upstream = Upstream::new(cell(CoreOptions::default()), "127.0.0.1:1".parse().unwrap());
         let key = key_of(&format!("http://127.0.0.1:{port}/"));
         let mut peers = Vec::new();
         for n in [1, 2] {
@@ -823,7 +825,8 @@ mod tests {
             upstream_idle_max: 2,
             ..CoreOptions::default()
         };
-        let upstream = Upstream::new(&options, "127.0.0.1:1".parse().unwrap());
+        let options = cell(options);
+        let upstream = Upstream::new(Arc::clone(&options), "127.0.0.1:1".parse().unwrap());
         let key = key_of(&format!("http://127.0.0.1:{port}/"));
         let mut peers = Vec::new();
         for n in 1..=3 {
@@ -832,13 +835,23 @@ mod tests {
             upstream.release(upstream.wrap(stream, key.clone(), server(n), None));
         }
         assert_eq!(upstream.connections().active(), 2, "the oldest was closed");
+
+        // Changed while the proxy runs: the next release keeps to the new number.
+        options.store(Arc::new(CoreOptions {
+            upstream_idle_max: 1,
+            ..CoreOptions::default()
+        }));
+        let stream = upstream.connect("127.0.0.1", port).await.unwrap();
+        peers.push(listener.accept().await.unwrap().0);
+        upstream.release(upstream.wrap(stream, key.clone(), server(4), None));
+        assert_eq!(upstream.connections().active(), 1);
     }
 
     #[tokio::test]
     async fn connecting_to_the_proxy_itself_is_refused() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let own = listener.local_addr().unwrap();
-        let upstream = Upstream::new(&CoreOptions::default(), own);
+        let upstream = Upstream::new(cell(CoreOptions::default()), own);
         let error = upstream.connect("127.0.0.1", own.port()).await.unwrap_err();
         assert!(matches!(error, UpstreamError::Loop { .. }), "{error}");
     }
