@@ -58,7 +58,7 @@ pub fn run(mut store: OptionStore) -> Result<(), RunError> {
     publish_options(&store);
     commands::register_builtins();
     let addons = Arc::new(load_addons(&options));
-    // A control endpoint would keep a clone and call `apply_store` after each `set`.
+    // The `set` command applies changed options to the running proxy through a clone.
     let live = LiveOptions::new(options.clone(), Arc::clone(&addons));
     addons.lifecycle(LifecycleEvent::Load);
     // The options addons declared in `load` join the store; then the config file's keys and
@@ -81,12 +81,8 @@ pub fn run(mut store: OptionStore) -> Result<(), RunError> {
     commands::install(commands::Proxy {
         addons: Arc::clone(&addons),
         apply: Box::new({
-            let addons = Arc::clone(&addons);
-            move |store: &OptionStore| {
-                let core = store.core_options().map_err(|e| e.to_string())?;
-                addons.set_addon_errors(core.addon_errors);
-                Ok(())
-            }
+            let live = live.clone();
+            move |store: &OptionStore| live.apply_store(store).map_err(|e| e.to_string())
         }),
     });
     let server = store
