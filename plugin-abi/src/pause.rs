@@ -146,6 +146,23 @@ impl Paused {
     pub fn kill(self) {
         (self.host.paused_resolve())(self.ptr, Resolution::Kill);
     }
+
+    /// Lets go of the handle without resuming the flow: it stays paused until a command
+    /// resumes or kills it (`interpose ctl flow.resume @all`), its client leaves, or the
+    /// proxy shuts down (the built-in `intercept` option works this way).
+    ///
+    /// ```
+    /// use interpose_plugin_abi::{prelude::*, testing::{self, TestContext}};
+    ///
+    /// let tctx = TestContext::new();
+    /// let mut flow = testing::flow();
+    /// tctx.ctx().intercept(&mut flow).leave();
+    /// assert!(flow.intercepted());
+    /// ```
+    pub fn leave(self) {
+        (self.host.paused_release())(self.ptr);
+        std::mem::forget(self);
+    }
 }
 
 /// A closure run on a flow by a host function, through a `FlowCallback` and a data pointer;

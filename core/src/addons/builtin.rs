@@ -14,10 +14,11 @@ pub fn builtin_plugins() -> Vec<PluginModuleRef> {
     vec![disable_h2c::interpose_plugin()]
 }
 
-/// The built-in plugins whose addons run after the loaded plugins, in order: saving
-/// (`save_stream_file`, `hardump`), then the dump output.
+/// The built-in plugins whose addons run after the loaded plugins, in order: pausing flows
+/// (`intercept`), saving (`save_stream_file`, `hardump`), then the dump output.
 pub fn builtin_plugins_after() -> Vec<PluginModuleRef> {
     vec![
+        intercept::interpose_plugin(),
         save::interpose_plugin(),
         savehar::interpose_plugin(),
         dumper::interpose_plugin(),
