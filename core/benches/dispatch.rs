@@ -9,6 +9,9 @@
 //! Addons are built with `RawAddon::new`, which gives them the same `extern "C"` shims and
 //! event table as addons from a loaded plugin library, so this is the production call path.
 //!
+//! `reads_option/N`: N addons each reading a bool option (`ctx.get_option`) in `request`:
+//! the cost of an option read on the hot path, against `request_only/N`.
+//!
 //! `pause_resume/1`: one addon that pauses the flow in `request` and resumes it at once
 //! (through its `Paused` handle, as a resumer on another thread would): the host's extra
 //! cost of a paused flow, measured against `request_only/1`.
@@ -21,7 +24,10 @@ use criterion::{
     criterion_group, criterion_main, measurement::WallTime, BenchmarkGroup, BenchmarkId, Criterion,
     Throughput,
 };
-use interpose::addons::{AddonManager, HttpEvent};
+use interpose::{
+    addons::{AddonManager, HttpEvent},
+    options::{OptionSpec, OptionStore, OptionType, Value},
+};
 use interpose_plugin_abi::{addon, ffi::RawAddon, testing, Addon, Context, HttpFlow};
 
 /// The events of a flow that gets a response, in the order the proxy sends them.
@@ -52,6 +58,18 @@ struct RequestOnly;
 #[addon]
 impl Addon for RequestOnly {
     fn request(&self, _ctx: &Context, _flow: &mut HttpFlow) {}
+}
+
+/// Reads a bool option in `request` (what an option-driven addon does on every flow).
+struct ReadsOption;
+
+#[addon]
+impl Addon for ReadsOption {
+    fn request(&self, ctx: &Context, flow: &mut HttpFlow) {
+        if ctx.get_option::<bool>("bench_flag") {
+            flow.metadata.insert("flag", "on");
+        }
+    }
 }
 
 /// Pauses every flow in `request` and resumes it straight away.
@@ -95,6 +113,17 @@ fn bench_dispatch(c: &mut Criterion) {
         RawAddon::new(AllEvents)
     });
     bench_addons(&mut group, "request_only", 1, || RawAddon::new(RequestOnly));
+    let mut store = OptionStore::with_core_options();
+    store
+        .declare(OptionSpec::new(
+            "bench_flag",
+            OptionType::Bool,
+            Value::Bool(false),
+            "",
+        ))
+        .expect("a new option");
+    interpose::options::live::publish(&store);
+    bench_addons(&mut group, "reads_option", 1, || RawAddon::new(ReadsOption));
     let manager = AddonManager::new([("bench".to_string(), RawAddon::new(PauseResume))]);
     let mut flow = testing::flow();
     group.throughput(Throughput::Elements(1));

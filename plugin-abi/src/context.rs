@@ -317,10 +317,10 @@ impl Context {
         if !(self.host.get_option())(self, RStr::from_str(name), &mut value) {
             return Err(format!("there is no option called {name:?}"));
         }
-        let shown = value.text();
+        let kind = std::mem::discriminant(&value);
         T::from_value(value).ok_or_else(|| {
             format!(
-                "option {name:?} is not of the type asked for ({:?}{}): its value is {shown:?}",
+                "option {name:?} is not of the type asked for ({:?}{}; it holds {kind:?})",
                 T::KIND,
                 if T::OPTIONAL { ", optional" } else { "" }
             )
