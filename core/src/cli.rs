@@ -8,7 +8,8 @@ use crate::options::{Assignment, CommandLine, Origin, RawValue};
 /// Interpose: an intercepting HTTP proxy whose addons are compiled Rust plugins.
 #[derive(Debug, Parser)]
 #[command(name = "interpose", version, about, long_about = None)]
-#[command(args_conflicts_with_subcommands = true)]
+// No `help` subcommand: `interpose help` stays a filter expression, as before `ctl`.
+#[command(args_conflicts_with_subcommands = true, disable_help_subcommand = true)]
 pub struct Cli {
     /// A subcommand instead of running the proxy.
     #[command(subcommand)]
@@ -340,6 +341,8 @@ mod tests {
         let cli = Cli::try_parse_from(["interpose", "-q", "~d", "example.com"]).unwrap();
         assert!(cli.action.is_none() && cli.quiet);
         assert_eq!(cli.filter, ["~d", "example.com"]);
+        let cli = Cli::try_parse_from(["interpose", "help"]).unwrap();
+        assert_eq!(cli.filter, ["help"]);
         let cli = Cli::try_parse_from(["interpose", "~u", "ctl"]).unwrap();
         assert_eq!(cli.filter, ["~u", "ctl"]);
         assert!(Cli::try_parse_from(["interpose", "ctl"]).is_err());

@@ -311,3 +311,26 @@ fn without_the_option_nothing_listens() {
         "{sockets:?}"
     );
 }
+
+#[test]
+fn a_stale_socket_is_replaced_and_a_live_one_refused() {
+    let dir = temp_dir("ctl-stale");
+    let socket = dir.join("ctl.sock");
+    let spec = socket.to_str().unwrap();
+    let first = Proxy::builder().set("control", spec).start();
+    let second = Proxy::builder()
+        .set("control", spec)
+        .args(["-p", "0"])
+        .run();
+    assert_eq!(second.status.code(), Some(1));
+    assert!(
+        second.stderr.contains("another proxy is listening on"),
+        "{}",
+        second.stderr
+    );
+    // Killed (SIGKILL): its socket file stays behind, stale.
+    drop(first);
+    assert!(socket.exists());
+    let _third = Proxy::builder().set("control", spec).start();
+    assert!(ctl_ok(&socket, &["commands"]).contains("flow.kill"));
+}
