@@ -12,6 +12,7 @@ use crate::{
         LifecycleEvent,
     },
     commands,
+    control::{self, Control, ControlError, Endpoint},
     filter::Filter,
     logging,
     options::{expand_home, live, CoreOptions, OptionError, OptionStore},
@@ -34,6 +35,8 @@ pub enum RunError {
     /// An addon's option could not be declared, or an addon refused the options' values in
     /// `configure`.
     AddonOptions(String),
+    /// The control endpoint could not be set up.
+    Control(ControlError),
 }
 
 impl std::fmt::Display for RunError {
@@ -44,6 +47,7 @@ impl std::fmt::Display for RunError {
             RunError::Serve(e) => e.fmt(f),
             RunError::ReadFile(e) => e.fmt(f),
             RunError::AddonOptions(e) => write!(f, "option error: {e}"),
+            RunError::Control(e) => e.fmt(f),
         }
     }
 }
@@ -78,11 +82,19 @@ pub fn run(mut store: OptionStore) -> Result<(), RunError> {
         addons.lifecycle(LifecycleEvent::Done);
         return Err(RunError::AddonOptions(why));
     }
+    let control_spec = store.value_text("control");
     commands::install(commands::Proxy {
         addons: Arc::clone(&addons),
         apply: Box::new({
             let live = live.clone();
-            move |store: &OptionStore| live.apply_store(store).map_err(|e| e.to_string())
+            let control_spec = control_spec.clone();
+            move |store: &OptionStore| {
+                if store.value_text("control") != control_spec {
+                    // Never let a client believe it moved or closed the endpoint.
+                    return Err("control is read at startup: restart the proxy to change it".into());
+                }
+                live.apply_store(store).map_err(|e| e.to_string())
+            }
         }),
     });
     let server = store
@@ -117,12 +129,40 @@ pub fn run(mut store: OptionStore) -> Result<(), RunError> {
             }
         }
     };
+    let control = match open_control(control_spec.as_deref(), &options, &runtime) {
+        Ok(control) => control,
+        Err(e) => {
+            addons.lifecycle(LifecycleEvent::Done);
+            return Err(e);
+        }
+    };
     let result = runtime.block_on(serve(live, shutdown));
     // Tasks still running (HTTP/2 streams, say) end here, their flows' `error` events
     // included, so that `done` is the last event every addon sees.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    // The socket file goes before `done`: no client reaches a proxy that is stopping.
+    drop(control);
     addons.lifecycle(LifecycleEvent::Done);
     result.map_err(RunError::Serve)
+}
+
+/// Binds the control endpoint `spec` (if set) and serves it on `runtime`.
+fn open_control(
+    spec: Option<&str>,
+    options: &CoreOptions,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Option<Control>, RunError> {
+    let Some(spec) = spec else {
+        return Ok(None);
+    };
+    let endpoint = Endpoint::parse(spec).map_err(RunError::Control)?;
+    let mut control = Control::open(&endpoint, &options.confdir).map_err(RunError::Control)?;
+    tracing::info!("control endpoint: {}", control.endpoint());
+    if let Some(listener) = control.take_listener() {
+        let _context = runtime.enter();
+        runtime.spawn(control::server::serve(listener));
+    }
+    Ok(Some(control))
 }
 
 /// Reads the `rfile` flow file, if one is set, through the addons (filtered by

@@ -1,14 +1,20 @@
 //! The command line, with mitmdump's flag names where they exist. Every flag is an assignment
 //! to an option; the options store parses and checks the values.
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
 use crate::options::{Assignment, CommandLine, Origin, RawValue};
 
 /// Interpose: an intercepting HTTP proxy whose addons are compiled Rust plugins.
 #[derive(Debug, Parser)]
 #[command(name = "interpose", version, about, long_about = None)]
+// No `help` subcommand: `interpose help` stays a filter expression, as before `ctl`.
+#[command(args_conflicts_with_subcommands = true, disable_help_subcommand = true)]
 pub struct Cli {
+    /// A subcommand instead of running the proxy.
+    #[command(subcommand)]
+    pub action: Option<Action>,
+
     /// Print every option (type, default, current value, help) and exit.
     #[arg(long = "options")]
     pub options: bool,
@@ -100,6 +106,40 @@ pub struct Cli {
     /// saved (-w, hardump) and read (-r). Several words are joined with spaces.
     #[arg(value_name = "FILTER", trailing_var_arg = true)]
     pub filter: Vec<String>,
+}
+
+/// What `interpose` does instead of running the proxy.
+#[derive(Debug, Subcommand)]
+pub enum Action {
+    /// Call a command on a running proxy through its control endpoint (`--set control=...`),
+    /// e.g. `interpose ctl set anticache=true`, `interpose ctl commands`.
+    Ctl(CtlArgs),
+}
+
+/// `interpose ctl [--control ENDPOINT] [--confdir DIR] COMMAND [ARGS...]`.
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// The proxy's control endpoint: a Unix socket path or HOST:PORT [default: the control
+    /// option in CONFDIR/config.yaml].
+    #[arg(long = "control", value_name = "ENDPOINT")]
+    pub control: Option<String>,
+
+    /// The proxy's configuration folder: its config.yaml, and the token of a TCP endpoint
+    /// [default: ~/.interpose].
+    #[arg(long = "confdir", value_name = "DIR")]
+    pub confdir: Option<String>,
+
+    /// The command (`interpose ctl commands` lists them).
+    #[arg(value_name = "COMMAND")]
+    pub command: String,
+
+    /// The command's arguments, as text.
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub args: Vec<String>,
 }
 
 impl Cli {
@@ -278,6 +318,38 @@ mod tests {
             error(&["interpose", "-p", "http"]),
             r#"-p/--listen-port: listen_port: expected an integer from 0 to 65535, got "http""#
         );
+    }
+
+    #[test]
+    fn ctl_is_a_subcommand_and_the_proxy_command_line_is_unchanged() {
+        let cli = Cli::try_parse_from([
+            "interpose",
+            "ctl",
+            "--control",
+            "/tmp/s",
+            "set",
+            "listen_port=-1",
+            "--x",
+        ])
+        .unwrap();
+        let Some(Action::Ctl(ctl)) = cli.action else {
+            panic!("no ctl")
+        };
+        assert_eq!(ctl.control.as_deref(), Some("/tmp/s"));
+        assert_eq!(ctl.command, "set");
+        assert_eq!(ctl.args, ["listen_port=-1", "--x"]);
+        let cli = Cli::try_parse_from(["interpose", "-q", "~d", "example.com"]).unwrap();
+        assert!(cli.action.is_none() && cli.quiet);
+        assert_eq!(cli.filter, ["~d", "example.com"]);
+        let cli = Cli::try_parse_from(["interpose", "help"]).unwrap();
+        assert_eq!(cli.filter, ["help"]);
+        let cli = Cli::try_parse_from(["interpose", "~u", "ctl"]).unwrap();
+        assert_eq!(cli.filter, ["~u", "ctl"]);
+        assert!(Cli::try_parse_from(["interpose", "ctl"]).is_err());
+        // After a proxy flag, words are the filter expression, as before.
+        let cli = Cli::try_parse_from(["interpose", "-p", "1", "ctl", "commands"]).unwrap();
+        assert!(cli.action.is_none());
+        assert_eq!(cli.filter, ["ctl", "commands"]);
     }
 
     #[test]

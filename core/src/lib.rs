@@ -6,6 +6,7 @@ pub mod app;
 pub mod capture;
 pub mod cli;
 pub mod commands;
+pub mod control;
 pub mod filter;
 pub mod flow;
 pub mod logging;

@@ -4,10 +4,29 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use interpose::{Cli, OptionStore};
+use interpose::{cli::Action, control, Cli, OptionStore};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Action::Ctl(ctl)) = &cli.action {
+        return match control::client::call(
+            ctl.control.as_deref(),
+            ctl.confdir.as_deref(),
+            &ctl.command,
+            &ctl.args,
+        ) {
+            Ok(result) => {
+                if !result.is_empty() {
+                    println!("{}", result.trim_end_matches('\n'));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let store = match OptionStore::build(&cli.command_line()) {
         Ok(store) => store,
         Err(e) => return fail(e),

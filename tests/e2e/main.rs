@@ -33,11 +33,14 @@
 //! - [`twins`]: the Rust twins of mitmproxy's example addons (`examples/anatomy`,
 //!   `http-add-header`, `http-trailers`, `secret_leak_detector`...), each checked for what
 //!   the Python original does.
+//! - [`control`]: the control endpoint and `interpose ctl`: commands, `set` while traffic
+//!   flows, paused flows marked and resumed, the socket's mode, the TCP token, off by default.
 //! - [`steering`]: addons rerouting flows (in `request` and `server_connect`), chunk hooks on
 //!   streamed requests and responses, and `addon_errors=fail`.
 
 mod bodies;
 mod capture;
+mod control;
 mod events;
 mod examples;
 mod forwarding;

@@ -283,6 +283,15 @@ pub fn core_specs() -> Vec<OptionSpec> {
             "Only flows matching this filter expression are read from rfile.",
         )
         .with_validator(filter_expression),
+        OptionSpec::optional(
+            "control",
+            Str,
+            "Listen for commands while the proxy runs (interpose ctl): a path for a Unix \
+             socket only you may use (mode 0600), or HOST:PORT on a loopback address, whose \
+             clients must present the token written to CONFDIR/control-token. Unset (the \
+             default): off. Read at startup.",
+        )
+        .with_validator(control_endpoint),
         OptionSpec::new(
             "server",
             Bool,
@@ -298,6 +307,23 @@ fn filter_expression(value: &Value) -> Result<(), String> {
         Some(expr) => crate::filter::Filter::parse(expr)
             .map(drop)
             .map_err(|e| e.to_string()),
+        None => Ok(()),
+    }
+}
+
+/// A `control` value: a socket path or a port on a loopback address.
+fn control_endpoint(value: &Value) -> Result<(), String> {
+    match value.as_str() {
+        Some(spec) => crate::control::Endpoint::parse(spec)
+            .map(drop)
+            .map_err(|e| {
+                let message = e.to_string();
+                // The store names the option already.
+                match message.strip_prefix("control: ") {
+                    Some(rest) => rest.to_string(),
+                    None => message,
+                }
+            }),
         None => Ok(()),
     }
 }
