@@ -35,6 +35,10 @@
 //!   the Python original does.
 //! - [`steering`]: addons rerouting flows (in `request` and `server_connect`), chunk hooks on
 //!   streamed requests and responses, and `addon_errors=fail`.
+//! - [`twins13`]: the twins of mitmproxy's option and command examples
+//!   (`examples/options-simple`, `options-configure`, `commands-simple`, `commands-flows`,
+//!   `commands-paths`): `--set` and config.yaml, a refused value, commands through
+//!   `interpose ctl`.
 
 mod bodies;
 mod capture;
@@ -53,3 +57,4 @@ mod steering;
 mod tls;
 mod tunnel;
 mod twins;
+mod twins13;
