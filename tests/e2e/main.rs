@@ -37,6 +37,10 @@
 //!   flows, paused flows marked and resumed, the socket's mode, the TCP token, off by default.
 //! - [`steering`]: addons rerouting flows (in `request` and `server_connect`), chunk hooks on
 //!   streamed requests and responses, and `addon_errors=fail`.
+//! - [`twins13`]: the twins of mitmproxy's option and command examples
+//!   (`examples/options-simple`, `options-configure`, `commands-simple`, `commands-flows`,
+//!   `commands-paths`): `--set` and config.yaml, a refused value, commands through
+//!   `interpose ctl`.
 
 mod bodies;
 mod capture;
@@ -56,3 +60,4 @@ mod steering;
 mod tls;
 mod tunnel;
 mod twins;
+mod twins13;
