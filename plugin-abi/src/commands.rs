@@ -54,7 +54,7 @@ use abi_stable::{
     StableAbi,
 };
 
-use crate::{context::Context, ffi::panic_message, options::OptionValue};
+use crate::{context::Context, ffi::panic_message, flow::Uuid, options::OptionValue};
 
 /// A command's result, and the values its arguments arrive as (a flows argument arrives as
 /// the list of the flows' ids).
@@ -164,6 +164,20 @@ impl<'a> CommandArgs<'a> {
             CommandValue::Str(s) => Ok(s.as_str()),
             other => Err(format!("argument {} is not text: {other:?}", index + 1)),
         }
+    }
+
+    /// The flows of a flows parameter at `index`, by id: reach each with
+    /// [`Context::with_flow`](crate::Context::with_flow).
+    ///
+    /// ```
+    /// use interpose_plugin_abi::{commands::{CommandArgs, CommandValue}, Uuid};
+    ///
+    /// let id = Uuid([7; 16]);
+    /// let values = [CommandValue::StrList(vec![id.to_string().into()].into())];
+    /// assert_eq!(CommandArgs::new(&values).flows(0), Ok(vec![id]));
+    /// ```
+    pub fn flows(&self, index: usize) -> Result<Vec<Uuid>, String> {
+        self.list(index)?.into_iter().map(str::parse).collect()
     }
 
     /// The list (texts, or flow ids for a flows parameter) at `index`. See the example on

@@ -47,6 +47,34 @@ impl fmt::Display for Uuid {
     }
 }
 
+impl std::str::FromStr for Uuid {
+    type Err = String;
+
+    /// Reads the text form (`be3b0936-e8b1-4a7a-b5cc-daeb2e45b58d`; the dashes are optional).
+    ///
+    /// ```
+    /// use interpose_plugin_abi::Uuid;
+    ///
+    /// let id: Uuid = "be3b0936-e8b1-4a7a-b5cc-daeb2e45b58d".parse().unwrap();
+    /// assert_eq!(id.to_string(), "be3b0936-e8b1-4a7a-b5cc-daeb2e45b58d");
+    /// assert!("@all".parse::<Uuid>().is_err());
+    /// ```
+    fn from_str(text: &str) -> Result<Uuid, String> {
+        let hex: Vec<u8> = text.bytes().filter(|b| *b != b'-').collect();
+        let mut bytes = [0u8; 16];
+        if hex.len() != 32 {
+            return Err(format!("not a flow id: {text:?}"));
+        }
+        for (byte, pair) in bytes.iter_mut().zip(hex.chunks(2)) {
+            let digits =
+                std::str::from_utf8(pair).map_err(|_| format!("not a flow id: {text:?}"))?;
+            *byte =
+                u8::from_str_radix(digits, 16).map_err(|_| format!("not a flow id: {text:?}"))?;
+        }
+        Ok(Uuid(bytes))
+    }
+}
+
 impl fmt::Debug for Uuid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)

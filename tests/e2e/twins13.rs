@@ -168,7 +168,6 @@ fn send_paused(proxy: &Proxy, target: &str) -> mpsc::Receiver<u16> {
 }
 
 #[test]
-#[ignore = "needs the control endpoint (interpose ctl)"]
 fn twins13_commands_simple_counts_calls_from_ctl() {
     let upstream = Upstream::start();
     let socket = control_socket();
@@ -185,7 +184,6 @@ fn twins13_commands_simple_counts_calls_from_ctl() {
 }
 
 #[test]
-#[ignore = "needs the control endpoint (interpose ctl)"]
 fn twins13_commands_flows_adds_myheader_to_paused_flows() {
     let upstream = Upstream::start();
     let socket = control_socket();
@@ -209,7 +207,6 @@ fn twins13_commands_flows_adds_myheader_to_paused_flows() {
 }
 
 #[test]
-#[ignore = "needs the control endpoint (interpose ctl)"]
 fn twins13_commands_paths_writes_a_histogram_of_paused_flows_hosts() {
     // Regular mode, so that the flows name their host: the upstream under two names.
     let upstream = Upstream::start();

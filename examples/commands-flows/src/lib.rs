@@ -12,7 +12,7 @@
 //! interpose ctl --control <socket> flow.resume @all
 //! ```
 
-use interpose_plugin_abi::{flow::Uuid, prelude::*};
+use interpose_plugin_abi::prelude::*;
 
 /// Adds a header to the flows its command names.
 pub struct MyAddon;
@@ -20,19 +20,6 @@ pub struct MyAddon;
 /// What the command does to each flow.
 pub fn add_header(flow: &mut HttpFlow) {
     flow.request.headers.insert("myheader", "value");
-}
-
-/// A flow id in the text form a flows argument carries (`0123abcd-...`).
-fn flow_id(text: &str) -> Option<Uuid> {
-    let hex: Vec<u8> = text.bytes().filter(|b| *b != b'-').collect();
-    if hex.len() != 32 {
-        return None;
-    }
-    let mut bytes = [0u8; 16];
-    for (byte, pair) in bytes.iter_mut().zip(hex.chunks(2)) {
-        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(Uuid(bytes))
 }
 
 #[addon]
@@ -43,7 +30,7 @@ impl Addon for MyAddon {
             "Add the request header myheader: value to flows",
             &[("flows", ParamKind::Flows)],
             |ctx, args| {
-                for id in args.list(0)?.into_iter().filter_map(flow_id) {
+                for id in args.flows(0)? {
                     // A flow resumed or ended since the argument was resolved is skipped.
                     ctx.with_flow(id, add_header);
                 }
@@ -86,13 +73,5 @@ mod tests {
         let tctx = TestContext::new();
         MyAddon.load(tctx.ctx());
         assert!(tctx.ctx().call_command("myaddon.addheader", &[]).is_err());
-    }
-
-    #[test]
-    fn reads_flow_ids_as_they_are_shown() {
-        let id = testing::flow().id;
-        assert_eq!(flow_id(&id.to_string()), Some(id));
-        assert_eq!(flow_id("@all"), None);
-        assert_eq!(flow_id("zz345678-1234-1234-1234-123456789abc"), None);
     }
 }

@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use interpose_plugin_abi::{flow::Uuid, prelude::*};
+use interpose_plugin_abi::prelude::*;
 
 /// Writes a histogram of the hosts of the flows its command names.
 pub struct MyAddon;
@@ -36,19 +36,6 @@ where
         .collect()
 }
 
-/// A flow id in the text form a flows argument carries (`0123abcd-...`).
-fn flow_id(text: &str) -> Option<Uuid> {
-    let hex: Vec<u8> = text.bytes().filter(|b| *b != b'-').collect();
-    if hex.len() != 32 {
-        return None;
-    }
-    let mut bytes = [0u8; 16];
-    for (byte, pair) in bytes.iter_mut().zip(hex.chunks(2)) {
-        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
-    }
-    Some(Uuid(bytes))
-}
-
 #[addon]
 impl Addon for MyAddon {
     fn load(&self, ctx: &Context) {
@@ -58,9 +45,8 @@ impl Addon for MyAddon {
             &[("flows", ParamKind::Flows), ("path", ParamKind::Path)],
             |ctx, args| {
                 let hosts = args
-                    .list(0)?
+                    .flows(0)?
                     .into_iter()
-                    .filter_map(flow_id)
                     // A flow resumed or ended since the argument was resolved is skipped.
                     .filter_map(|id| ctx.with_flow(id, |flow| flow.request.host().to_string()));
                 let text = histogram(hosts);
@@ -79,7 +65,7 @@ export_plugin!(addons = [MyAddon]);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use interpose_plugin_abi::testing::{self, TestContext};
+    use interpose_plugin_abi::testing::TestContext;
 
     #[test]
     fn counts_hosts_sorted_by_count_then_host() {
@@ -126,12 +112,5 @@ mod tests {
             .call_command("myaddon.histogram", &["@all", "/nonexistent/dir/hosts.txt"]);
         assert!(result.unwrap_err().contains("/nonexistent/dir/hosts.txt"));
         assert!(tctx.messages().is_empty());
-    }
-
-    #[test]
-    fn reads_flow_ids_as_they_are_shown() {
-        let id = testing::flow().id;
-        assert_eq!(flow_id(&id.to_string()), Some(id));
-        assert_eq!(flow_id("@all"), None);
     }
 }
