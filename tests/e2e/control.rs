@@ -13,6 +13,7 @@ use std::{
         Arc,
     },
     thread,
+    time::Duration,
 };
 
 use crate::harness::{plugin, temp_dir, Connection, Finished, Proxy, Upstream};
@@ -333,4 +334,143 @@ fn a_stale_socket_is_replaced_and_a_live_one_refused() {
     assert!(socket.exists());
     let _third = Proxy::builder().set("control", spec).start();
     assert!(ctl_ok(&socket, &["commands"]).contains("flow.kill"));
+}
+
+#[test]
+fn set_applies_the_proxys_own_options_at_once_and_refuses_restart_only_ones() {
+    let upstream = Upstream::start();
+    let dir = temp_dir("ctl-live");
+    let socket = dir.join("ctl.sock");
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .set("control", socket.to_str().unwrap())
+        .start();
+    proxy.wait_for_log("control endpoint: unix:");
+    let body = [b'x'; 100];
+    let reply = Connection::open(proxy.addr).send("POST", "/echo", &[], &body);
+    assert_eq!(reply.unwrap().status, 200);
+
+    assert_eq!(ctl_ok(&socket, &["set", "body_size_limit=10"]), "");
+    let reply = Connection::open(proxy.addr).send("POST", "/echo", &[], &body);
+    assert_eq!(
+        reply.unwrap().status,
+        413,
+        "the new limit holds for the next flow"
+    );
+
+    // A restart-only option is refused by name, and nothing of that `set` applies.
+    let refused = ctl_err(&socket, &["set", "listen_port=1", "body_size_limit=1m"]);
+    assert!(
+        refused.contains("listen_port cannot change while the proxy runs"),
+        "{refused}"
+    );
+    let reply = Connection::open(proxy.addr).send("POST", "/echo", &[], &body);
+    assert_eq!(reply.unwrap().status, 413, "body_size_limit stayed at 10");
+    assert_eq!(ctl_ok(&socket, &["set", "body_size_limit"]), "");
+    let reply = Connection::open(proxy.addr).send("POST", "/echo", &[], &body);
+    assert_eq!(reply.unwrap().status, 200, "unset again");
+}
+
+#[test]
+fn the_intercept_option_pauses_matching_flows_until_flow_resume() {
+    let upstream = Upstream::start();
+    let dir = temp_dir("ctl-intercept");
+    let socket = dir.join("ctl.sock");
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .set("control", socket.to_str().unwrap())
+        .start();
+    proxy.wait_for_log("control endpoint: unix:");
+    assert_eq!(ctl_ok(&socket, &["set", "intercept=~u /held"]), "");
+    let bad = ctl_err(&socket, &["set", "intercept=~nonsense"]);
+    assert!(bad.contains("intercept: "), "{bad}");
+
+    let addr = proxy.addr;
+    let held = thread::spawn(move || Connection::open(addr).send("GET", "/held", &[], b""));
+    // Other flows go through; the matching one waits for the command.
+    let reply = Connection::open(proxy.addr).send("GET", "/free", &[], b"");
+    assert_eq!(reply.unwrap().status, 200);
+    let mut resumed = String::new();
+    for _ in 0..100 {
+        resumed = ctl_ok(&socket, &["flow.resume", "~u /held"]);
+        if resumed != "0\n" {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(resumed, "1\n");
+    // It pauses again at its response.
+    let mut again = String::new();
+    for _ in 0..100 {
+        again = ctl_ok(&socket, &["flow.resume", "@all"]);
+        if again != "0\n" {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(again, "1\n");
+    assert_eq!(held.join().unwrap().unwrap().status, 200);
+    assert_eq!(upstream.seen().len(), 2);
+}
+
+#[test]
+fn configure_sees_every_option_at_start_and_the_changed_ones_after_set() {
+    let upstream = Upstream::start();
+    let dir = temp_dir("ctl-configure");
+    let socket = dir.join("ctl.sock");
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .plugin(&plugin("event-log"))
+        .set("control", socket.to_str().unwrap())
+        .start();
+    let first = proxy.wait_for_log("event configure ");
+    assert!(first.contains("options (listen_port: true)"), "{first}");
+    proxy.wait_for_log("control endpoint: unix:");
+    assert_eq!(
+        ctl_ok(&socket, &["set", "connect_timeout=4", "body_size_limit=2m"]),
+        ""
+    );
+    proxy.wait_for_log("event configure body_size_limit,connect_timeout");
+    // Setting the value an option has changes nothing, and nobody is told.
+    assert_eq!(ctl_ok(&socket, &["set", "connect_timeout=4"]), "");
+
+    // An addon calls `set` itself, through its context.
+    let reply = Connection::open(proxy.addr).send("GET", "/call-set/connect_timeout=6", &[], b"");
+    assert_eq!(reply.unwrap().status, 200);
+    proxy.wait_for_log("called set connect_timeout=6: Ok(\"\")");
+    proxy.wait_for_log("event configure connect_timeout");
+    let saved = dir.join("saved.yaml");
+    ctl_ok(&socket, &["options.save", saved.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&saved).unwrap();
+    assert!(text.contains("connect_timeout: 6\n"), "{text}");
+    assert_eq!(proxy.lines_with("event configure connect_timeout").len(), 1);
+}
+
+#[test]
+fn a_value_an_addon_refuses_at_run_time_is_undone_everywhere() {
+    let upstream = Upstream::start();
+    let dir = temp_dir("ctl-refuse");
+    let socket = dir.join("ctl.sock");
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .plugin(&plugin("options-configure"))
+        .set("control", socket.to_str().unwrap())
+        .set("addheader", "42")
+        .start();
+    proxy.wait_for_log("control endpoint: unix:");
+    let refused = ctl_err(&socket, &["set", "addheader=101"]);
+    assert!(refused.contains("addheader must be <= 100"), "{refused}");
+    let reply = Connection::open(proxy.addr)
+        .send("GET", "/", &[], b"")
+        .unwrap();
+    assert_eq!(
+        reply.header("addheader"),
+        Some("42"),
+        "the old value stayed"
+    );
+    assert_eq!(ctl_ok(&socket, &["set", "addheader=7"]), "");
+    let reply = Connection::open(proxy.addr)
+        .send("GET", "/", &[], b"")
+        .unwrap();
+    assert_eq!(reply.header("addheader"), Some("7"));
 }

@@ -377,3 +377,22 @@ panic = "abort"
         "{stderr}"
     );
 }
+
+#[test]
+fn two_addons_declaring_one_option_name_stop_the_proxy_naming_both() {
+    let run = Proxy::builder()
+        .plugin(&plugin("options-simple"))
+        .plugin(&plugin("options-configure"))
+        .run();
+    assert!(!run.status.success(), "{}{}", run.stdout, run.stderr);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.contains(
+            "option error: addon 'addheader' (plugin options-configure) cannot declare option \
+             addheader: addon 'addheader' (plugin options-simple) declared an option called \
+             addheader already"
+        ),
+        "{all}"
+    );
+    assert!(!all.contains("listening at"), "{all}");
+}

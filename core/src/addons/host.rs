@@ -37,6 +37,8 @@ const REPEAT_WINDOW: Duration = Duration::from_secs(1);
 /// The host's per-addon data behind `Context::host_data`.
 struct AddonIdentity {
     name: String,
+    /// `'name' (plugin crate)`, for messages about the addon.
+    label: String,
     repeats: Mutex<Repeats>,
 }
 
@@ -93,7 +95,7 @@ static HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable {
 });
 
 extern "C" fn host_add_option(ctx: &Context, decl: &OptionDecl<'_>) -> RResult<(), RString> {
-    live::declare(&identity(ctx).name, decl)
+    live::declare(&identity(ctx).label, decl)
         .map_err(RString::from)
         .into()
 }
@@ -125,7 +127,7 @@ extern "C" fn host_add_command(ctx: &Context, decl: CommandDecl<'_>) -> RResult<
     // the process.
     let ctx: &'static Context = unsafe { &*(ctx as *const Context) };
     commands::add_addon_command(
-        &identity.name,
+        &identity.label,
         ctx,
         name.as_str(),
         help.as_str(),
@@ -259,11 +261,12 @@ extern "C" fn host_log(ctx: &Context, level: Level, message: RStr<'_>) {
     }
 }
 
-/// A context for the addon called `name`, living as long as the process (addons are never
-/// unloaded).
-pub fn new_context(name: &str) -> &'static Context {
+/// A context for the addon called `name` of `plugin` (as logs name it: `plugin x`, `builtin
+/// x`), living as long as the process (addons are never unloaded).
+pub fn new_context(name: &str, plugin: &str) -> &'static Context {
     let identity: &'static AddonIdentity = Box::leak(Box::new(AddonIdentity {
         name: name.to_string(),
+        label: format!("'{name}' ({plugin})"),
         repeats: Mutex::default(),
     }));
     // SAFETY: `host_log` accepts this context from any thread, and the identity it points to

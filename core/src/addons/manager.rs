@@ -334,7 +334,7 @@ impl AddonManager {
     fn add(&mut self, plugin: String, raw: RawAddon) {
         let index = u32::try_from(self.addons.len()).expect("fewer than 2^32 addons");
         let name = raw.name.to_string();
-        let ctx = new_context(&name);
+        let ctx = new_context(&name, &plugin);
         let blocking = EventSet::from_bits(raw.blocking);
         self.register(raw.events, raw.state, ctx, index, blocking);
         self.addons.push(AddonInfo { name, plugin });

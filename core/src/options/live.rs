@@ -127,7 +127,7 @@ pub fn declare(addon: &str, decl: &OptionDecl<'_>) -> Result<(), String> {
         Some(format!("the proxy has an option called {name}"))
     } else if let Some((other, _)) = declared.specs.iter().find(|(_, s)| s.name == name) {
         Some(format!(
-            "addon '{other}' declared an option called {name} already"
+            "addon {other} declared an option called {name} already"
         ))
     } else {
         match spec_of(decl) {
@@ -140,9 +140,9 @@ pub fn declare(addon: &str, decl: &OptionDecl<'_>) -> Result<(), String> {
     };
     match problem {
         Some(why) => {
-            declared.refused.push(format!(
-                "addon '{addon}' cannot declare option {name}: {why}"
-            ));
+            declared
+                .refused
+                .push(format!("addon {addon} cannot declare option {name}: {why}"));
             Err(why)
         }
         None => Ok(()),
@@ -160,7 +160,7 @@ pub fn take_declared(store: &mut OptionStore) -> Result<(), String> {
         let name = spec.name.clone();
         store
             .declare(spec)
-            .map_err(|e| format!("addon '{addon}' cannot declare option {name}: {e}"))?;
+            .map_err(|e| format!("addon {addon} cannot declare option {name}: {e}"))?;
     }
     Ok(())
 }
@@ -182,6 +182,20 @@ pub fn set(
     apply: &dyn Fn(&OptionStore) -> Result<(), String>,
     configure: &dyn Fn(&[&str]) -> Result<(), String>,
 ) -> Result<Change, String> {
+    thread_local! {
+        /// Whether this thread is inside a `set` (its `configure`, say).
+        static SETTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if SETTING.with(|s| s.replace(true)) {
+        return Err("options cannot be set while they are being set (from configure)".into());
+    }
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            SETTING.with(|s| s.set(false));
+        }
+    }
+    let _done = Done;
     let mut master = MASTER.lock().unwrap_or_else(PoisonError::into_inner);
     let old = master.clone().unwrap_or_else(OptionStore::empty);
     let mut new = old.clone();
