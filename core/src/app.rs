@@ -165,6 +165,23 @@ fn open_control(
     Ok(Some(control))
 }
 
+/// What `--options` prints: every option (the proxy's and those the plugins declare, which
+/// loads them, as mitmproxy's `--options` loads scripts), with its value and where the value
+/// came from.
+pub fn describe_options(mut store: OptionStore) -> Result<String, RunError> {
+    let options = store.core_options().map_err(RunError::Options)?;
+    publish_options(&store);
+    commands::register_builtins();
+    let addons = load_addons(&options);
+    addons.lifecycle(LifecycleEvent::Load);
+    let result = live::take_declared(&mut store)
+        .map_err(RunError::AddonOptions)
+        .and_then(|()| store.resolve_known_pending().map_err(RunError::Options))
+        .map(|()| store.describe());
+    addons.lifecycle(LifecycleEvent::Done);
+    result
+}
+
 /// Reads the `rfile` flow file, if one is set, through the addons (filtered by
 /// `readfile_filter`).
 fn read_rfile(

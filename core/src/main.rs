@@ -32,8 +32,13 @@ fn main() -> ExitCode {
         Err(e) => return fail(e),
     };
     if cli.options {
-        print!("{}", store.describe());
-        return ExitCode::SUCCESS;
+        return match interpose::app::describe_options(store) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        };
     }
     match interpose::run(store) {
         Ok(()) => ExitCode::SUCCESS,

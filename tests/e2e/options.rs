@@ -327,3 +327,21 @@ fn confdir_in_config_yaml_is_refused() {
         "{stderr}"
     );
 }
+
+#[test]
+fn options_lists_the_options_plugins_declare_with_their_values() {
+    let run = Proxy::builder()
+        .plugin(&crate::harness::plugin("options-configure"))
+        .args(["--set", "addheader=42", "--options"])
+        .run();
+    assert!(run.status.success(), "{}{}", run.stdout, run.stderr);
+    let at = run.stdout.find("addheader\n").expect("addheader listed");
+    let entry = &run.stdout[at..];
+    assert!(
+        entry.starts_with(
+            "addheader\n    type:    optional integer\n    default: none\n    value:   42  (from --set)\n"
+        ) || entry.contains("value:   42  (from --set)"),
+        "{entry}"
+    );
+    assert!(run.stdout.contains("Add a header to responses"));
+}

@@ -274,6 +274,21 @@ impl OptionStore {
         Ok(())
     }
 
+    /// Applies the pending assignments whose options exist now, and keeps the others pending
+    /// (for `--options`, which lists them instead of failing); a value of the wrong type is
+    /// still an error.
+    pub fn resolve_known_pending(&mut self) -> Result<(), OptionError> {
+        for assignment in std::mem::take(&mut self.pending) {
+            if self.entries.contains_key(&assignment.name) {
+                let append = assignment.append;
+                self.assign(&assignment, append)?;
+            } else {
+                self.pending.push(assignment);
+            }
+        }
+        Ok(())
+    }
+
     /// The error for `name`, which no option has, with the closest names.
     fn unknown(&self, name: &str, origin: Origin) -> OptionError {
         OptionError::Unknown {
