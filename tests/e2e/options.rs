@@ -345,3 +345,29 @@ fn options_lists_the_options_plugins_declare_with_their_values() {
     );
     assert!(run.stdout.contains("Add a header to responses"));
 }
+
+#[test]
+fn built_in_addons_check_their_own_options_at_startup() {
+    let run = Proxy::builder().args(["--flow-detail", "9"]).run();
+    assert!(!run.status.success());
+    assert!(
+        run.stderr
+            .contains("option error: flow_detail: expected an integer from 0 to 4"),
+        "{}",
+        run.stderr
+    );
+    let run = Proxy::builder().set("save_stream_filter", "~zz").run();
+    assert!(!run.status.success());
+    assert!(
+        run.stderr.contains("save_stream_filter: ") && run.stderr.contains("~zz"),
+        "{}",
+        run.stderr
+    );
+    // Their options are listed like the proxy's.
+    let listing = options(Proxy::builder().args(["--flow-detail", "3"]));
+    assert!(listing.contains("flow_detail\n"), "{listing}");
+    assert!(
+        listing.contains("value:   3  (from --flow-detail)"),
+        "{listing}"
+    );
+}

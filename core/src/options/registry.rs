@@ -220,57 +220,9 @@ pub fn core_specs() -> Vec<OptionSpec> {
             "Least severe log level printed (-q is error, -v is debug).",
         )
         .with_choices(&VERBOSITIES),
-        // The built-in addons' options (dump output, saving and reading flows), under
-        // mitmproxy's names.
-        OptionSpec::new(
-            "flow_detail",
-            Int { min: 0, max: 4 },
-            Value::Int(1),
-            "How much of each flow the console shows: 0 nothing, 1 a request and a response \
-             line, 2 also headers and trailers, 3 also bodies cut to content_view_lines_cutoff \
-             lines, 4 whole bodies.",
-        ),
-        OptionSpec::optional(
-            "dumper_filter",
-            Str,
-            "Only flows matching this filter expression are shown on the console (the command \
-             line's filter expression sets it).",
-        )
-        .with_validator(filter_expression),
-        OptionSpec::new(
-            "showhost",
-            Bool,
-            Value::Bool(false),
-            "Show URLs with the Host header's name instead of the address connected to.",
-        ),
-        OptionSpec::new(
-            "content_view_lines_cutoff",
-            Int {
-                min: 1,
-                max: u64::from(u32::MAX),
-            },
-            Value::Int(512),
-            "Body lines shown at flow_detail 3.",
-        ),
-        OptionSpec::optional(
-            "save_stream_file",
-            Str,
-            "Write every finished flow to this file in mitmproxy's flow format, which \
-             mitmproxy -r and interpose -r read. Prefix the path with + to append.",
-        ),
-        OptionSpec::optional(
-            "save_stream_filter",
-            Str,
-            "Only flows matching this filter expression are saved (save_stream_file, \
-             hardump).",
-        )
-        .with_validator(filter_expression),
-        OptionSpec::new(
-            "hardump",
-            Str,
-            text(""),
-            "Write the finished flows to this HAR file at exit (- for stdout).",
-        ),
+        // Reading flows (the built-in addons declare their own options: flow_detail,
+        // dumper_filter, showhost, content_view_lines_cutoff, save_stream_file,
+        // save_stream_filter, hardump, intercept), under mitmproxy's names.
         OptionSpec::optional(
             "rfile",
             Str,

@@ -100,7 +100,7 @@ impl OptionStore {
         // line also reports its mistakes before the file's.
         let mut trial = store.clone();
         trial.apply_or_defer(&command_line.set)?;
-        trial.apply(&command_line.flags)?;
+        trial.apply_or_defer(&command_line.flags)?;
         let confdir = trial.confdir();
         for name in CONFIG_FILES {
             store.load_config_file(&confdir.join(name))?;
@@ -108,7 +108,8 @@ impl OptionStore {
         // `--set` of an option no one has yet waits for the plugins, after the config
         // file's keys, so that the command line still wins.
         store.apply_or_defer(&command_line.set)?;
-        store.apply(&command_line.flags)?;
+        // Some flags set built-in addons' options (`-w`, `--flow-detail`).
+        store.apply_or_defer(&command_line.flags)?;
         Ok(store)
     }
 

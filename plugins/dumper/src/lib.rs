@@ -47,7 +47,7 @@ impl Dumper {
 
     /// Reads the options (once): `flow_detail`, `dumper_filter`, `showhost`,
     /// `content_view_lines_cutoff`.
-    fn configure(&self, ctx: &Context) -> &Configured {
+    fn settings(&self, ctx: &Context) -> &Configured {
         self.configured.get_or_init(|| {
             let number = |name: &str| ctx.option(name).and_then(|v| v.parse::<usize>().ok());
             let detail = number("flow_detail").unwrap_or(1).min(4) as u8;
@@ -80,7 +80,7 @@ impl Dumper {
     }
 
     fn echo(&self, ctx: &Context, flow: &HttpFlow) {
-        let configured = self.configure(ctx);
+        let configured = self.settings(ctx);
         if configured.style.detail == 0 {
             return;
         }
@@ -104,8 +104,48 @@ impl Addon for Dumper {
         "dumper".to_string()
     }
 
+    fn load(&self, ctx: &Context) {
+        ctx.add_option(
+            "flow_detail",
+            1i64,
+            "How much of each flow the console shows: 0 nothing, 1 a request and a response \
+             line, 2 also headers and trailers, 3 also bodies cut to content_view_lines_cutoff \
+             lines, 4 whole bodies.",
+        );
+        ctx.add_option::<Option<String>>(
+            "dumper_filter",
+            None,
+            "Only flows matching this filter expression are shown on the console (the command \
+             line's filter expression sets it).",
+        );
+        ctx.add_option(
+            "showhost",
+            false,
+            "Show URLs with the Host header's name instead of the address connected to.",
+        );
+        ctx.add_option(
+            "content_view_lines_cutoff",
+            512i64,
+            "Body lines shown at flow_detail 3.",
+        );
+    }
+
+    fn configure(&self, ctx: &Context, data: &mut ConfigureData) {
+        if data.contains("flow_detail") && ctx.get_option::<i64>("flow_detail") > 4 {
+            data.reject("flow_detail: expected an integer from 0 to 4");
+        } else if data.contains("content_view_lines_cutoff")
+            && ctx.get_option::<i64>("content_view_lines_cutoff") < 1
+        {
+            data.reject("content_view_lines_cutoff: expected an integer of at least 1");
+        } else if data.contains("dumper_filter") {
+            if let Err(why) = ctx.filter_option("dumper_filter") {
+                data.reject(why);
+            }
+        }
+    }
+
     fn running(&self, ctx: &Context) {
-        self.configure(ctx);
+        self.settings(ctx);
     }
 
     fn response(&self, ctx: &Context, flow: &mut HttpFlow) {

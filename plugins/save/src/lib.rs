@@ -225,6 +225,29 @@ impl Addon for Save {
         "save".to_string()
     }
 
+    fn load(&self, ctx: &Context) {
+        ctx.add_option::<Option<String>>(
+            "save_stream_file",
+            None,
+            "Write every finished flow to this file in mitmproxy's flow format, which \
+             mitmproxy -r and interpose -r read. Prefix the path with + to append.",
+        );
+        ctx.add_option::<Option<String>>(
+            "save_stream_filter",
+            None,
+            "Only flows matching this filter expression are saved (save_stream_file, \
+             hardump).",
+        );
+    }
+
+    fn configure(&self, ctx: &Context, data: &mut ConfigureData) {
+        if data.contains("save_stream_filter") {
+            if let Err(why) = ctx.filter_option("save_stream_filter") {
+                data.reject(why);
+            }
+        }
+    }
+
     fn running(&self, ctx: &Context) {
         self.stream(ctx);
     }

@@ -89,6 +89,14 @@ impl Addon for SaveHar {
         "savehar".to_string()
     }
 
+    fn load(&self, ctx: &Context) {
+        ctx.add_option(
+            "hardump",
+            String::new(),
+            "Write the finished flows to this HAR file at exit (- for stdout).",
+        );
+    }
+
     fn running(&self, ctx: &Context) {
         self.target(ctx);
     }
