@@ -237,7 +237,24 @@ fn the_same_plugin_from_another_file_is_refused_naming_both() {
 #[test]
 fn a_built_in_plugin_loaded_again_from_a_file_is_refused() {
     let upstream = Upstream::start();
-    let save = plugin("save");
+    // The built-in `save` as a loadable library, built in a folder of its own: building a
+    // crate the proxy links in into the shared target folder would put a second `save` rlib
+    // beside the one `interpose` was built with (its doctests then find two).
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let target = workspace.join("target/e2e-builtin");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let output = Command::new(cargo)
+        .args(["build", "--quiet", "-p", "save"])
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(workspace)
+        .output()
+        .expect("run cargo");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let save = target.join("debug").join(library_name("save"));
     let proxy = Proxy::builder()
         .reverse(upstream.addr)
         .plugin(&save)
