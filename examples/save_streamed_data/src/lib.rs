@@ -26,7 +26,7 @@
 
 use std::{fs::File, io::Write, path::PathBuf, sync::Arc};
 
-use interpose_plugin_abi::prelude::*;
+use interpose_plugin_abi::{prelude::*, time};
 
 /// The environment variable holding the pattern (mitmproxy's option `save_streamed_data`).
 pub const PATTERN_VAR: &str = "INTERPOSE_SAVE_STREAMED_DATA";
@@ -117,7 +117,7 @@ impl Addon for SaveStreamedData {
 /// The file name `pattern` gives for `direction` (`req` or `rsp`) of `flow`.
 pub fn file_name(pattern: &str, flow: &HttpFlow, direction: &str) -> String {
     let start = flow.request.timestamp_start;
-    let tm = local_time(start);
+    let tm = time::local_time(start);
     let client = flow.client_conn();
     let mut out = String::with_capacity(pattern.len() + 32);
     let mut chars = pattern.chars().peekable();
@@ -146,7 +146,7 @@ pub fn file_name(pattern: &str, flow: &HttpFlow, direction: &str) -> String {
             continue;
         }
         match chars.next() {
-            Some(directive) => strftime(&mut out, directive, &tm),
+            Some(directive) => time::push_directive(&mut out, directive, &tm),
             None => out.push('%'),
         }
     }
@@ -166,110 +166,6 @@ fn expand_home(path: &str) -> PathBuf {
     }
 }
 
-/// A broken-down local time.
-struct Tm {
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: u32,
-    minute: u32,
-    second: u32,
-    micros: u32,
-    weekday: u32,
-    yearday: u32,
-}
-
-/// Writes one strftime directive (`directive` is the letter after `%`); one this example
-/// does not know is kept as written.
-fn strftime(out: &mut String, directive: char, tm: &Tm) {
-    const DAYS: [&str; 7] = [
-        "Sunday",
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-    ];
-    const MONTHS: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
-    let day = DAYS[tm.weekday as usize % 7];
-    let month = MONTHS[(tm.month as usize + 11) % 12];
-    let text = match directive {
-        'Y' => tm.year.to_string(),
-        'y' => format!("{:02}", tm.year.rem_euclid(100)),
-        'm' => format!("{:02}", tm.month),
-        'd' => format!("{:02}", tm.day),
-        'H' => format!("{:02}", tm.hour),
-        'M' => format!("{:02}", tm.minute),
-        'S' => format!("{:02}", tm.second),
-        'f' => format!("{:06}", tm.micros),
-        'j' => format!("{:03}", tm.yearday + 1),
-        'a' => day[..3].to_string(),
-        'A' => day.to_string(),
-        'b' => month[..3].to_string(),
-        'B' => month.to_string(),
-        'p' => (if tm.hour < 12 { "AM" } else { "PM" }).to_string(),
-        '%' => "%".to_string(),
-        other => format!("%{other}"),
-    };
-    out.push_str(&text);
-}
-
-/// The local time at `timestamp` (seconds since the epoch); UTC where the zone is unknown.
-fn local_time(timestamp: f64) -> Tm {
-    let secs = timestamp.floor() as i64;
-    let micros = ((timestamp - timestamp.floor()) * 1e6) as u32;
-    #[cfg(unix)]
-    {
-        let time = secs as libc::time_t;
-        // SAFETY: `tm` is plain data for localtime_r to fill.
-        let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-        // SAFETY: both pointers are valid for the call; localtime_r is the thread-safe form.
-        if !unsafe { libc::localtime_r(&time, &mut tm) }.is_null() {
-            return Tm {
-                year: i64::from(tm.tm_year) + 1900,
-                month: (tm.tm_mon + 1) as u32,
-                day: tm.tm_mday as u32,
-                hour: tm.tm_hour as u32,
-                minute: tm.tm_min as u32,
-                second: tm.tm_sec as u32,
-                micros,
-                weekday: tm.tm_wday as u32,
-                yearday: tm.tm_yday as u32,
-            };
-        }
-    }
-    let days = secs.div_euclid(86_400);
-    let rest = secs.rem_euclid(86_400) as u32;
-    let (year, month, day) = interpose_plugin_abi::time::civil_from_days(days);
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    const BEFORE: [u32; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
-    Tm {
-        year,
-        month,
-        day,
-        hour: rest / 3600,
-        minute: rest / 60 % 60,
-        second: rest % 60,
-        micros,
-        weekday: (days + 4).rem_euclid(7) as u32,
-        yearday: BEFORE[month as usize - 1] + day - 1 + u32::from(leap && month > 2),
-    }
-}
-
 export_plugin!(addons = [SaveStreamedData::from_env()]);
 
 #[cfg(test)]
@@ -286,7 +182,7 @@ mod tests {
     #[test]
     fn names_files_with_its_own_codes_and_strftime() {
         let flow = flow_at(1_700_000_000.25);
-        let tm = local_time(1_700_000_000.25);
+        let tm = time::local_time(1_700_000_000.25);
         let name = file_name("/tmp/%+C/%Y-%m-%d/%+D:%+T:%+I:%f%%%q", &flow, "rsp");
         let expected = format!(
             "/tmp/127.0.0.1/{}-{:02}-{:02}/rsp:1700000000.25:{}:250000%%q",

@@ -59,7 +59,7 @@ fn now_secs() -> u64 {
 
 /// `pattern` formatted for the local time `secs` seconds after the epoch.
 fn formatted_at(pattern: &str, secs: u64) -> String {
-    path::format(pattern, &path::local_time(secs as i64))
+    path::format(pattern, &path::local_time(secs as f64))
 }
 
 impl Save {
