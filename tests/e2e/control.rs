@@ -7,7 +7,7 @@ use std::{
     io::{BufRead, BufReader, Write},
     net::TcpStream,
     os::unix::{fs::PermissionsExt, net::UnixStream},
-    path::Path,
+    path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -16,7 +16,7 @@ use std::{
     time::Duration,
 };
 
-use crate::harness::{plugin, temp_dir, Connection, Finished, Proxy, Upstream};
+use crate::harness::{plugin, temp_dir, Connection, Finished, Proxy, ProxyBuilder, Upstream};
 
 /// Runs `interpose ctl ARGS...` to completion.
 fn ctl(args: &[&str]) -> Finished {
@@ -47,6 +47,15 @@ fn ctl_err(socket: &Path, args: &[&str]) -> String {
     assert_eq!(run.status.code(), Some(1), "ctl {args:?}: {}", run.stdout);
     assert!(run.stdout.is_empty(), "{}", run.stdout);
     run.stderr
+}
+
+/// Starts `builder` with a control socket in a fresh folder labelled `label`, and waits for
+/// the endpoint: the proxy and the socket's path.
+fn with_control(label: &str, builder: ProxyBuilder) -> (Proxy, PathBuf) {
+    let socket = temp_dir(label).join("ctl.sock");
+    let proxy = builder.set("control", socket.to_str().unwrap()).start();
+    proxy.wait_for_log("control endpoint: unix:");
+    (proxy, socket)
 }
 
 /// Sends request lines on one connection and reads one response line for each.
@@ -122,14 +131,14 @@ fn ctl_lists_commands_suggests_names_and_shows_signatures() {
 #[test]
 fn ctl_set_changes_options_while_traffic_flows() {
     let upstream = Upstream::start();
-    let dir = temp_dir("ctl-set");
-    let socket = dir.join("ctl.sock");
-    let proxy = Proxy::builder()
-        .reverse(upstream.addr)
-        .plugin(&plugin("panic-request"))
-        .set("control", socket.to_str().unwrap())
-        .set("flow_detail", "0")
-        .start();
+    let (proxy, socket) = with_control(
+        "ctl-set",
+        Proxy::builder()
+            .reverse(upstream.addr)
+            .plugin(&plugin("panic-request"))
+            .set("flow_detail", "0"),
+    );
+    let dir = socket.parent().unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
     let client = {
@@ -197,13 +206,12 @@ fn ctl_set_changes_options_while_traffic_flows() {
 #[test]
 fn ctl_marks_and_resumes_paused_flows() {
     let upstream = Upstream::start();
-    let dir = temp_dir("ctl-pause");
-    let socket = dir.join("ctl.sock");
-    let proxy = Proxy::builder()
-        .reverse(upstream.addr)
-        .plugin(&plugin("pauser"))
-        .set("control", socket.to_str().unwrap())
-        .start();
+    let (proxy, socket) = with_control(
+        "ctl-pause",
+        Proxy::builder()
+            .reverse(upstream.addr)
+            .plugin(&plugin("pauser")),
+    );
     let addr = proxy.addr;
     let waiting = thread::spawn(move || {
         Connection::open(addr)
@@ -339,13 +347,7 @@ fn a_stale_socket_is_replaced_and_a_live_one_refused() {
 #[test]
 fn set_applies_the_proxys_own_options_at_once_and_refuses_restart_only_ones() {
     let upstream = Upstream::start();
-    let dir = temp_dir("ctl-live");
-    let socket = dir.join("ctl.sock");
-    let proxy = Proxy::builder()
-        .reverse(upstream.addr)
-        .set("control", socket.to_str().unwrap())
-        .start();
-    proxy.wait_for_log("control endpoint: unix:");
+    let (proxy, socket) = with_control("ctl-live", Proxy::builder().reverse(upstream.addr));
     let body = [b'x'; 100];
     let reply = Connection::open(proxy.addr).send("POST", "/echo", &[], &body);
     assert_eq!(reply.unwrap().status, 200);
@@ -374,13 +376,7 @@ fn set_applies_the_proxys_own_options_at_once_and_refuses_restart_only_ones() {
 #[test]
 fn the_intercept_option_pauses_matching_flows_until_flow_resume() {
     let upstream = Upstream::start();
-    let dir = temp_dir("ctl-intercept");
-    let socket = dir.join("ctl.sock");
-    let proxy = Proxy::builder()
-        .reverse(upstream.addr)
-        .set("control", socket.to_str().unwrap())
-        .start();
-    proxy.wait_for_log("control endpoint: unix:");
+    let (proxy, socket) = with_control("ctl-intercept", Proxy::builder().reverse(upstream.addr));
     assert_eq!(ctl_ok(&socket, &["set", "intercept=~u /held"]), "");
     let bad = ctl_err(&socket, &["set", "intercept=~nonsense"]);
     assert!(bad.contains("intercept: "), "{bad}");
@@ -416,16 +412,15 @@ fn the_intercept_option_pauses_matching_flows_until_flow_resume() {
 #[test]
 fn configure_sees_every_option_at_start_and_the_changed_ones_after_set() {
     let upstream = Upstream::start();
-    let dir = temp_dir("ctl-configure");
-    let socket = dir.join("ctl.sock");
-    let proxy = Proxy::builder()
-        .reverse(upstream.addr)
-        .plugin(&plugin("event-log"))
-        .set("control", socket.to_str().unwrap())
-        .start();
+    let (proxy, socket) = with_control(
+        "ctl-configure",
+        Proxy::builder()
+            .reverse(upstream.addr)
+            .plugin(&plugin("event-log")),
+    );
     let first = proxy.wait_for_log("event configure ");
     assert!(first.contains("options (listen_port: true)"), "{first}");
-    proxy.wait_for_log("control endpoint: unix:");
+    let dir = socket.parent().unwrap();
     assert_eq!(
         ctl_ok(&socket, &["set", "connect_timeout=4", "body_size_limit=2m"]),
         ""
@@ -449,15 +444,13 @@ fn configure_sees_every_option_at_start_and_the_changed_ones_after_set() {
 #[test]
 fn a_value_an_addon_refuses_at_run_time_is_undone_everywhere() {
     let upstream = Upstream::start();
-    let dir = temp_dir("ctl-refuse");
-    let socket = dir.join("ctl.sock");
-    let proxy = Proxy::builder()
-        .reverse(upstream.addr)
-        .plugin(&plugin("options-configure"))
-        .set("control", socket.to_str().unwrap())
-        .set("addheader", "42")
-        .start();
-    proxy.wait_for_log("control endpoint: unix:");
+    let (proxy, socket) = with_control(
+        "ctl-refuse",
+        Proxy::builder()
+            .reverse(upstream.addr)
+            .plugin(&plugin("options-configure"))
+            .set("addheader", "42"),
+    );
     let refused = ctl_err(&socket, &["set", "addheader=101"]);
     assert!(refused.contains("addheader must be <= 100"), "{refused}");
     let reply = Connection::open(proxy.addr)

@@ -38,32 +38,24 @@ fn an_addon_written_from_the_readme_builds_outside_the_workspace_and_loads() {
     // Same dependency versions and build folder as the workspace: only the new crate compiles.
     std::fs::copy(workspace.join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
     let target = workspace.join("target");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let output = Command::new(cargo)
-        .args(["build", "--quiet"])
-        .env("CARGO_TARGET_DIR", &target)
-        .current_dir(&crate_dir)
-        .output()
-        .expect("run cargo");
-    assert!(
-        output.status.success(),
-        "the README's addon does not build:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let cargo = |command: &str, what: &str| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let output = Command::new(cargo)
+            .args([command, "--quiet"])
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(&crate_dir)
+            .output()
+            .expect("run cargo");
+        assert!(
+            output.status.success(),
+            "the README's addon {what}:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    cargo("build", "does not build");
     // Its own test, written with the README's testing helpers, passes.
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let output = Command::new(cargo)
-        .args(["test", "--quiet"])
-        .env("CARGO_TARGET_DIR", &target)
-        .current_dir(&crate_dir)
-        .output()
-        .expect("run cargo");
-    assert!(
-        output.status.success(),
-        "the README's addon test fails:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    cargo("test", "test fails");
     let library = target.join("debug").join(format!(
         "{}my_addon{}",
         std::env::consts::DLL_PREFIX,

@@ -333,19 +333,7 @@ impl Proxy {
 
     /// Waits for the process to exit on its own.
     pub fn wait_for_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                std::thread::sleep(Duration::from_millis(100));
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "interpose did not exit on its own within {WAIT:?}; log:\n{}",
-                self.dump()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.wait_exit("on its own")
     }
 
     /// Sends SIGTERM and waits for the process to exit.
@@ -353,6 +341,12 @@ impl Proxy {
         let pid = self.child.id() as i32;
         // SAFETY: plain FFI call with a pid we own and a valid signal number.
         unsafe { libc::kill(pid, libc::SIGTERM) };
+        self.wait_exit("after SIGTERM")
+    }
+
+    /// Waits for the process to exit, failing the test after `WAIT` (`when` says what was
+    /// expected to end it).
+    fn wait_exit(&mut self, when: &str) -> ExitStatus {
         let deadline = Instant::now() + WAIT;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -362,7 +356,7 @@ impl Proxy {
             }
             assert!(
                 Instant::now() < deadline,
-                "interpose did not exit within {WAIT:?} of SIGTERM; log:\n{}",
+                "interpose did not exit {when} within {WAIT:?}; log:\n{}",
                 self.dump()
             );
             std::thread::sleep(Duration::from_millis(20));
