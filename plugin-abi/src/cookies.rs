@@ -105,26 +105,12 @@ impl CookieAttrs {
     ///
     /// See the example on [`CookieAttrs::get_all`].
     pub fn set_all(&mut self, name: &str, values: impl IntoIterator<Item = Option<String>>) {
-        let mut values = values.into_iter();
-        let mut i = 0;
-        while i < self.fields.len() {
-            if self.fields[i].0.eq_ignore_ascii_case(name) {
-                match values.next() {
-                    Some(value) => {
-                        self.fields[i].1 = value;
-                        i += 1;
-                    }
-                    None => {
-                        self.fields.remove(i);
-                    }
-                }
-            } else {
-                i += 1;
-            }
-        }
-        for value in values {
-            self.fields.push((name.to_string(), value));
-        }
+        crate::multidict::set_all_fields(
+            &mut self.fields,
+            |n| n.eq_ignore_ascii_case(name),
+            || name.to_string(),
+            values,
+        );
     }
 
     /// Adds an attribute at the end, keeping others of the same name.

@@ -237,26 +237,7 @@ impl<K: Eq, V> MultiDict<K, V> {
         K: Clone,
     {
         let key = key.into();
-        let mut values = values.into_iter();
-        let mut i = 0;
-        while i < self.fields.len() {
-            if self.fields[i].0 == key {
-                match values.next() {
-                    Some(value) => {
-                        self.fields[i].1 = value;
-                        i += 1;
-                    }
-                    None => {
-                        self.fields.remove(i);
-                    }
-                }
-            } else {
-                i += 1;
-            }
-        }
-        for value in values {
-            self.fields.push((key.clone(), value));
-        }
+        set_all_fields(&mut self.fields, |k| *k == key, || key.clone(), values);
     }
 
     /// Removes every pair of `key`; returns how many there were (mitmproxy's `del d[key]`).
@@ -381,4 +362,32 @@ mod tests {
         d.set("k", "w");
         assert_eq!(d.get(&b"k"[..]).map(Vec::as_slice), Some(&b"w"[..]));
     }
+}
+
+/// mitmproxy's `set_all` on a list of pairs: the pairs whose key `is_key` take `values` in
+/// order, in place; pairs left over are removed, values left over appended with `key()`.
+pub(crate) fn set_all_fields<K, V>(
+    fields: &mut Vec<(K, V)>,
+    is_key: impl Fn(&K) -> bool,
+    key: impl Fn() -> K,
+    values: impl IntoIterator<Item = V>,
+) {
+    let mut values = values.into_iter();
+    let mut i = 0;
+    while i < fields.len() {
+        if is_key(&fields[i].0) {
+            match values.next() {
+                Some(value) => {
+                    fields[i].1 = value;
+                    i += 1;
+                }
+                None => {
+                    fields.remove(i);
+                }
+            }
+        } else {
+            i += 1;
+        }
+    }
+    fields.extend(values.map(|value| (key(), value)));
 }
