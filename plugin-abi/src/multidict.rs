@@ -304,6 +304,34 @@ impl<'a, K, V> IntoIterator for &'a MultiDict<K, V> {
     }
 }
 
+/// mitmproxy's `set_all` on a list of pairs: the pairs whose key `is_key` take `values` in
+/// order, in place; pairs left over are removed, values left over appended with `key()`.
+pub(crate) fn set_all_fields<K, V>(
+    fields: &mut Vec<(K, V)>,
+    is_key: impl Fn(&K) -> bool,
+    key: impl Fn() -> K,
+    values: impl IntoIterator<Item = V>,
+) {
+    let mut values = values.into_iter();
+    let mut i = 0;
+    while i < fields.len() {
+        if is_key(&fields[i].0) {
+            match values.next() {
+                Some(value) => {
+                    fields[i].1 = value;
+                    i += 1;
+                }
+                None => {
+                    fields.remove(i);
+                }
+            }
+        } else {
+            i += 1;
+        }
+    }
+    fields.extend(values.map(|value| (key(), value)));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,32 +390,4 @@ mod tests {
         d.set("k", "w");
         assert_eq!(d.get(&b"k"[..]).map(Vec::as_slice), Some(&b"w"[..]));
     }
-}
-
-/// mitmproxy's `set_all` on a list of pairs: the pairs whose key `is_key` take `values` in
-/// order, in place; pairs left over are removed, values left over appended with `key()`.
-pub(crate) fn set_all_fields<K, V>(
-    fields: &mut Vec<(K, V)>,
-    is_key: impl Fn(&K) -> bool,
-    key: impl Fn() -> K,
-    values: impl IntoIterator<Item = V>,
-) {
-    let mut values = values.into_iter();
-    let mut i = 0;
-    while i < fields.len() {
-        if is_key(&fields[i].0) {
-            match values.next() {
-                Some(value) => {
-                    fields[i].1 = value;
-                    i += 1;
-                }
-                None => {
-                    fields.remove(i);
-                }
-            }
-        } else {
-            i += 1;
-        }
-    }
-    fields.extend(values.map(|value| (key(), value)));
 }
