@@ -467,3 +467,41 @@ fn a_value_an_addon_refuses_at_run_time_is_undone_everywhere() {
         .unwrap();
     assert_eq!(reply.header("addheader"), Some("7"));
 }
+
+#[test]
+fn the_dump_output_follows_its_options_while_the_proxy_runs() {
+    let upstream = Upstream::start();
+    let (proxy, socket) = with_control("ctl-dump", Proxy::builder().reverse(upstream.addr));
+    let get = |path: &str| {
+        let reply = Connection::open(proxy.addr).send("GET", path, &[], b"");
+        assert_eq!(reply.unwrap().status, 200);
+    };
+    get("/shown-1");
+    proxy.wait_for_log("GET http://");
+    assert_eq!(ctl_ok(&socket, &["set", "flow_detail=0"]), "");
+    get("/hidden");
+    assert_eq!(
+        ctl_ok(
+            &socket,
+            &["set", "flow_detail=1", "dumper_filter=~u /shown"]
+        ),
+        ""
+    );
+    get("/filtered-out");
+    get("/shown-2");
+    proxy.wait_for_log("/shown-2");
+    let refused = ctl_err(&socket, &["set", "flow_detail=7"]);
+    assert!(
+        refused.contains("flow_detail: expected an integer from 0 to 4"),
+        "{refused}"
+    );
+    get("/shown-3");
+    proxy.wait_for_log("/shown-3");
+    assert!(proxy.lines_with("/hidden").is_empty(), "{}", proxy.dump());
+    assert!(
+        proxy.lines_with("/filtered-out").is_empty(),
+        "{}",
+        proxy.dump()
+    );
+    assert_eq!(proxy.lines_with("/shown-1").len(), 1);
+}

@@ -6,14 +6,16 @@
 //! Host header in URLs. Colours only when stdout is a terminal.
 //!
 //! Lines are written by a thread of the addon's own, so a slow terminal never holds up a
-//! flow; if it falls too far behind, flows are skipped and the count is printed.
+//! flow; if it falls too far behind, flows are skipped and the count is printed. The options
+//! may change while the proxy runs (`interpose ctl set flow_detail=2`): the next flow is
+//! shown with them.
 
 pub mod format;
 pub mod output;
 
 use std::{
     io::IsTerminal,
-    sync::{OnceLock, RwLock},
+    sync::{Arc, OnceLock, RwLock},
 };
 
 use interpose_plugin_abi::{prelude::*, Filter};
@@ -21,17 +23,20 @@ use interpose_plugin_abi::{prelude::*, Filter};
 pub use format::Style;
 use output::Output;
 
-/// What `running` configured: the style, the filter and the writer.
-struct Configured {
+/// What the options say about the output: the style and the filter. Rebuilt when they change.
+struct View {
     style: Style,
     filter: Option<Filter>,
-    output: Output,
 }
 
 /// Prints flows as mitmdump does.
 #[derive(Default)]
 pub struct Dumper {
-    configured: OnceLock<Configured>,
+    /// The writer, started on first use.
+    output: OnceLock<(Output, bool)>,
+    /// The current view of the options (`flow_detail`, `dumper_filter`, `showhost`,
+    /// `content_view_lines_cutoff`), read per flow and replaced by `configure`.
+    view: RwLock<Option<Arc<View>>>,
     /// A writer to use instead of stdout (tests).
     sink: RwLock<Option<Box<dyn std::io::Write + Send + Sync>>>,
 }
@@ -40,63 +45,83 @@ impl Dumper {
     /// A dumper writing to `sink` instead of stdout.
     pub fn with_sink(sink: Box<dyn std::io::Write + Send + Sync>) -> Self {
         Dumper {
-            configured: OnceLock::new(),
             sink: RwLock::new(Some(sink)),
+            ..Dumper::default()
         }
     }
 
-    /// Reads the options (once): `flow_detail`, `dumper_filter`, `showhost`,
-    /// `content_view_lines_cutoff`.
-    fn settings(&self, ctx: &Context) -> &Configured {
-        self.configured.get_or_init(|| {
-            let number = |name: &str| ctx.option(name).and_then(|v| v.parse::<usize>().ok());
-            let detail = number("flow_detail").unwrap_or(1).min(4) as u8;
-            let filter = ctx.filter_option("dumper_filter").unwrap_or_else(|e| {
-                error!(ctx, "{e}");
-                None
-            });
+    /// The writer and whether it takes colours (a terminal), started on first use.
+    fn output(&self) -> &(Output, bool) {
+        self.output.get_or_init(|| {
             let sink = self.sink.write().ok().and_then(|mut s| s.take());
             let (sink, colour): (Box<dyn std::io::Write + Send>, bool) = match sink {
                 Some(sink) => (sink, false),
                 None => (Box::new(std::io::stdout()), std::io::stdout().is_terminal()),
             };
-            let width = std::env::var("COLUMNS")
-                .ok()
-                .and_then(|w| w.parse::<usize>().ok())
-                .unwrap_or(80);
-            let style = Style {
-                detail,
-                showhost: ctx.option("showhost").as_deref() == Some("true"),
-                cutoff: number("content_view_lines_cutoff").unwrap_or(512),
-                colour,
-                url_limit: width.saturating_sub(25).max(50),
-            };
-            Configured {
-                style,
-                filter,
-                output: Output::start(sink),
-            }
+            (Output::start(sink), colour)
         })
     }
 
+    /// Builds the view from the current options.
+    fn build_view(&self, ctx: &Context) -> Arc<View> {
+        let number = |name: &str| ctx.option(name).and_then(|v| v.parse::<usize>().ok());
+        let detail = number("flow_detail").unwrap_or(1).min(4) as u8;
+        let filter = ctx.filter_option("dumper_filter").unwrap_or_else(|e| {
+            error!(ctx, "{e}");
+            None
+        });
+        let width = std::env::var("COLUMNS")
+            .ok()
+            .and_then(|w| w.parse::<usize>().ok())
+            .unwrap_or(80);
+        let style = Style {
+            detail,
+            showhost: ctx.option("showhost").as_deref() == Some("true"),
+            cutoff: number("content_view_lines_cutoff").unwrap_or(512),
+            colour: self.output().1,
+            url_limit: width.saturating_sub(25).max(50),
+        };
+        Arc::new(View { style, filter })
+    }
+
+    /// The current view, built from the options on first use.
+    fn view(&self, ctx: &Context) -> Arc<View> {
+        if let Some(view) = self.view.read().ok().and_then(|v| v.clone()) {
+            return view;
+        }
+        let view = self.build_view(ctx);
+        if let Ok(mut slot) = self.view.write() {
+            *slot = Some(Arc::clone(&view));
+        }
+        view
+    }
+
     fn echo(&self, ctx: &Context, flow: &HttpFlow) {
-        let configured = self.settings(ctx);
-        if configured.style.detail == 0 {
+        let view = self.view(ctx);
+        if view.style.detail == 0 {
             return;
         }
-        if let Some(filter) = &configured.filter {
+        if let Some(filter) = &view.filter {
             if !filter.matches(flow) {
                 return;
             }
         }
         let mut text = String::with_capacity(160);
-        format::write_flow(&mut text, &configured.style, flow);
+        format::write_flow(&mut text, &view.style, flow);
         // Only flows read from a file carry messages (live WebSocket traffic is relayed
         // without events for now).
-        format::write_websocket(&mut text, &configured.style, flow);
-        configured.output.send(text);
+        format::write_websocket(&mut text, &view.style, flow);
+        self.output().0.send(text);
     }
 }
+
+/// The options the dumper's view is made of.
+const VIEW_OPTIONS: [&str; 4] = [
+    "flow_detail",
+    "dumper_filter",
+    "showhost",
+    "content_view_lines_cutoff",
+];
 
 #[addon]
 impl Addon for Dumper {
@@ -142,10 +167,18 @@ impl Addon for Dumper {
                 data.reject(why);
             }
         }
+        // At startup and whenever one changes (`interpose ctl set flow_detail=2`), the next
+        // flow is shown with the new options.
+        if data.rejection().is_none() && VIEW_OPTIONS.iter().any(|name| data.contains(name)) {
+            let view = self.build_view(ctx);
+            if let Ok(mut slot) = self.view.write() {
+                *slot = Some(view);
+            }
+        }
     }
 
     fn running(&self, ctx: &Context) {
-        self.settings(ctx);
+        self.view(ctx);
     }
 
     fn response(&self, ctx: &Context, flow: &mut HttpFlow) {
@@ -157,9 +190,9 @@ impl Addon for Dumper {
     }
 
     fn done(&self, ctx: &Context) {
-        if let Some(configured) = self.configured.get() {
-            configured.output.flush();
-            let skipped = configured.output.skipped();
+        if let Some((output, _)) = self.output.get() {
+            output.flush();
+            let skipped = output.skipped();
             if skipped > 0 {
                 warn!(
                     ctx,
