@@ -505,3 +505,40 @@ fn the_dump_output_follows_its_options_while_the_proxy_runs() {
     );
     assert_eq!(proxy.lines_with("/shown-1").len(), 1);
 }
+
+#[test]
+fn changing_save_stream_file_while_the_proxy_runs_moves_to_the_new_file() {
+    let upstream = Upstream::start();
+    let dir = temp_dir("ctl-save");
+    let (first, second) = (dir.join("first.mitm"), dir.join("second.mitm"));
+    let (mut proxy, socket) = with_control(
+        "ctl-save-socket",
+        Proxy::builder().reverse(upstream.addr).args([
+            "--flow-detail",
+            "0",
+            "-w",
+            first.to_str().unwrap(),
+        ]),
+    );
+    let get = |path: &str| {
+        let reply = Connection::open(proxy.addr).send("GET", path, &[], b"");
+        assert_eq!(reply.unwrap().status, 200);
+    };
+    get("/one");
+    get("/two");
+    let spec = format!("save_stream_file={}", second.display());
+    assert_eq!(ctl_ok(&socket, &["set", &spec]), "");
+    get("/three");
+    assert!(proxy.terminate().success(), "{}", proxy.dump());
+    let paths = |file: &Path| -> Vec<String> {
+        interpose::capture::flowfile::FlowReader::new(std::fs::File::open(file).unwrap())
+            .map(|flow| flow.expect("a readable flow").request.path().to_string())
+            .collect()
+    };
+    assert_eq!(
+        paths(&first),
+        ["/one", "/two"],
+        "the first file was written out and closed"
+    );
+    assert_eq!(paths(&second), ["/three"]);
+}

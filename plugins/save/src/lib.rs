@@ -18,7 +18,7 @@ use std::{
     cell::RefCell,
     sync::{
         atomic::{AtomicU64, Ordering},
-        OnceLock, RwLock,
+        Arc, OnceLock, RwLock,
     },
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -43,7 +43,12 @@ struct Stream {
 /// Streams finished flows to a flow file.
 #[derive(Default)]
 pub struct Save {
-    stream: OnceLock<Option<Stream>>,
+    /// The file being written (none without `save_stream_file`). Flows hold the read side
+    /// while they are queued, so that `configure` (the write side) switches files between
+    /// flows, never during one.
+    stream: RwLock<Option<Arc<Stream>>>,
+    /// Whether the options were read (once the proxy runs).
+    started: OnceLock<()>,
     /// Waits reported so far (to log new ones once a second at most).
     reported_waits: AtomicU64,
     /// When the last report was logged (seconds since the epoch).
@@ -63,37 +68,55 @@ fn formatted_at(pattern: &str, secs: u64) -> String {
 }
 
 impl Save {
-    fn stream(&self, ctx: &Context) -> Option<&Stream> {
-        self.stream
-            .get_or_init(|| {
-                let spec = ctx.option("save_stream_file")?;
-                let filter = ctx
-                    .filter_option("save_stream_filter")
-                    .map_err(|e| error!(ctx, "{e}; no flows are saved"))
-                    .ok()?;
-                let pattern = path::is_pattern(&spec).then(|| spec.clone());
-                let secs = now_secs();
-                let first = match &pattern {
-                    Some(pattern) => formatted_at(pattern, secs),
-                    None => spec.clone(),
-                };
-                match Writer::open(&first) {
-                    Ok(writer) => Some(Stream {
-                        current: RwLock::new((writer, first)),
-                        pattern,
-                        checked: AtomicU64::new(secs),
-                        filter,
-                    }),
-                    Err(e) => {
-                        error!(
-                            ctx,
-                            "cannot open {first} to save flows: {e}; no flows are saved"
-                        );
-                        None
-                    }
-                }
-            })
-            .as_ref()
+    /// Opens the file the options name, if they name one.
+    fn open(ctx: &Context) -> Option<Arc<Stream>> {
+        let spec = ctx.option("save_stream_file").filter(|s| !s.is_empty())?;
+        let filter = ctx
+            .filter_option("save_stream_filter")
+            .map_err(|e| error!(ctx, "{e}; no flows are saved"))
+            .ok()?;
+        let pattern = path::is_pattern(&spec).then(|| spec.clone());
+        let secs = now_secs();
+        let first = match &pattern {
+            Some(pattern) => formatted_at(pattern, secs),
+            None => spec.clone(),
+        };
+        match Writer::open(&first) {
+            Ok(writer) => Some(Arc::new(Stream {
+                current: RwLock::new((writer, first)),
+                pattern,
+                checked: AtomicU64::new(secs),
+                filter,
+            })),
+            Err(e) => {
+                error!(
+                    ctx,
+                    "cannot open {first} to save flows: {e}; no flows are saved"
+                );
+                None
+            }
+        }
+    }
+
+    /// Opens the file on first use.
+    fn start(&self, ctx: &Context) {
+        self.started.get_or_init(|| {
+            let stream = Save::open(ctx);
+            *self.stream.write().unwrap_or_else(|e| e.into_inner()) = stream;
+        });
+    }
+
+    /// Writes out and closes the current file, if any, and puts `next` in its place.
+    fn switch(&self, ctx: &Context, next: Option<Arc<Stream>>) {
+        let old = std::mem::replace(
+            &mut *self.stream.write().unwrap_or_else(|e| e.into_inner()),
+            next,
+        );
+        if let Some(old) = old {
+            let current = read(&old.current);
+            let counters = current.0.close();
+            report_closed(ctx, &current.0, &counters);
+        }
     }
 
     /// Moves to the file the pattern names now, if that is another file: the old one is
@@ -136,7 +159,9 @@ impl Save {
     }
 
     fn save(&self, ctx: &Context, flow: &HttpFlow) {
-        let Some(stream) = self.stream(ctx) else {
+        self.start(ctx);
+        let slot = read(&self.stream);
+        let Some(stream) = slot.as_deref() else {
             return;
         };
         if stream.filter.as_ref().is_some_and(|f| !f.matches(flow)) {
@@ -244,12 +269,19 @@ impl Addon for Save {
         if data.contains("save_stream_filter") {
             if let Err(why) = ctx.filter_option("save_stream_filter") {
                 data.reject(why);
+                return;
             }
+        }
+        // Changed while the proxy runs: the current file is written out and closed, and the
+        // new one (if any) opened, as mitmproxy does.
+        let changed = data.contains("save_stream_file") || data.contains("save_stream_filter");
+        if changed && self.started.get().is_some() {
+            self.switch(ctx, Save::open(ctx));
         }
     }
 
     fn running(&self, ctx: &Context) {
-        self.stream(ctx);
+        self.start(ctx);
     }
 
     fn response(&self, ctx: &Context, flow: &mut HttpFlow) {
@@ -261,12 +293,7 @@ impl Addon for Save {
     }
 
     fn done(&self, ctx: &Context) {
-        let Some(Some(stream)) = self.stream.get() else {
-            return;
-        };
-        let current = read(&stream.current);
-        let counters = current.0.close();
-        report_closed(ctx, &current.0, &counters);
+        self.switch(ctx, None);
     }
 }
 

@@ -6,7 +6,10 @@
 //! As in mitmproxy, entries are held in memory until exit (a HAR file is one JSON document);
 //! for long captures use `save_stream_file`, which streams.
 
-use std::{io::Write, sync::Mutex, sync::OnceLock};
+use std::{
+    io::Write,
+    sync::{Arc, Mutex, OnceLock, RwLock},
+};
 
 use interpose_plugin_abi::{prelude::*, CaptureFormat, Filter};
 
@@ -19,22 +22,35 @@ struct Target {
 /// Collects HAR entries and writes the file at exit.
 #[derive(Default)]
 pub struct SaveHar {
-    target: OnceLock<Option<Target>>,
+    /// Where the HAR goes (none without `hardump`); replaced when the options change.
+    target: RwLock<Option<Arc<Target>>>,
+    /// Whether the options were read (once the proxy runs).
+    started: OnceLock<()>,
     entries: Mutex<Vec<Vec<u8>>>,
 }
 
 impl SaveHar {
-    fn target(&self, ctx: &Context) -> Option<&Target> {
+    /// The target the options name now, if they name one.
+    fn read_target(ctx: &Context) -> Option<Arc<Target>> {
+        let path = ctx.option("hardump").filter(|p| !p.is_empty())?;
+        let filter = ctx
+            .filter_option("save_stream_filter")
+            .map_err(|e| error!(ctx, "{e}; no HAR is written"))
+            .ok()?;
+        Some(Arc::new(Target { path, filter }))
+    }
+
+    fn set_target(&self, target: Option<Arc<Target>>) {
+        *self.target.write().unwrap_or_else(|e| e.into_inner()) = target;
+    }
+
+    fn target(&self, ctx: &Context) -> Option<Arc<Target>> {
+        self.started
+            .get_or_init(|| self.set_target(SaveHar::read_target(ctx)));
         self.target
-            .get_or_init(|| {
-                let path = ctx.option("hardump").filter(|p| !p.is_empty())?;
-                let filter = ctx
-                    .filter_option("save_stream_filter")
-                    .map_err(|e| error!(ctx, "{e}; no HAR is written"))
-                    .ok()?;
-                Some(Target { path, filter })
-            })
-            .as_ref()
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn collect(&self, ctx: &Context, flow: &HttpFlow) {
@@ -97,6 +113,15 @@ impl Addon for SaveHar {
         );
     }
 
+    fn configure(&self, ctx: &Context, data: &mut ConfigureData) {
+        // Changed while the proxy runs: later flows go by the new filter, and the file is
+        // written where `hardump` says at exit.
+        let changed = data.contains("hardump") || data.contains("save_stream_filter");
+        if changed && self.started.get().is_some() {
+            self.set_target(SaveHar::read_target(ctx));
+        }
+    }
+
     fn running(&self, ctx: &Context) {
         self.target(ctx);
     }
@@ -110,7 +135,10 @@ impl Addon for SaveHar {
     }
 
     fn done(&self, ctx: &Context) {
-        let Some(Some(target)) = self.target.get() else {
+        if self.started.get().is_none() {
+            return;
+        }
+        let Some(target) = self.target(ctx) else {
             return;
         };
         let entries = std::mem::take(&mut *self.entries.lock().unwrap_or_else(|e| e.into_inner()));
