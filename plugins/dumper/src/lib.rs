@@ -15,7 +15,10 @@ pub mod output;
 
 use std::{
     io::IsTerminal,
-    sync::{Arc, OnceLock, RwLock},
+    sync::{
+        atomic::{AtomicU8, Ordering},
+        Arc, OnceLock, RwLock,
+    },
 };
 
 use interpose_plugin_abi::{prelude::*, Filter};
@@ -30,16 +33,32 @@ struct View {
 }
 
 /// Prints flows as mitmdump does.
-#[derive(Default)]
 pub struct Dumper {
     /// The writer, started on first use.
     output: OnceLock<(Output, bool)>,
     /// The current view of the options (`flow_detail`, `dumper_filter`, `showhost`,
     /// `content_view_lines_cutoff`), read per flow and replaced by `configure`.
     view: RwLock<Option<Arc<View>>>,
+    /// The view's `flow_detail` (5 before there is a view): with 0 (`-q`), flows return at
+    /// once, without touching the lock.
+    detail: AtomicU8,
     /// A writer to use instead of stdout (tests).
     sink: RwLock<Option<Box<dyn std::io::Write + Send + Sync>>>,
 }
+
+impl Default for Dumper {
+    fn default() -> Self {
+        Dumper {
+            output: OnceLock::new(),
+            view: RwLock::new(None),
+            detail: AtomicU8::new(NO_VIEW),
+            sink: RwLock::new(None),
+        }
+    }
+}
+
+/// `Dumper::detail` before there is a view.
+const NO_VIEW: u8 = 5;
 
 impl Dumper {
     /// A dumper writing to `sink` instead of stdout.
@@ -47,6 +66,14 @@ impl Dumper {
         Dumper {
             sink: RwLock::new(Some(sink)),
             ..Dumper::default()
+        }
+    }
+
+    /// Makes `view` the current one.
+    fn set_view(&self, view: Arc<View>) {
+        self.detail.store(view.style.detail, Ordering::Relaxed);
+        if let Ok(mut slot) = self.view.write() {
+            *slot = Some(view);
         }
     }
 
@@ -90,13 +117,14 @@ impl Dumper {
             return view;
         }
         let view = self.build_view(ctx);
-        if let Ok(mut slot) = self.view.write() {
-            *slot = Some(Arc::clone(&view));
-        }
+        self.set_view(Arc::clone(&view));
         view
     }
 
     fn echo(&self, ctx: &Context, flow: &HttpFlow) {
+        if self.detail.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         let view = self.view(ctx);
         if view.style.detail == 0 {
             return;
@@ -170,10 +198,7 @@ impl Addon for Dumper {
         // At startup and whenever one changes (`interpose ctl set flow_detail=2`), the next
         // flow is shown with the new options.
         if data.rejection().is_none() && VIEW_OPTIONS.iter().any(|name| data.contains(name)) {
-            let view = self.build_view(ctx);
-            if let Ok(mut slot) = self.view.write() {
-                *slot = Some(view);
-            }
+            self.set_view(self.build_view(ctx));
         }
     }
 
