@@ -90,6 +90,14 @@ pub struct Cli {
     #[arg(long = "showhost")]
     pub showhost: bool,
 
+    /// Strip the request headers that let servers answer 304 Not Modified (anticache).
+    #[arg(long = "anticache")]
+    pub anticache: bool,
+
+    /// Ask servers for uncompressed responses (anticomp).
+    #[arg(long = "anticomp")]
+    pub anticomp: bool,
+
     /// Save every finished flow to PATH in mitmproxy's flow format (+PATH appends).
     #[arg(short = 'w', long = "save-stream-file", value_name = "PATH")]
     pub save_stream_file: Option<String>,
@@ -212,6 +220,8 @@ impl Cli {
         switch(self.quiet, "flow_detail", "-q/--quiet", "0");
         switch(self.verbose, "flow_detail", "-v/--verbose", "2");
         switch(self.showhost, "showhost", "--showhost", "true");
+        switch(self.anticache, "anticache", "--anticache", "true");
+        switch(self.anticomp, "anticomp", "--anticomp", "true");
         switch(self.no_server, "server", "-n/--no-server", "false");
         CommandLine {
             set: self

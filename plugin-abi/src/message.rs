@@ -555,6 +555,36 @@ impl Request {
         self.scheme = scheme.into();
     }
 
+    /// Removes the headers that let a server answer `304 Not Modified` (`If-Modified-Since`,
+    /// `If-None-Match`), so the whole response comes back (mitmproxy's
+    /// `request.anticache()`).
+    ///
+    /// ```
+    /// # use interpose_plugin_abi::*;
+    /// let mut request = Request::make("GET", "http://example.com/", "").unwrap();
+    /// request.headers.insert("If-None-Match", "\"abc\"");
+    /// request.anticache();
+    /// assert!(!request.headers.contains("if-none-match"));
+    /// ```
+    pub fn anticache(&mut self) {
+        self.headers.remove("if-modified-since");
+        self.headers.remove("if-none-match");
+    }
+
+    /// Asks for an uncompressed response: `Accept-Encoding: identity` (mitmproxy's
+    /// `request.anticomp()`).
+    ///
+    /// ```
+    /// # use interpose_plugin_abi::*;
+    /// let mut request = Request::make("GET", "http://example.com/", "").unwrap();
+    /// request.headers.insert("Accept-Encoding", "gzip, br");
+    /// request.anticomp();
+    /// assert_eq!(request.headers.get("accept-encoding"), Some("identity"));
+    /// ```
+    pub fn anticomp(&mut self) {
+        self.headers.insert("accept-encoding", "identity");
+    }
+
     /// Sets the path and query (mitmproxy's `request.path = ...`).
     ///
     /// ```

@@ -542,3 +542,31 @@ fn changing_save_stream_file_while_the_proxy_runs_moves_to_the_new_file() {
     );
     assert_eq!(paths(&second), ["/three"]);
 }
+
+#[test]
+fn anticache_and_anticomp_from_the_command_line_and_at_run_time() {
+    let upstream = Upstream::start();
+    let (proxy, socket) = with_control(
+        "ctl-anticache",
+        Proxy::builder().reverse(upstream.addr).args(["--anticomp"]),
+    );
+    let headers = [("If-None-Match", "\"v1\""), ("Accept-Encoding", "gzip, br")];
+    let get = |path: &str| {
+        let reply = Connection::open(proxy.addr).send("GET", path, &headers, b"");
+        assert_eq!(reply.unwrap().status, 200);
+    };
+    get("/before");
+    // The issue's own example: switched on while the proxy runs.
+    assert_eq!(ctl_ok(&socket, &["set", "anticache=true"]), "");
+    get("/after");
+    let seen = upstream.seen();
+    assert_eq!(seen[0].header("if-none-match"), Some("\"v1\""));
+    assert_eq!(seen[1].header("if-none-match"), None);
+    for request in &seen {
+        assert_eq!(
+            request.header("accept-encoding"),
+            Some("identity"),
+            "--anticomp"
+        );
+    }
+}

@@ -11,7 +11,11 @@ use interpose_plugin_abi::ffi::PluginModuleRef;
 
 /// The built-in plugins whose addons run before any loaded plugin, in order.
 pub fn builtin_plugins() -> Vec<PluginModuleRef> {
-    vec![disable_h2c::interpose_plugin()]
+    vec![
+        anticache::interpose_plugin(),
+        anticomp::interpose_plugin(),
+        disable_h2c::interpose_plugin(),
+    ]
 }
 
 /// The built-in plugins whose addons run after the loaded plugins, in order: pausing flows
