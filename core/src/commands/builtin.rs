@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use interpose_plugin_abi::{CommandValue, ParamKind, Resolution};
+use interpose_plugin_abi::{CommandArgs, CommandValue, ParamKind, Resolution};
 
 use super::{add_builtin, flows, listing, Proxy};
 use crate::options::{live, Assignment, OptionStore, Origin, RawValue, Value};
@@ -37,13 +37,13 @@ pub fn register_builtins() {
         "flow.resume",
         "Resume paused flows",
         &[("flows", ParamKind::Flows)],
-        |_, args| Ok(resolve_all(&args[0], Resolution::Resume)),
+        |_, args| resolve_all(args, Resolution::Resume),
     );
     add_builtin(
         "flow.kill",
         "Kill paused flows",
         &[("flows", ParamKind::Flows)],
-        |_, args| Ok(resolve_all(&args[0], Resolution::Kill)),
+        |_, args| resolve_all(args, Resolution::Kill),
     );
     add_builtin(
         "flow.mark",
@@ -52,7 +52,7 @@ pub fn register_builtins() {
         |_, args| {
             let marker = text(&args[1]).to_string();
             let mut marked = 0;
-            for id in list(&args[0]).iter().filter_map(|id| flows::parse_id(id)) {
+            for id in CommandArgs::new(args).flows(0)? {
                 if flows::with_flow(id, |flow| flow.set_marked(marker.clone())).is_some() {
                     marked += 1;
                 }
@@ -76,14 +76,14 @@ fn text(value: &CommandValue) -> &str {
     }
 }
 
-/// Resumes or kills the flows of a flows argument; how many there were.
-fn resolve_all(ids: &CommandValue, resolution: Resolution) -> CommandValue {
-    let done = list(ids)
-        .iter()
-        .filter_map(|id| flows::parse_id(id))
+/// Resumes or kills the flows of the first (flows) argument; how many there were.
+fn resolve_all(args: &[CommandValue], resolution: Resolution) -> Result<CommandValue, String> {
+    let done = CommandArgs::new(args)
+        .flows(0)?
+        .into_iter()
         .filter(|id| flows::resolve(*id, resolution))
         .count();
-    CommandValue::Int(done as i64)
+    Ok(CommandValue::Int(done as i64))
 }
 
 /// The `set` command: `name=value` words, or one name followed by its values.

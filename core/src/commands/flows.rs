@@ -58,19 +58,6 @@ pub fn resolve(id: Uuid, resolution: Resolution) -> bool {
     }
 }
 
-/// A flow id in mitmproxy's text form.
-pub fn parse_id(text: &str) -> Option<Uuid> {
-    let hex: String = text.chars().filter(|c| *c != '-').collect();
-    if hex.len() != 32 {
-        return None;
-    }
-    let mut bytes = [0u8; 16];
-    for (i, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(Uuid(bytes))
-}
-
 /// The ids of the paused flows `spec` names (`@all`, `@marked`, `@unmarked`, a flow id, or a
 /// filter expression), as a command's flows argument.
 pub fn resolve_spec(spec: &str) -> Result<Vec<Uuid>, String> {
@@ -91,13 +78,13 @@ pub fn resolve_spec(spec: &str) -> Result<Vec<Uuid>, String> {
                 "{spec} needs a flow view, which headless Interpose has not"
             ))
         }
-        _ => match parse_id(spec) {
-            Some(id) => flows
+        _ => match spec.parse::<Uuid>() {
+            Ok(id) => flows
                 .iter()
                 .filter(|(i, _)| *i == id)
                 .map(|(i, _)| *i)
                 .collect(),
-            None => {
+            Err(_) => {
                 let filter =
                     Filter::parse(spec).map_err(|e| format!("invalid flow filter: {e}"))?;
                 keep(&|flow| filter.matches(flow))
