@@ -46,6 +46,7 @@
 use std::{
     ffi::c_void,
     panic::{catch_unwind, AssertUnwindSafe},
+    path::PathBuf,
     sync::Arc,
 };
 
@@ -332,7 +333,9 @@ pub fn parse_args(params: &[ParamKind], args: &[&str]) -> Result<Vec<CommandValu
                 }
             },
             ParamKind::Str => CommandValue::Str(args[index].into()),
-            ParamKind::Path => CommandValue::Str(expand_home(args[index]).into()),
+            ParamKind::Path => {
+                CommandValue::Str(expand_home(args[index]).to_string_lossy().as_ref().into())
+            }
             // Hosts resolve flow specifications themselves; one without flows sees none.
             ParamKind::Flows => CommandValue::StrList(Default::default()),
         };
@@ -341,13 +344,31 @@ pub fn parse_args(params: &[ParamKind], args: &[&str]) -> Result<Vec<CommandValu
     Ok(values)
 }
 
-/// `~` and `~/...` with the home folder (`HOME`, or `USERPROFILE` on Windows).
-#[doc(hidden)]
-pub fn expand_home(path: &str) -> String {
-    let home = std::env::var("HOME").or_else(|_| std::env::var("USERPROFILE"));
-    match (path, home) {
-        ("~", Ok(home)) => home,
-        (p, Ok(home)) if p.starts_with("~/") => format!("{home}{}", &p[1..]),
-        (p, _) => p.to_string(),
+/// `~` and `~/...` with the home folder (`HOME`, or `USERPROFILE` on Windows); other paths
+/// as they are. What a [`ParamKind::Path`] argument goes through, and what the proxy does
+/// with the paths of its options.
+///
+/// ```
+/// use interpose_plugin_abi::commands::expand_home;
+/// use std::path::PathBuf;
+///
+/// assert_eq!(expand_home("/tmp/a.mitm"), PathBuf::from("/tmp/a.mitm"));
+/// assert_eq!(expand_home("x/~/y"), PathBuf::from("x/~/y"));
+/// if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+///     assert_eq!(expand_home("~/a"), PathBuf::from(home).join("a"));
+/// }
+/// ```
+pub fn expand_home(path: &str) -> PathBuf {
+    let rest = match path.strip_prefix('~') {
+        Some("") => "",
+        Some(rest) if rest.starts_with(['/', std::path::MAIN_SEPARATOR]) => &rest[1..],
+        _ => return PathBuf::from(path),
+    };
+    let home = std::env::var_os("HOME")
+        .or_else(|| std::env::var_os("USERPROFILE"))
+        .filter(|home| !home.is_empty());
+    match home {
+        Some(home) => PathBuf::from(home).join(rest),
+        None => PathBuf::from(path),
     }
 }

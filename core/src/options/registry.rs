@@ -328,21 +328,9 @@ fn positive(value: &Value) -> Result<(), String> {
     }
 }
 
-/// `~` and `~/...` with the home folder; other paths as they are.
-pub fn expand_home(path: &str) -> PathBuf {
-    let rest = match path.strip_prefix('~') {
-        Some("") => "",
-        Some(rest) if rest.starts_with(['/', std::path::MAIN_SEPARATOR]) => &rest[1..],
-        _ => return PathBuf::from(path),
-    };
-    let home = std::env::var_os("HOME")
-        .or_else(|| std::env::var_os("USERPROFILE"))
-        .filter(|home| !home.is_empty());
-    match home {
-        Some(home) => PathBuf::from(home).join(rest),
-        None => PathBuf::from(path),
-    }
-}
+/// `~` and `~/...` with the home folder (the plugin ABI's, which command path arguments use
+/// too).
+pub use interpose_plugin_abi::commands::expand_home;
 
 impl OptionStore {
     /// A store with every core option at its default.

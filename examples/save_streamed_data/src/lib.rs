@@ -24,9 +24,9 @@
 //!   flow is dropped (the original also closes it in `responseheaders`, `response` and
 //!   `error`).
 
-use std::{fs::File, io::Write, path::PathBuf, sync::Arc};
+use std::{fs::File, io::Write, sync::Arc};
 
-use interpose_plugin_abi::{prelude::*, time};
+use interpose_plugin_abi::{commands::expand_home, prelude::*, time};
 
 /// The environment variable holding the pattern (mitmproxy's option `save_streamed_data`).
 pub const PATTERN_VAR: &str = "INTERPOSE_SAVE_STREAMED_DATA";
@@ -153,25 +153,13 @@ pub fn file_name(pattern: &str, flow: &HttpFlow, direction: &str) -> String {
     out
 }
 
-/// `~` or `~/...` at the start of `path` made absolute with the home folder.
-fn expand_home(path: &str) -> PathBuf {
-    let home = std::env::var_os("HOME");
-    match (path.strip_prefix('~'), home) {
-        (Some(rest), Some(home)) if rest.is_empty() || rest.starts_with('/') => {
-            let mut full = PathBuf::from(home);
-            full.push(rest.trim_start_matches('/'));
-            full
-        }
-        _ => PathBuf::from(path),
-    }
-}
-
 export_plugin!(addons = [SaveStreamedData::from_env()]);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use interpose_plugin_abi::testing::{self, TestContext};
+    use std::path::PathBuf;
 
     fn flow_at(timestamp: f64) -> HttpFlow {
         let mut flow = testing::flow_with_response();
