@@ -368,16 +368,31 @@ pub fn parse_value(
     Ok(value)
 }
 
-/// A byte count with an optional `b`/`k`/`m`/`g`/`t` suffix (powers of 1024, any case).
-fn parse_size(text: &str) -> Option<u64> {
-    let text = text.trim().to_ascii_lowercase();
-    let (digits, shift) = match text.char_indices().last()? {
-        (i, 'b') => (&text[..i], 0),
-        (i, 'k') => (&text[..i], 10),
-        (i, 'm') => (&text[..i], 20),
-        (i, 'g') => (&text[..i], 30),
-        (i, 't') => (&text[..i], 40),
-        _ => (&text[..], 0),
+/// Reads a size as mitmproxy does (`--set body_size_limit=3m`): a whole number of bytes, or a
+/// whole number followed by `b`, `k`, `m`, `g` or `t` (powers of 1024, any case). `None` if it
+/// is not one, or does not fit in 64 bits.
+///
+/// ```
+/// use interpose_plugin_abi::options::parse_size;
+///
+/// assert_eq!(parse_size("512"), Some(512));
+/// assert_eq!(parse_size("3m"), Some(3 << 20));
+/// assert_eq!(parse_size("2 K"), Some(2048));
+/// assert_eq!(parse_size("1x"), None);
+/// ```
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    if let Ok(bytes) = text.parse::<u64>() {
+        return Some(bytes);
+    }
+    let shift = match text.chars().last()?.to_ascii_lowercase() {
+        'b' => 0,
+        'k' => 10,
+        'm' => 20,
+        'g' => 30,
+        't' => 40,
+        _ => return None,
     };
-    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
+    let number = text[..text.len() - 1].trim_end().parse::<u64>().ok()?;
+    number.checked_mul(1 << shift)
 }

@@ -359,19 +359,8 @@ const SIZE_UNITS: [(char, u64); 5] = [
     ('t', 1 << 40),
 ];
 
-/// Parses a size as mitmproxy does: a whole number of bytes, or a whole number followed by one
-/// of `b`, `k`, `m`, `g`, `t` (1024-based; any case here). `None` if it is not one, or does not
-/// fit in 64 bits.
-pub fn parse_size(text: &str) -> Option<u64> {
-    let text = text.trim();
-    if let Ok(bytes) = text.parse::<u64>() {
-        return Some(bytes);
-    }
-    let unit = text.chars().last()?.to_ascii_lowercase();
-    let (_, multiplier) = SIZE_UNITS.iter().find(|(suffix, _)| *suffix == unit)?;
-    let number = text[..text.len() - 1].trim_end().parse::<u64>().ok()?;
-    number.checked_mul(*multiplier)
-}
+/// Parses a size as mitmproxy does (the plugin ABI's, which addons' size options use too).
+pub use interpose_plugin_abi::options::parse_size;
 
 /// `bytes` with the largest suffix that divides it exactly (`1m`, `1536k`, `100`).
 pub fn format_size(bytes: u64) -> String {
