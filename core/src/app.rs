@@ -59,12 +59,9 @@ impl std::error::Error for RunError {}
 pub fn run(mut store: OptionStore) -> Result<(), RunError> {
     let options = store.core_options().map_err(RunError::Options)?;
     logging::init(options.termlog_verbosity);
-    publish_options(&store);
-    commands::register_builtins();
-    let addons = Arc::new(load_addons(&options));
+    let addons = Arc::new(load_plugins(&store, &options));
     // The `set` command applies changed options to the running proxy through a clone.
     let live = LiveOptions::new(options.clone(), Arc::clone(&addons));
-    addons.lifecycle(LifecycleEvent::Load);
     // The options addons declared in `load` join the store; then the config file's keys and
     // the `--set`s that named them get their values, and every addon sees all options once.
     let declared = live::take_declared(&mut store).map_err(RunError::AddonOptions);
@@ -165,15 +162,22 @@ fn open_control(
     Ok(Some(control))
 }
 
+/// Publishes the options and the proxy's own commands, loads the addons and sends them
+/// `load` (where they declare their options and commands).
+fn load_plugins(store: &OptionStore, options: &CoreOptions) -> AddonManager {
+    publish_options(store);
+    commands::register_builtins();
+    let addons = load_addons(options);
+    addons.lifecycle(LifecycleEvent::Load);
+    addons
+}
+
 /// What `--options` prints: every option (the proxy's and those the plugins declare, which
 /// loads them, as mitmproxy's `--options` loads scripts), with its value and where the value
 /// came from.
 pub fn describe_options(mut store: OptionStore) -> Result<String, RunError> {
     let options = store.core_options().map_err(RunError::Options)?;
-    publish_options(&store);
-    commands::register_builtins();
-    let addons = load_addons(&options);
-    addons.lifecycle(LifecycleEvent::Load);
+    let addons = load_plugins(&store, &options);
     let result = live::take_declared(&mut store)
         .map_err(RunError::AddonOptions)
         .and_then(|()| store.resolve_known_pending().map_err(RunError::Options))

@@ -100,8 +100,7 @@ extern "C" fn host_add_option(ctx: &Context, decl: &OptionDecl<'_>) -> RResult<(
         .into()
 }
 
-extern "C" fn host_get_option(ctx: &Context, name: RStr<'_>, out: &mut OptionValue) -> bool {
-    let _ = ctx;
+extern "C" fn host_get_option(_ctx: &Context, name: RStr<'_>, out: &mut OptionValue) -> bool {
     match live::current().typed(name.as_str()) {
         Some(value) => {
             *out = value.clone();
