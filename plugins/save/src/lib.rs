@@ -17,7 +17,7 @@ pub mod writer;
 use std::{
     cell::RefCell,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, OnceLock, RwLock,
     },
     time::{SystemTime, UNIX_EPOCH},
@@ -49,6 +49,9 @@ pub struct Save {
     stream: RwLock<Option<Arc<Stream>>>,
     /// Whether the options were read (once the proxy runs).
     started: OnceLock<()>,
+    /// Whether there is a file: without `save_stream_file` (the default) flows return here,
+    /// before the lock.
+    active: AtomicBool,
     /// Waits reported so far (to log new ones once a second at most).
     reported_waits: AtomicU64,
     /// When the last report was logged (seconds since the epoch).
@@ -102,12 +105,14 @@ impl Save {
     fn start(&self, ctx: &Context) {
         self.started.get_or_init(|| {
             let stream = Save::open(ctx);
+            self.active.store(stream.is_some(), Ordering::Relaxed);
             *self.stream.write().unwrap_or_else(|e| e.into_inner()) = stream;
         });
     }
 
     /// Writes out and closes the current file, if any, and puts `next` in its place.
     fn switch(&self, ctx: &Context, next: Option<Arc<Stream>>) {
+        self.active.store(next.is_some(), Ordering::Relaxed);
         let old = std::mem::replace(
             &mut *self.stream.write().unwrap_or_else(|e| e.into_inner()),
             next,
@@ -160,6 +165,9 @@ impl Save {
 
     fn save(&self, ctx: &Context, flow: &HttpFlow) {
         self.start(ctx);
+        if !self.active.load(Ordering::Relaxed) {
+            return;
+        }
         let slot = read(&self.stream);
         let Some(stream) = slot.as_deref() else {
             return;

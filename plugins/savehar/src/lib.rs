@@ -8,7 +8,10 @@
 
 use std::{
     io::Write,
-    sync::{Arc, Mutex, OnceLock, RwLock},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, OnceLock, RwLock,
+    },
 };
 
 use interpose_plugin_abi::{prelude::*, CaptureFormat, Filter};
@@ -26,6 +29,9 @@ pub struct SaveHar {
     target: RwLock<Option<Arc<Target>>>,
     /// Whether the options were read (once the proxy runs).
     started: OnceLock<()>,
+    /// Whether there is a target: without `hardump` (the default) flows return here, before
+    /// the lock.
+    active: AtomicBool,
     entries: Mutex<Vec<Vec<u8>>>,
 }
 
@@ -41,6 +47,7 @@ impl SaveHar {
     }
 
     fn set_target(&self, target: Option<Arc<Target>>) {
+        self.active.store(target.is_some(), Ordering::Relaxed);
         *self.target.write().unwrap_or_else(|e| e.into_inner()) = target;
     }
 
