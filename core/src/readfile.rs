@@ -6,6 +6,7 @@
 
 use std::{fs::File, io::BufReader, path::Path};
 
+use abi_stable::std_types::ROption;
 use interpose_plugin_abi::HttpFlow;
 
 use crate::{
@@ -101,11 +102,14 @@ pub fn read_flows(
     Ok(summary)
 }
 
-/// Sends `flow` the events of its life, in order. A panicking addon under
-/// `addon_errors=fail` ends the flow's events (the manager has logged it).
+/// Sends `flow` the events of its life, in order (mitmproxy's event sequence): a WebSocket
+/// flow gets `websocket_start`, one `websocket_message` per message (the messages reappear
+/// one by one, as they arrived) and `websocket_end` instead of `error`. A panicking addon
+/// under `addon_errors=fail` ends the flow's events (the manager has logged it).
 fn replay_events(flow: &mut HttpFlow, addons: &AddonManager) {
     let has_response = flow.response.is_some();
-    let has_error = flow.error.is_some();
+    let websocket = flow.websocket.is_some();
+    let has_error = flow.error.is_some() && !websocket;
     let events = [
         (HttpEvent::RequestHeaders, true),
         (HttpEvent::Request, true),
@@ -118,4 +122,25 @@ fn replay_events(flow: &mut HttpFlow, addons: &AddonManager) {
             return;
         }
     }
+    if websocket {
+        let _ = replay_websocket(flow, addons);
+    }
+}
+
+fn replay_websocket(
+    flow: &mut HttpFlow,
+    addons: &AddonManager,
+) -> Result<(), crate::addons::AddonPanic> {
+    let ROption::RSome(ws) = &mut flow.websocket else {
+        return Ok(());
+    };
+    let messages = std::mem::take(&mut ws.messages);
+    addons.http(HttpEvent::WebsocketStart, flow)?;
+    for message in messages {
+        if let ROption::RSome(ws) = &mut flow.websocket {
+            ws.messages.push(message);
+        }
+        addons.http(HttpEvent::WebsocketMessage, flow)?;
+    }
+    addons.http(HttpEvent::WebsocketEnd, flow)
 }

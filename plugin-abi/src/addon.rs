@@ -242,7 +242,7 @@ mod tests {
             assert_eq!(Event::from_name(event.name()), Some(*event));
         }
         assert_eq!(Event::from_name("name"), None);
-        assert_eq!(Event::ALL.last(), Some(&Event::Configure));
+        assert_eq!(Event::ALL.last(), Some(&Event::WebsocketEnd));
         assert_eq!(Event::HttpConnect.name(), "http_connect");
         assert_eq!(Event::TlsClientHello.name(), "tls_clienthello");
     }

@@ -384,6 +384,45 @@ impl Context {
         }
     }
 
+    /// Sends a message on the live WebSocket flow with id `flow`, to the client (`to_client`)
+    /// or to the server, as text (`is_text`) or binary (mitmproxy's `inject.websocket`
+    /// command). The message goes through `websocket_message` like any other, marked
+    /// [`injected`](crate::flow::WebSocketMessage::injected). `Err` when the flow is not an
+    /// open WebSocket (it closed, or never was one) or has too many messages queued.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::{prelude::*, testing::{self, TestContext}};
+    ///
+    /// /// Answers "ping" with "pong" from the proxy itself.
+    /// fn websocket_message(ctx: &Context, flow: &mut HttpFlow) {
+    ///     let id = flow.id;
+    ///     let Some(message) = flow.websocket_mut().and_then(|ws| ws.last_message_mut()) else {
+    ///         return;
+    ///     };
+    ///     if message.text() == Some("ping") {
+    ///         message.drop();
+    ///         let to_client = message.from_client();
+    ///         ctx.inject_websocket(id, to_client, b"pong", true).unwrap();
+    ///     }
+    /// }
+    ///
+    /// let tctx = TestContext::new();
+    /// let mut flow = testing::websocket_flow(&[(true, "ping")]);
+    /// websocket_message(tctx.ctx(), &mut flow);
+    /// assert_eq!(tctx.injected(), [(flow.id, true, b"pong".to_vec(), true)]);
+    /// ```
+    pub fn inject_websocket(
+        &self,
+        flow: Uuid,
+        to_client: bool,
+        content: &[u8],
+        is_text: bool,
+    ) -> Result<(), String> {
+        (self.host.inject_websocket())(self, flow, to_client, RSlice::from_slice(content), is_text)
+            .into_result()
+            .map_err(RString::into_string)
+    }
+
     /// Asks the proxy to shut down, as Ctrl-C does: it stops accepting connections, ends the
     /// flows in progress, and sends `done` (mitmproxy's `ctx.master.shutdown()`).
     ///

@@ -447,6 +447,76 @@ macro_rules! for_each_event {
                 /// See the example on [`ConfigureData`](crate::ConfigureData).
                 configure, Configure, configure, Configure
             )
+            (
+                /// A flow's connection was upgraded to WebSocket (mitmproxy's
+                /// `websocket_start`): after the `101` response went to the client, before
+                /// the first message. `flow.websocket()` is the open conversation.
+                ///
+                /// See the example on [`websocket_message`](crate::Addon::websocket_message).
+                websocket_start, WebsocketStart, http, WebsocketStart
+            )
+            (
+                /// A WebSocket message arrived from the client or the server, or was injected
+                /// (mitmproxy's `websocket_message`). It is the last of
+                /// `flow.websocket().messages()`; change its content or
+                /// [`drop`](crate::flow::WebSocketMessage::drop) it before it is forwarded.
+                ///
+                /// ```
+                /// use interpose_plugin_abi::{prelude::*, testing};
+                ///
+                /// struct Censor;
+                ///
+                /// #[addon]
+                /// impl Addon for Censor {
+                ///     fn websocket_message(&self, _ctx: &Context, flow: &mut HttpFlow) {
+                ///         let Some(message) = flow.websocket_mut().and_then(|ws| ws.last_message_mut()) else {
+                ///             return;
+                ///         };
+                ///         if message.content.as_slice().starts_with(b"secret") {
+                ///             message.drop();
+                ///         } else if message.text() == Some("hi") {
+                ///             message.set_text("HI");
+                ///         }
+                ///     }
+                /// }
+                ///
+                /// let tctx = testing::TestContext::new();
+                /// let mut flow = testing::websocket_flow(&[(true, "hi")]);
+                /// Censor.websocket_message(tctx.ctx(), &mut flow);
+                /// assert_eq!(flow.websocket().unwrap().messages()[0].text(), Some("HI"));
+                ///
+                /// let mut flow = testing::websocket_flow(&[(false, "secret!")]);
+                /// Censor.websocket_message(tctx.ctx(), &mut flow);
+                /// assert!(flow.websocket().unwrap().messages()[0].dropped());
+                /// ```
+                websocket_message, WebsocketMessage, http, WebsocketMessage
+            )
+            (
+                /// A WebSocket connection ended (mitmproxy's `websocket_end`): closed by
+                /// either side (`close_code`, `close_reason`, `closed_by_client` tell how)
+                /// or broken (code 1006). This is the last event of the flow.
+                ///
+                /// ```
+                /// use interpose_plugin_abi::{prelude::*, testing};
+                ///
+                /// struct Report;
+                ///
+                /// #[addon]
+                /// impl Addon for Report {
+                ///     fn websocket_end(&self, ctx: &Context, flow: &mut HttpFlow) {
+                ///         if let Some(ws) = flow.websocket() {
+                ///             info!(ctx, "{} messages, closed with {:?}", ws.messages().len(), ws.close_code());
+                ///         }
+                ///     }
+                /// }
+                ///
+                /// let mut flow = testing::websocket_flow(&[(true, "hello")]);
+                /// let tctx = testing::TestContext::new();
+                /// Report.websocket_end(tctx.ctx(), &mut flow);
+                /// assert_eq!(tctx.messages(), ["1 messages, closed with None"]);
+                /// ```
+                websocket_end, WebsocketEnd, http, WebsocketEnd
+            )
         }
     };
 }

@@ -223,8 +223,13 @@ pub struct HostVTable {
         extern "C" fn(&Context, RStr<'_>, RSlice<'_, RStr<'_>>) -> RResult<RString, RString>,
     /// Runs the function with the flow of that id, if the proxy holds it (a paused flow), under
     /// its lock; `false` when it does not. Since 0.4.0.
-    #[sabi(last_prefix_field)]
     pub flow_with: extern "C" fn(&Context, Uuid, FlowCallback, *mut c_void) -> bool,
+    /// Queues a message for the live WebSocket flow of that id: to the client (`true`) or
+    /// to the server, text (`true`) or binary; `Err` when there is no such open WebSocket
+    /// or its queue is full. Since 0.5.0.
+    #[sabi(last_prefix_field)]
+    pub inject_websocket:
+        extern "C" fn(&Context, Uuid, bool, RSlice<'_, u8>, bool) -> RResult<(), RString>,
 }
 
 /// A command's result as it crosses the boundary.

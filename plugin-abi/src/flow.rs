@@ -1164,12 +1164,171 @@ impl fmt::Debug for Response {
     }
 }
 
+impl WebSocketMessage {
+    /// A message as a peer would send it (not dropped, not injected), received now.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::flow::{WebSocketMessage, WebSocketMessageType};
+    ///
+    /// let message = WebSocketMessage::new(WebSocketMessageType::Text, true, "hello");
+    /// assert!(message.is_text() && message.from_client());
+    /// assert_eq!(message.text(), Some("hello"));
+    /// assert!(!message.dropped() && !message.injected());
+    /// ```
+    pub fn new(type_: WebSocketMessageType, from_client: bool, content: impl Into<Body>) -> Self {
+        WebSocketMessage {
+            type_,
+            from_client,
+            content: content.into(),
+            timestamp: crate::now(),
+            dropped: false,
+            injected: false,
+        }
+    }
+
+    /// Whether it is a text message (else binary).
+    ///
+    /// See the example on [`WebSocketMessage::new`].
+    pub fn is_text(&self) -> bool {
+        self.type_ == WebSocketMessageType::Text
+    }
+
+    /// Whether the client sent it (else the server, or it goes to the client if injected).
+    ///
+    /// See the example on [`WebSocketMessage::new`].
+    pub fn from_client(&self) -> bool {
+        self.from_client
+    }
+
+    /// The payload as text, if it is valid UTF-8 (a text message always is, unless an addon
+    /// changed it).
+    ///
+    /// See the example on [`WebSocketMessage::new`].
+    pub fn text(&self) -> Option<&str> {
+        self.content.text()
+    }
+
+    /// Replaces the payload with `text`.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::flow::{WebSocketMessage, WebSocketMessageType};
+    ///
+    /// let mut message = WebSocketMessage::new(WebSocketMessageType::Text, false, "Hello world");
+    /// let changed = message.text().unwrap().replacen("Hello", "HAPPY", 1);
+    /// message.set_text(&changed);
+    /// assert_eq!(message.text(), Some("HAPPY world"));
+    /// ```
+    pub fn set_text(&mut self, text: &str) {
+        self.content = Body::from(text.as_bytes().to_vec());
+    }
+
+    /// Replaces the payload with `bytes`.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::flow::{WebSocketMessage, WebSocketMessageType};
+    ///
+    /// let mut message = WebSocketMessage::new(WebSocketMessageType::Binary, true, vec![1, 2]);
+    /// message.set_content(vec![3]);
+    /// assert_eq!(message.content.as_slice(), [3]);
+    /// ```
+    pub fn set_content(&mut self, bytes: impl Into<Body>) {
+        self.content = bytes.into();
+    }
+
+    /// Drops the message: the proxy does not forward it (mitmproxy's `message.drop()`). It
+    /// stays in the flow's messages, marked dropped.
+    ///
+    /// See the example on [`websocket_message`](crate::Addon::websocket_message).
+    pub fn drop(&mut self) {
+        self.dropped = true;
+    }
+
+    /// Whether an addon dropped it.
+    ///
+    /// See the example on [`WebSocketMessage::new`].
+    pub fn dropped(&self) -> bool {
+        self.dropped
+    }
+
+    /// Whether the proxy injected it ([`Context::inject_websocket`](crate::Context::inject_websocket)).
+    ///
+    /// See the example on [`WebSocketMessage::new`].
+    pub fn injected(&self) -> bool {
+        self.injected
+    }
+
+    /// When it was received (seconds since the Unix epoch).
+    ///
+    /// ```
+    /// use interpose_plugin_abi::flow::{WebSocketMessage, WebSocketMessageType};
+    ///
+    /// let message = WebSocketMessage::new(WebSocketMessageType::Text, true, "");
+    /// assert!(message.timestamp() > 1.6e9);
+    /// ```
+    pub fn timestamp(&self) -> f64 {
+        self.timestamp
+    }
+}
+
 impl WebSocketData {
     /// Every message so far; the newest is last.
     ///
     /// See the example on [`WebSocketData`] (and on [`WebSocketMessage`]).
     pub fn messages(&self) -> &[WebSocketMessage] {
         &self.messages
+    }
+
+    /// Every message so far, to change (a message already forwarded is not sent again).
+    ///
+    /// ```
+    /// use interpose_plugin_abi::testing;
+    ///
+    /// let mut flow = testing::websocket_flow(&[(true, "a"), (false, "b")]);
+    /// let ws = flow.websocket_mut().unwrap();
+    /// ws.messages_mut()[0].set_text("A");
+    /// assert_eq!(ws.messages()[0].text(), Some("A"));
+    /// ```
+    pub fn messages_mut(&mut self) -> &mut [WebSocketMessage] {
+        &mut self.messages
+    }
+
+    /// The newest message: in `websocket_message`, the one the event is about.
+    ///
+    /// See the example on [`websocket_message`](crate::Addon::websocket_message).
+    pub fn last_message_mut(&mut self) -> Option<&mut WebSocketMessage> {
+        self.messages.last_mut()
+    }
+
+    /// Appends a message (what the proxy does as messages arrive; a test builds a
+    /// conversation with it).
+    ///
+    /// ```
+    /// use interpose_plugin_abi::flow::{WebSocketData, WebSocketMessage, WebSocketMessageType};
+    ///
+    /// let mut ws = WebSocketData::default();
+    /// ws.push_message(WebSocketMessage::new(WebSocketMessageType::Text, true, "hi"));
+    /// assert_eq!(ws.messages().len(), 1);
+    /// ```
+    pub fn push_message(&mut self, message: WebSocketMessage) {
+        self.messages.push(message);
+    }
+
+    /// Records how the conversation closed: by which side, with which code and reason, at
+    /// which time.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::flow::WebSocketData;
+    ///
+    /// let mut ws = WebSocketData::default();
+    /// ws.set_closed(true, 1000, "bye", 1.7e9);
+    /// assert_eq!((ws.closed_by_client(), ws.close_code(), ws.close_reason()), (Some(true), Some(1000), Some("bye")));
+    /// assert_eq!(ws.timestamp_end(), Some(1.7e9));
+    /// ```
+    pub fn set_closed(&mut self, by_client: bool, code: u16, reason: &str, timestamp: f64) {
+        self.closed_by_client = ROption::RSome(by_client);
+        self.close_code = ROption::RSome(code);
+        self.close_reason = ROption::RSome(reason.into());
+        self.timestamp_end = ROption::RSome(timestamp);
     }
 
     /// Whether the client closed the connection (`None` while it is open).
@@ -1276,6 +1435,16 @@ impl HttpFlow {
     /// See the example on [`HttpFlow`] (and on [`WebSocketMessageType`]).
     pub fn websocket(&self) -> Option<&WebSocketData> {
         opt(&self.websocket)
+    }
+
+    /// The WebSocket conversation, to change (the newest message in `websocket_message`).
+    ///
+    /// See the example on [`websocket_message`](crate::Addon::websocket_message).
+    pub fn websocket_mut(&mut self) -> Option<&mut WebSocketData> {
+        match &mut self.websocket {
+            ROption::RSome(ws) => Some(ws),
+            ROption::RNone => None,
+        }
     }
 
     /// Whether the flow is paused ([`Context::intercept`](crate::Context::intercept)).

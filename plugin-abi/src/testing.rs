@@ -52,7 +52,12 @@ struct Recorder {
     declared: Mutex<Vec<Declared>>,
     commands: Mutex<Vec<TestCommand>>,
     shutdown: AtomicBool,
+    injected: Mutex<Vec<Injected>>,
 }
+
+/// A WebSocket message an addon injected on a `TestContext`: flow id, to the client, payload,
+/// text.
+type Injected = (Uuid, bool, Vec<u8>, bool);
 
 /// A command an addon registered on a `TestContext`: name, parameter types, function.
 type TestCommand = (String, Vec<ParamKind>, Arc<CommandHandler>);
@@ -206,6 +211,22 @@ extern "C" fn test_flow_with(
     false
 }
 
+extern "C" fn record_inject_websocket(
+    ctx: &Context,
+    flow: Uuid,
+    to_client: bool,
+    content: RSlice<'_, u8>,
+    is_text: bool,
+) -> RResult<(), RString> {
+    match recorder(ctx).injected.lock() {
+        Ok(mut injected) => {
+            injected.push((flow, to_client, content.to_vec(), is_text));
+            ROk(())
+        }
+        Err(_) => RErr("the test context is poisoned".into()),
+    }
+}
+
 static TEST_HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable {
     log: record_log,
     option: test_option,
@@ -223,6 +244,7 @@ static TEST_HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable {
     add_command: test_add_command,
     call_command: test_call_command,
     flow_with: test_flow_with,
+    inject_websocket: record_inject_websocket,
 });
 static ALL_LEVELS: AtomicU8 = AtomicU8::new(Level::Debug as u8);
 
@@ -263,6 +285,7 @@ impl TestContext {
             declared: Mutex::new(Vec::new()),
             commands: Mutex::new(Vec::new()),
             shutdown: AtomicBool::new(false),
+            injected: Mutex::new(Vec::new()),
         }));
         let host_data = recorder as *const Recorder as *const c_void;
         // SAFETY: the host functions accept this context from any thread, and `recorder` is
@@ -371,6 +394,18 @@ impl TestContext {
     /// See the example on [`TestContext`].
     pub fn messages(&self) -> Vec<String> {
         self.logs().into_iter().map(|(_, text)| text).collect()
+    }
+
+    /// The WebSocket messages addons injected ([`Context::inject_websocket`]), oldest first:
+    /// `(flow id, to_client, payload, is_text)`.
+    ///
+    /// See the example on [`Context::inject_websocket`].
+    pub fn injected(&self) -> Vec<(Uuid, bool, Vec<u8>, bool)> {
+        self.recorder
+            .injected
+            .lock()
+            .map(|injected| injected.clone())
+            .unwrap_or_default()
     }
 
     /// Whether an addon called [`Context::shutdown`].
@@ -576,5 +611,43 @@ pub fn flow_with_response() -> HttpFlow {
         "message",
         &[("content-type", "text/plain")],
     ));
+    flow
+}
+
+/// A live WebSocket flow (mitmproxy's `twebsocketflow`): a `GET ws://example.com/path`
+/// upgraded by a `101` response, with `messages` as `(from_client, text)`, oldest first, and
+/// the conversation still open.
+///
+/// ```
+/// use interpose_plugin_abi::testing;
+///
+/// let flow = testing::websocket_flow(&[(true, "hello"), (false, "world")]);
+/// assert_eq!(flow.response().unwrap().status_code, 101);
+/// let ws = flow.websocket().unwrap();
+/// assert_eq!(ws.messages().len(), 2);
+/// assert!(ws.messages()[0].from_client() && !ws.messages()[1].from_client());
+/// assert_eq!(ws.close_code(), None);
+/// ```
+pub fn websocket_flow(messages: &[(bool, &str)]) -> HttpFlow {
+    let mut request =
+        Request::make("GET", "http://example.com/path", "").expect("a valid built-in URL");
+    request.headers.insert("connection", "upgrade");
+    request.headers.insert("upgrade", "websocket");
+    request.headers.insert("sec-websocket-version", "13");
+    let mut flow = flow_for(request);
+    flow.set_response(Response::make(
+        101,
+        "",
+        &[("connection", "upgrade"), ("upgrade", "websocket")],
+    ));
+    let mut ws = crate::flow::WebSocketData::default();
+    for (from_client, text) in messages {
+        ws.push_message(crate::flow::WebSocketMessage::new(
+            crate::flow::WebSocketMessageType::Text,
+            *from_client,
+            text.as_bytes().to_vec(),
+        ));
+    }
+    flow.websocket = ROption::RSome(ws);
     flow
 }

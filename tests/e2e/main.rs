@@ -61,3 +61,4 @@ mod tls;
 mod tunnel;
 mod twins;
 mod twins13;
+mod websocket;

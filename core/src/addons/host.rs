@@ -92,7 +92,25 @@ static HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable {
     add_command: host_add_command,
     call_command: host_call_command,
     flow_with: host_flow_with,
+    inject_websocket: host_inject_websocket,
 });
+
+extern "C" fn host_inject_websocket(
+    _ctx: &Context,
+    id: Uuid,
+    to_client: bool,
+    content: RSlice<'_, u8>,
+    is_text: bool,
+) -> RResult<(), RString> {
+    let injection = crate::proxy::websocket::inject::Injection {
+        to_client,
+        content: content.to_vec(),
+        is_text,
+    };
+    crate::proxy::websocket::inject::inject(id, injection)
+        .map_err(RString::from)
+        .into()
+}
 
 extern "C" fn host_add_option(ctx: &Context, decl: &OptionDecl<'_>) -> RResult<(), RString> {
     live::declare(&identity(ctx).label, decl)

@@ -1,5 +1,5 @@
 //! The proxy's own commands, as mitmproxy names them: `set`, `options.save`, `commands`,
-//! `flow.resume`, `flow.kill`, `flow.mark`.
+//! `flow.resume`, `flow.kill`, `flow.mark`, `inject.websocket`.
 
 use std::fmt::Write;
 
@@ -46,6 +46,17 @@ pub fn register_builtins() {
         |_, args| resolve_all(args, Resolution::Kill),
     );
     add_builtin(
+        "inject.websocket",
+        "Send a message on open WebSocket flows, to the client (true) or the server (false); \
+         text unless the last argument is false",
+        &[
+            ("flows", ParamKind::Flows),
+            ("to_client", ParamKind::Bool),
+            ("message", ParamKind::StrList),
+        ],
+        |_, args| inject_websocket(args),
+    );
+    add_builtin(
         "flow.mark",
         "Mark paused flows (an empty marker unmarks them)",
         &[("flows", ParamKind::Flows), ("marker", ParamKind::Str)],
@@ -60,6 +71,38 @@ pub fn register_builtins() {
             Ok(CommandValue::Int(marked))
         },
     );
+}
+
+/// `inject.websocket FLOWS TO_CLIENT MESSAGE [IS_TEXT]`: sends a message on open WebSocket
+/// flows; how many took it.
+fn inject_websocket(args: &[CommandValue]) -> Result<CommandValue, String> {
+    let args = CommandArgs::new(args);
+    let to_client = args.bool(1)?;
+    let rest = args.list(2)?;
+    let (message, is_text) = match rest.as_slice() {
+        [message] => (*message, true),
+        [message, "true"] => (*message, true),
+        [message, "false"] => (*message, false),
+        [_, other] => return Err(format!("is_text must be true or false, got {other:?}")),
+        _ => return Err("usage: inject.websocket FLOWS TO_CLIENT MESSAGE [IS_TEXT]".into()),
+    };
+    let ids = args.flows(0)?;
+    if ids.is_empty() {
+        return Err("no open WebSocket flow matches".into());
+    }
+    let mut sent = 0;
+    for id in ids {
+        let injection = crate::proxy::websocket::inject::Injection {
+            to_client,
+            content: message.as_bytes().to_vec(),
+            is_text,
+        };
+        match crate::proxy::websocket::inject::inject(id, injection) {
+            Ok(()) => sent += 1,
+            Err(why) => tracing::warn!("inject.websocket: {why}"),
+        }
+    }
+    Ok(CommandValue::Int(sent))
 }
 
 fn list(value: &CommandValue) -> Vec<&str> {

@@ -1,5 +1,6 @@
 //! The flows commands can name: the paused ones (mitmproxy's intercepted flows), by id,
-//! `@all`, `@marked`, `@unmarked` or a filter expression.
+//! `@all`, `@marked`, `@unmarked` or a filter expression; and the open WebSocket flows, by id
+//! or `@all` (for `inject.websocket`).
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -59,8 +60,21 @@ pub fn resolve(id: Uuid, resolution: Resolution) -> bool {
 }
 
 /// The ids of the paused flows `spec` names (`@all`, `@marked`, `@unmarked`, a flow id, or a
-/// filter expression), as a command's flows argument.
+/// filter expression), and of the open WebSocket flows it names (`@all` or an id), as a
+/// command's flows argument.
 pub fn resolve_spec(spec: &str) -> Result<Vec<Uuid>, String> {
+    let mut ids = resolve_paused(spec)?;
+    let open = crate::proxy::websocket::inject::open_ids();
+    let named = |id: &Uuid| spec == "@all" || spec.parse::<Uuid>().is_ok_and(|s| s == *id);
+    for id in open {
+        if named(&id) && !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+fn resolve_paused(spec: &str) -> Result<Vec<Uuid>, String> {
     let flows = paused();
     let keep = |test: &dyn Fn(&HttpFlow) -> bool| -> Vec<Uuid> {
         flows

@@ -89,6 +89,8 @@ pub struct CoreOptions {
     pub ssl_insecure: bool,
     /// `http2`: offer HTTP/2 to clients inside intercepted TLS.
     pub http2: bool,
+    /// `websocket`: relay WebSocket messages through the addons (else splice the bytes).
+    pub websocket: bool,
     /// `plugins_dir`: folder of plugins loaded at startup.
     pub plugins_dir: Option<PathBuf>,
     /// `plugins`: plugin files loaded after the folder's, in order.
@@ -137,6 +139,7 @@ impl Default for CoreOptions {
             certs: Vec::new(),
             ssl_insecure: false,
             http2: true,
+            websocket: true,
             plugins_dir: None,
             plugins: Vec::new(),
             threads: None,

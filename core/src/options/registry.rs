@@ -98,6 +98,13 @@ pub fn core_specs() -> Vec<OptionSpec> {
             "Do not verify the TLS certificates of upstream servers.",
         ),
         OptionSpec::new(
+            "websocket",
+            Bool,
+            Value::Bool(true),
+            "Relay WebSocket connections message by message, with the websocket_* events; \
+             off, an upgraded connection is passed through byte for byte.",
+        ),
+        OptionSpec::new(
             "http2",
             Bool,
             Value::Bool(true),
@@ -385,6 +392,7 @@ impl OptionStore {
                 .map_err(|e| invalid("certs", e))?,
             ssl_insecure: self.get("ssl_insecure").and_then(Value::as_bool) == Some(true),
             http2: self.get("http2").and_then(Value::as_bool) != Some(false),
+            websocket: self.get("websocket").and_then(Value::as_bool) != Some(false),
             plugins_dir: Some(plugins_dir),
             plugins: self
                 .list("plugins")

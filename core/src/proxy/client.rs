@@ -24,7 +24,7 @@ use super::{
     messages::{request_from_head, wire_version, Destination},
     tracker::TrackerGuard,
     upstream::ClientPool,
-    Shared,
+    websocket, Shared,
 };
 use crate::addons::ClientEvent;
 
@@ -275,6 +275,20 @@ pub async fn serve_http1<S: AsyncRead + AsyncWrite + Unpin + Send>(
             }
             Outcome::Upgrade(mut server) => {
                 splice(&mut conn, &mut server).await;
+                return Handoff::Done;
+            }
+            Outcome::WebSocket(mut server, flow, extensions) => {
+                let server_io = &mut server.io;
+                websocket::relay(
+                    shared,
+                    flow,
+                    extensions,
+                    &mut conn.io,
+                    &mut conn.buf,
+                    &mut server_io.io,
+                    &mut server_io.buf,
+                )
+                .await;
                 return Handoff::Done;
             }
         }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use abi_stable::std_types::{RArc, ROption};
 use bytes::{Bytes, BytesMut};
 use interpose_plugin_abi::{
-    now, Address, Client, Connection, ErrorKind, Headers, HostPort, HttpFlow, Request, Response,
-    Server, ServerConnectionHookData, Stream,
+    flow::WebSocketData, now, Address, Client, Connection, ErrorKind, Headers, HostPort, HttpFlow,
+    Request, Response, Server, ServerConnectionHookData, Stream,
 };
 
 use super::{
@@ -21,6 +21,7 @@ use super::{
     messages::{host_value, response_from_head, wire_version},
     upstream::{ClientPool, PoolKey, ServerConn},
     upstream_h2::{h2_request, response_from_h2, H2Body, H2Session, OutBody},
+    websocket::{is_websocket, Extensions},
     Shared,
 };
 use crate::{
@@ -73,6 +74,9 @@ pub enum Outcome {
     Close,
     /// The server switched protocols: splice the client with this server connection.
     Upgrade(Box<ServerConn>),
+    /// The server switched to WebSocket: relay the conversation of this flow, message by
+    /// message, with this server connection.
+    WebSocket(Box<ServerConn>, Box<HttpFlow>, Extensions),
 }
 
 /// Where a body goes: to the client (response) or to the server (request).
@@ -236,11 +240,30 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             let ServerBody::Http1 { conn, .. } = body else {
                 return Err(Failure::server("the server switched protocols over HTTP/2"));
             };
+            // Set before `response`, so that addons know a WebSocket conversation follows.
+            let extensions = self.websocket_extensions();
+            if extensions.is_some() {
+                self.flow.websocket = ROption::RSome(WebSocketData::default());
+            }
             self.event(HttpEvent::Response).await?;
             self.finished = true;
             let response = self.response().clone();
             self.response_started = true;
             self.down.switch_protocols(&response).await?;
+            if let (Some(extensions), ROption::RSome(_)) = (extensions, &self.flow.websocket) {
+                // The relay takes the flow; the driver keeps a copy of its request only.
+                let placeholder = HttpFlow::new(
+                    self.flow.id,
+                    self.flow.client_conn.clone(),
+                    self.flow.request.clone(),
+                );
+                let flow = std::mem::replace(&mut self.flow, placeholder);
+                return Ok(Outcome::WebSocket(
+                    Box::new(conn),
+                    Box::new(flow),
+                    extensions,
+                ));
+            }
             return Ok(Outcome::Upgrade(Box::new(conn)));
         }
 
@@ -279,6 +302,31 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         }
         debug_assert!(stream);
         self.stream_response(body, prefix).await
+    }
+
+    /// The extensions of a `101` answer that starts a WebSocket conversation the relay
+    /// follows (with `websocket` on); `None` for another protocol, or one the relay cannot
+    /// follow (its bytes are passed through).
+    fn websocket_extensions(&mut self) -> Option<Extensions> {
+        if !self.options.websocket {
+            return None;
+        }
+        let ROption::RSome(response) = &self.flow.response else {
+            return None;
+        };
+        let response = &response.headers;
+        match is_websocket(&self.flow.request.headers, response) {
+            Ok(true) => Extensions::negotiated(response).ok(),
+            Ok(false) => None,
+            Err(extension) => {
+                tracing::info!(
+                    "{}: WebSocket extension {extension:?} is not supported; passing the \
+                     connection through without its messages",
+                    self.flow.request.url()
+                );
+                None
+            }
+        }
     }
 
     /// The flow's response (set by the server or an addon).

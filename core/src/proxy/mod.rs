@@ -17,6 +17,7 @@ mod server;
 mod tracker;
 mod upstream;
 mod upstream_h2;
+pub(crate) mod websocket;
 
 pub use failure::Failure;
 pub use live::{ApplyError, LiveOptions};

@@ -244,26 +244,31 @@ fn close_reason_name(code: u16) -> String {
     name.to_string()
 }
 
-/// Writes a flow's WebSocket messages and its close, as mitmdump prints them when it reads a
-/// flow file (`websocket_message` and `websocket_end` lines). Nothing without WebSocket data.
-pub fn write_websocket(out: &mut String, style: &Style, flow: &HttpFlow) {
+/// Writes the line of one WebSocket message of `flow`, as mitmdump prints it at
+/// `websocket_message`.
+pub fn write_websocket_message(
+    out: &mut String,
+    flow: &HttpFlow,
+    message: &interpose_plugin_abi::flow::WebSocketMessage,
+) {
+    let client = format_address(&flow.client_conn().peername);
+    let server = format_server_address(flow);
+    let direction = if message.from_client() { "->" } else { "<-" };
+    let kind = if message.is_text() { "text" } else { "binary" };
+    let _ = writeln!(
+        out,
+        "{client} {direction} WebSocket {kind} message {direction} {server}{}",
+        flow.request.path()
+    );
+}
+
+/// Writes how a flow's WebSocket conversation ended, as mitmdump prints it at
+/// `websocket_end`: a normal close, or an error in red. Nothing while it is open.
+pub fn write_websocket_end(out: &mut String, style: &Style, flow: &HttpFlow) {
     let Some(websocket) = flow.websocket() else {
         return;
     };
-    let client = format_address(&flow.client_conn().peername);
     let server = format_server_address(flow);
-    for message in websocket.messages() {
-        let direction = if message.from_client { "->" } else { "<-" };
-        let kind = match message.type_ {
-            interpose_plugin_abi::WebSocketMessageType::Text => "text",
-            interpose_plugin_abi::WebSocketMessageType::Binary => "binary",
-        };
-        let _ = writeln!(
-            out,
-            "{client} {direction} WebSocket {kind} message {direction} {server}{}",
-            flow.request.path()
-        );
-    }
     let Some(code) = websocket.close_code() else {
         return;
     };

@@ -122,6 +122,13 @@ impl Dumper {
     }
 
     fn echo(&self, ctx: &Context, flow: &HttpFlow) {
+        self.echo_with(ctx, flow, |text, style| {
+            format::write_flow(text, style, flow)
+        });
+    }
+
+    /// Prints what `write` makes of `flow`, when the view shows it.
+    fn echo_with(&self, ctx: &Context, flow: &HttpFlow, write: impl FnOnce(&mut String, &Style)) {
         if self.detail.load(Ordering::Relaxed) == 0 {
             return;
         }
@@ -135,11 +142,10 @@ impl Dumper {
             }
         }
         let mut text = String::with_capacity(160);
-        format::write_flow(&mut text, &view.style, flow);
-        // Only flows read from a file carry messages (live WebSocket traffic is relayed
-        // without events for now).
-        format::write_websocket(&mut text, &view.style, flow);
-        self.output().0.send(text);
+        write(&mut text, &view.style);
+        if !text.is_empty() {
+            self.output().0.send(text);
+        }
     }
 }
 
@@ -212,6 +218,21 @@ impl Addon for Dumper {
 
     fn error(&self, ctx: &Context, flow: &mut HttpFlow) {
         self.echo(ctx, flow);
+    }
+
+    fn websocket_message(&self, ctx: &Context, flow: &mut HttpFlow) {
+        let Some(message) = flow.websocket().and_then(|ws| ws.messages().last()) else {
+            return;
+        };
+        self.echo_with(ctx, flow, |text, _| {
+            format::write_websocket_message(text, flow, message)
+        });
+    }
+
+    fn websocket_end(&self, ctx: &Context, flow: &mut HttpFlow) {
+        self.echo_with(ctx, flow, |text, style| {
+            format::write_websocket_end(text, style, flow)
+        });
     }
 
     fn done(&self, ctx: &Context) {

@@ -224,7 +224,10 @@ fn websocket_messages_and_close_of_a_read_flow() {
         timestamp_end: RNone,
     });
     let mut out = String::new();
-    format::write_websocket(&mut out, &Style::default(), &flow);
+    for message in flow.websocket().unwrap().messages() {
+        format::write_websocket_message(&mut out, &flow, message);
+    }
+    format::write_websocket_end(&mut out, &Style::default(), &flow);
     let client = format::format_address(&flow.client_conn.conn.peername);
     let path = flow.request.path.to_string();
     assert_eq!(
@@ -240,7 +243,10 @@ fn websocket_messages_and_close_of_a_read_flow() {
         ws.close_reason = RNone;
     }
     let mut out = String::new();
-    format::write_websocket(&mut out, &Style::default(), &flow);
+    for message in flow.websocket().unwrap().messages() {
+        format::write_websocket_message(&mut out, &flow, message);
+    }
+    format::write_websocket_end(&mut out, &Style::default(), &flow);
     assert!(
         out.ends_with(
             "Error in WebSocket connection to example.com:80: WebSocket Error: ABNORMAL_CLOSURE\n"

@@ -293,10 +293,19 @@ impl Addon for Save {
     }
 
     fn response(&self, ctx: &Context, flow: &mut HttpFlow) {
-        self.save(ctx, flow);
+        // A WebSocket flow is written when its conversation ends (mitmproxy).
+        if flow.websocket().is_none() {
+            self.save(ctx, flow);
+        }
     }
 
     fn error(&self, ctx: &Context, flow: &mut HttpFlow) {
+        if flow.websocket().is_none() {
+            self.save(ctx, flow);
+        }
+    }
+
+    fn websocket_end(&self, ctx: &Context, flow: &mut HttpFlow) {
         self.save(ctx, flow);
     }
 

@@ -134,10 +134,19 @@ impl Addon for SaveHar {
     }
 
     fn response(&self, ctx: &Context, flow: &mut HttpFlow) {
-        self.collect(ctx, flow);
+        // A WebSocket flow is written when its conversation ends (mitmproxy).
+        if flow.websocket().is_none() {
+            self.collect(ctx, flow);
+        }
     }
 
     fn error(&self, ctx: &Context, flow: &mut HttpFlow) {
+        if flow.websocket().is_none() {
+            self.collect(ctx, flow);
+        }
+    }
+
+    fn websocket_end(&self, ctx: &Context, flow: &mut HttpFlow) {
         self.collect(ctx, flow);
     }
 
