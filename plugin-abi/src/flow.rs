@@ -1239,6 +1239,8 @@ impl WebSocketMessage {
     /// stays in the flow's messages, marked dropped.
     ///
     /// See the example on [`websocket_message`](crate::Addon::websocket_message).
+    // mitmproxy's name; `Drop::drop` cannot be called by hand, so the two never meet.
+    #[allow(clippy::should_implement_trait)]
     pub fn drop(&mut self) {
         self.dropped = true;
     }

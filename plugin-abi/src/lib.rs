@@ -114,9 +114,10 @@ pub use tls::{ClientHelloData, TlsData};
 /// 1.0 on an older or newer minor release, loads). The layout of every type the plugin
 /// exchanges with the host is then checked as well.
 ///
-/// Additions that keep plugins built against either version working (events, host functions
-/// or module fields appended to the prefix tables) bump the patch version (the minor version
-/// from 1.0 on); anything else bumps the minor version (the major version from 1.0 on).
+/// Any change to a type that crosses the boundary bumps the minor version (the major version
+/// from 1.0 on), events and host functions appended to the prefix tables included: abi_stable's
+/// layout check refuses a plugin whose tables are shorter than the host's. A patch release
+/// changes no such type (new methods, fixes).
 ///
 /// ```
 /// use interpose_plugin_abi::ABI_VERSION;

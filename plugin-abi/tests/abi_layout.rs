@@ -2,9 +2,9 @@
 //!
 //! The fingerprint covers the plugin module and every type reachable from it (the addon
 //! descriptors, the event table, the host table, the flow types). When it changes, the ABI
-//! changed: bump the version of `interpose-plugin-abi` (the patch version when events or host
-//! functions were only appended to the prefix tables, the minor version otherwise) and pin
-//! the new fingerprint here. A plugin built against the old version is then refused by name
+//! changed: bump the minor version of `interpose-plugin-abi` (0.x; appended events and host
+//! functions too, since abi_stable refuses a plugin whose tables are shorter than the host's)
+//! and pin the new fingerprint here. A plugin built against the old version is then refused by name
 //! instead of misbehaving.
 
 use std::collections::HashSet;
@@ -13,7 +13,7 @@ use abi_stable::{type_layout::TypeLayout, StableAbi};
 use interpose_plugin_abi::{ffi::PluginModuleRef, ABI_VERSION};
 
 /// `(ABI version, layout fingerprint)`.
-const PINNED: (&str, u64) = ("0.4.0", 0xc8e5_f4db_7a9e_bba7);
+const PINNED: (&str, u64) = ("0.5.0", 0x67a6_4808_7642_c6ab);
 
 /// Every layout reachable from the root module, described without source line numbers (so
 /// moving code does not count as an ABI change), hashed with FNV-1a.
@@ -62,8 +62,8 @@ fn layout_is_pinned_to_the_abi_version() {
     assert_eq!(
         (ABI_VERSION, hash),
         PINNED,
-        "the plugin ABI changed ({types} layouts): bump interpose-plugin-abi's version (patch \
-         for appended events or host functions, minor otherwise) and set PINNED to \
+        "the plugin ABI changed ({types} layouts): bump interpose-plugin-abi's minor version \
+         (0.x; appended events and host functions included) and set PINNED to \
          (\"<new version>\", {hash:#x})"
     );
 }

@@ -412,13 +412,10 @@ where
     {
         return Some(End::Killed);
     }
-    let Some(message) = conversation
+    let message = conversation
         .flow
         .websocket()
-        .and_then(|ws| ws.messages().last())
-    else {
-        return None;
-    };
+        .and_then(|ws| ws.messages().last())?;
     if message.dropped() {
         return None;
     }
@@ -626,7 +623,7 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> Headers {
         let mut headers = Headers::default();
         for (name, value) in pairs {
-            headers.append(*name, *value);
+            headers.append(name, *value);
         }
         headers
     }
