@@ -409,3 +409,50 @@ fn permessage_deflate_messages_are_inflated_and_forwarded_plain() {
         assert_eq!(payload, b"from the client");
     });
 }
+
+#[test]
+fn a_server_that_goes_away_ends_the_conversation_with_1006() {
+    let listener = rt().block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let server_addr = listener.local_addr().unwrap();
+    // The first connection: the handshake, one echo, then dropped without a close. Later
+    // ones echo until closed.
+    rt().spawn(async move {
+        for first in std::iter::once(true).chain(std::iter::repeat(false)) {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+            while let Some(Ok(message)) = ws.next().await {
+                if message.is_close() {
+                    break;
+                }
+                ws.send(message).await.unwrap();
+                if first {
+                    break;
+                }
+            }
+        }
+    });
+    let proxy = Proxy::builder().reverse(server_addr).start();
+    within(&proxy, async {
+        let mut ws = open(proxy.addr).await;
+        ws.send(Message::text("once")).await.unwrap();
+        assert_eq!(next_message(&mut ws).await, Message::text("once"));
+        // The proxy closes the client's side too.
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) => break,
+                Some(Ok(Message::Close(_))) => break,
+                Some(Ok(other)) => panic!("unexpected {other:?}"),
+            }
+        }
+    });
+    proxy.wait_for_log("WebSocket Error: ABNORMAL_CLOSURE");
+    // The proxy goes on serving.
+    within(&proxy, async {
+        let mut ws = open(proxy.addr).await;
+        ws.send(Message::text("still")).await.unwrap();
+        assert_eq!(next_message(&mut ws).await, Message::text("still"));
+        close(&mut ws).await;
+    });
+}
