@@ -439,12 +439,9 @@ fn a_server_that_goes_away_ends_the_conversation_with_1006() {
         ws.send(Message::text("once")).await.unwrap();
         assert_eq!(next_message(&mut ws).await, Message::text("once"));
         // The proxy closes the client's side too.
-        loop {
-            match ws.next().await {
-                None | Some(Err(_)) => break,
-                Some(Ok(Message::Close(_))) => break,
-                Some(Ok(other)) => panic!("unexpected {other:?}"),
-            }
+        match ws.next().await {
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {}
+            Some(Ok(other)) => panic!("unexpected {other:?}"),
         }
     });
     proxy.wait_for_log("WebSocket Error: ABNORMAL_CLOSURE");
