@@ -25,7 +25,7 @@ use super::{
     Shared,
 };
 use crate::{
-    addons::{wait_paused, Dispatch, HttpEvent, ServerEvent, TlsEvent},
+    addons::{wait_paused, AddonManager, Dispatch, HttpEvent, ServerEvent, TlsEvent},
     flow::{body_from_bytes, bytes_from_body, share_bytes},
     options::CoreOptions,
 };
@@ -338,30 +338,15 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
     }
 
     /// Runs an HTTP event; a panicking addon (under `addon_errors=fail`) or a kill ends the
-    /// flow.
+    /// flow, and so does the client leaving while an addon holds the flow paused.
     async fn event(&mut self, event: HttpEvent) -> Result<(), Failure> {
-        let mut from = 0;
-        loop {
-            match self.shared.addons.http_from(event, &mut self.flow, from) {
-                Ok(Dispatch::Done) => break,
-                Ok(Dispatch::Paused { slot, next }) => {
-                    // The flow waits off the worker; the client leaving ends it.
-                    tokio::select! {
-                        _ = wait_paused(slot, &mut self.flow) => {}
-                        () = self.down.closed() => return Err(Failure::client_gone()),
-                    }
-                    if self.flow.killed() {
-                        break;
-                    }
-                    from = next;
-                }
-                Err(panic) => return Err(Failure::new(ErrorKind::Addon, panic.to_string())),
-            }
-        }
-        if self.flow.killed() {
-            return Err(Failure::killed());
-        }
-        Ok(())
+        run_event(
+            &self.shared.addons,
+            event,
+            &mut self.flow,
+            self.down.closed(),
+        )
+        .await
     }
 
     /// Reads the request body into the flow, unless it is to be streamed: then returns what
@@ -943,6 +928,39 @@ impl<D: Downstream> Drop for FlowDriver<'_, D> {
             self.record_error(&failure);
         }
     }
+}
+
+/// Runs `event` through the addons, waiting off the worker while one holds the flow paused;
+/// `client_gone` completing during a pause ends the flow (the client left). `Err` when an
+/// addon failed it (`addon_errors=fail`), killed it, or the client left.
+pub(super) async fn run_event(
+    addons: &AddonManager,
+    event: HttpEvent,
+    flow: &mut HttpFlow,
+    client_gone: impl std::future::Future<Output = ()>,
+) -> Result<(), Failure> {
+    tokio::pin!(client_gone);
+    let mut from = 0;
+    loop {
+        match addons.http_from(event, flow, from) {
+            Ok(Dispatch::Done) => break,
+            Ok(Dispatch::Paused { slot, next }) => {
+                tokio::select! {
+                    _ = wait_paused(slot, flow) => {}
+                    () = &mut client_gone => return Err(Failure::client_gone()),
+                }
+                if flow.killed() {
+                    break;
+                }
+                from = next;
+            }
+            Err(panic) => return Err(Failure::new(ErrorKind::Addon, panic.to_string())),
+        }
+    }
+    if flow.killed() {
+        return Err(Failure::killed());
+    }
+    Ok(())
 }
 
 /// Opens a server connection for `key`, with the `server_connect` / `server_connected` /

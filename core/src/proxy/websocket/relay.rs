@@ -2,6 +2,8 @@
 //! messages, each through `websocket_message`, then forwarded (or dropped); pings and pongs
 //! pass straight through; a close ends both sides and fires `websocket_end`.
 
+use std::future::pending;
+
 use abi_stable::std_types::ROption;
 use bytes::BytesMut;
 use flate2::{Decompress, FlushDecompress, Status};
@@ -16,8 +18,8 @@ use super::{
     inject::{self, Injection},
 };
 use crate::{
-    addons::{wait_paused, Dispatch, HttpEvent},
-    proxy::{failure::Failure, Shared},
+    addons::HttpEvent,
+    proxy::{failure::Failure, flow::run_event, Shared},
 };
 
 /// The largest message (and frame) relayed when `body_size_limit` is not set.
@@ -111,7 +113,6 @@ enum End {
 /// ahead) and `server` (with `server_buf`), firing `websocket_start`, `websocket_message` and
 /// `websocket_end`. Returns when the conversation ends; a relay dropped before (the proxy
 /// shutting down) still gives addons `websocket_end`.
-#[allow(clippy::too_many_arguments)]
 pub async fn relay<C, S>(
     shared: &Shared,
     flow: Box<HttpFlow>,
@@ -134,7 +135,11 @@ pub async fn relay<C, S>(
         ended: false,
     };
     let (_registration, mut injected) = inject::register(conversation.flow.id);
-    let mut mask = MaskKeys::new();
+    let mut peers = Peers {
+        client,
+        server,
+        mask: MaskKeys::new(),
+    };
     let mut sides = [Side::new(true, &extensions), Side::new(false, &extensions)];
     if conversation.event(HttpEvent::WebsocketStart).await.is_err() {
         conversation.end(End::Killed);
@@ -159,9 +164,7 @@ pub async fn relay<C, S>(
                     &mut sides[index],
                     frame,
                     limit,
-                    &mut mask,
-                    client,
-                    server,
+                    &mut peers,
                 )
                 .await;
                 if let Some(end) = step {
@@ -170,12 +173,12 @@ pub async fn relay<C, S>(
             }
         }
         tokio::select! {
-            read = client.read_buf(client_buf) => {
+            read = peers.client.read_buf(client_buf) => {
                 if !matches!(read, Ok(n) if n > 0) {
                     break 'relay gone(true);
                 }
             }
-            read = server.read_buf(server_buf) => {
+            read = peers.server.read_buf(server_buf) => {
                 if !matches!(read, Ok(n) if n > 0) {
                     break 'relay gone(false);
                 }
@@ -189,7 +192,7 @@ pub async fn relay<C, S>(
                 );
                 message.injected = true;
                 if let Some(end) =
-                    deliver(&mut conversation, message, &[], &mut mask, client, server).await
+                    deliver(&mut conversation, message, &[], &mut peers).await
                 {
                     break 'relay end;
                 }
@@ -206,8 +209,8 @@ pub async fn relay<C, S>(
         // a side that went away gets nothing.
         if *code != 1006 {
             let payload = close_payload(*code, reason);
-            let _ = send(client, &mut mask, false, Opcode::Close, &payload).await;
-            let _ = send(server, &mut mask, true, Opcode::Close, &payload).await;
+            let _ = peers.send(false, Opcode::Close, &payload).await;
+            let _ = peers.send(true, Opcode::Close, &payload).await;
         }
         tracing::debug!(
             "WebSocket {} closed by the {}: {code} {reason}",
@@ -215,8 +218,8 @@ pub async fn relay<C, S>(
             if *by_client { "client" } else { "server" }
         );
     }
-    let _ = client.shutdown().await;
-    let _ = server.shutdown().await;
+    let _ = peers.client.shutdown().await;
+    let _ = peers.server.shutdown().await;
     conversation.end(end);
 }
 
@@ -295,13 +298,11 @@ async fn handle_frame<C, S>(
     side: &mut Side,
     frame: Frame,
     limit: u64,
-    mask: &mut MaskKeys,
-    client: &mut C,
-    server: &mut S,
+    peers: &mut Peers<'_, C, S>,
 ) -> Option<End>
 where
-    C: AsyncRead + AsyncWrite + Unpin,
-    S: AsyncRead + AsyncWrite + Unpin,
+    C: AsyncWrite + Unpin,
+    S: AsyncWrite + Unpin,
 {
     let from_client = side.from_client;
     match frame.opcode {
@@ -320,11 +321,7 @@ where
                 if from_client { "client" } else { "server" },
                 frame.payload.len()
             );
-            let sent = if from_client {
-                send(server, mask, true, frame.opcode, &frame.payload).await
-            } else {
-                send(client, mask, false, frame.opcode, &frame.payload).await
-            };
+            let sent = peers.send(from_client, frame.opcode, &frame.payload).await;
             sent.err().map(|_| gone(!from_client))
         }
         Opcode::Text | Opcode::Binary | Opcode::Continuation => {
@@ -382,7 +379,7 @@ where
                 from_client,
                 content,
             );
-            deliver(conversation, message, &fragments, mask, client, server).await
+            deliver(conversation, message, &fragments, peers).await
         }
     }
 }
@@ -393,13 +390,11 @@ async fn deliver<C, S>(
     conversation: &mut Conversation<'_>,
     message: WebSocketMessage,
     fragments: &[usize],
-    mask: &mut MaskKeys,
-    client: &mut C,
-    server: &mut S,
+    peers: &mut Peers<'_, C, S>,
 ) -> Option<End>
 where
-    C: AsyncRead + AsyncWrite + Unpin,
-    S: AsyncRead + AsyncWrite + Unpin,
+    C: AsyncWrite + Unpin,
+    S: AsyncWrite + Unpin,
 {
     let from_client = message.from_client;
     if let ROption::RSome(ws) = &mut conversation.flow.websocket {
@@ -426,95 +421,94 @@ where
             // replacement characters, as mitmproxy does.
             std::borrow::Cow::Owned(fixed) => {
                 let fixed = fixed.into_bytes();
-                let sent = forward(from_client, Opcode::Text, &fixed, &[], mask, client, server);
-                return sent.await.err().map(|_| gone(!from_client));
+                let sent = peers.forward(from_client, Opcode::Text, &fixed, &[]).await;
+                return sent.err().map(|_| gone(!from_client));
             }
         }
     } else {
         (Opcode::Binary, message.content.as_slice())
     };
-    forward(
-        from_client,
-        opcode,
-        payload,
-        fragments,
-        mask,
-        client,
-        server,
-    )
-    .await
-    .err()
-    .map(|_| gone(!from_client))
+    peers
+        .forward(from_client, opcode, payload, fragments)
+        .await
+        .err()
+        .map(|_| gone(!from_client))
 }
 
-/// Sends a message to the other side of `from_client`, split as it arrived when its length
-/// did not change, else in frames of `FRAGMENT_SIZE`.
-async fn forward<C, S>(
-    from_client: bool,
-    opcode: Opcode,
-    payload: &[u8],
-    fragments: &[usize],
-    mask: &mut MaskKeys,
-    client: &mut C,
-    server: &mut S,
-) -> std::io::Result<()>
-where
-    C: AsyncWrite + Unpin,
-    S: AsyncWrite + Unpin,
-{
-    let mut out = BytesMut::with_capacity(payload.len() + 16);
-    let to_server = from_client;
-    let mut push = |out: &mut BytesMut, first: bool, last: bool, piece: &[u8]| {
-        let op = if first { opcode } else { Opcode::Continuation };
-        let key = to_server.then(|| mask.next());
-        frame::write(out, last, op, piece, key);
-    };
-    if !fragments.is_empty() && fragments.iter().sum::<usize>() == payload.len() {
-        let mut at = 0;
-        for (i, len) in fragments.iter().enumerate() {
-            push(
-                &mut out,
-                i == 0,
-                i + 1 == fragments.len(),
-                &payload[at..at + len],
-            );
-            at += len;
-        }
-    } else {
-        let mut pieces = payload.chunks(FRAGMENT_SIZE).peekable();
-        if pieces.peek().is_none() {
-            push(&mut out, true, true, &[]);
-        }
-        let mut first = true;
-        while let Some(piece) = pieces.next() {
-            push(&mut out, first, pieces.peek().is_none(), piece);
-            first = false;
-        }
-    }
-    if to_server {
-        write_flush(server, &out).await
-    } else {
-        write_flush(client, &out).await
-    }
+/// Both ends of the conversation, and the masking keys for frames to the server.
+struct Peers<'p, C, S> {
+    client: &'p mut C,
+    server: &'p mut S,
+    mask: MaskKeys,
 }
 
-/// Sends one frame (masked when it goes to the server).
-async fn send<W: AsyncWrite + Unpin>(
-    to: &mut W,
-    mask: &mut MaskKeys,
-    to_server: bool,
-    opcode: Opcode,
-    payload: &[u8],
-) -> std::io::Result<()> {
-    let mut out = BytesMut::with_capacity(payload.len() + 14);
-    frame::write(
-        &mut out,
-        true,
-        opcode,
-        payload,
-        to_server.then(|| mask.next()),
-    );
-    write_flush(to, &out).await
+impl<C: AsyncWrite + Unpin, S: AsyncWrite + Unpin> Peers<'_, C, S> {
+    /// Sends a message to the other side of `from_client`, split as it arrived when its
+    /// length did not change, else in frames of `FRAGMENT_SIZE`.
+    async fn forward(
+        &mut self,
+        from_client: bool,
+        opcode: Opcode,
+        payload: &[u8],
+        fragments: &[usize],
+    ) -> std::io::Result<()> {
+        let mut out = BytesMut::with_capacity(payload.len() + 16);
+        let to_server = from_client;
+        let mask = &mut self.mask;
+        let mut push = |out: &mut BytesMut, first: bool, last: bool, piece: &[u8]| {
+            let op = if first { opcode } else { Opcode::Continuation };
+            frame::write(out, last, op, piece, to_server.then(|| mask.next()));
+        };
+        if !fragments.is_empty() && fragments.iter().sum::<usize>() == payload.len() {
+            let mut at = 0;
+            for (i, len) in fragments.iter().enumerate() {
+                push(
+                    &mut out,
+                    i == 0,
+                    i + 1 == fragments.len(),
+                    &payload[at..at + len],
+                );
+                at += len;
+            }
+        } else {
+            let mut pieces = payload.chunks(FRAGMENT_SIZE).peekable();
+            if pieces.peek().is_none() {
+                push(&mut out, true, true, &[]);
+            }
+            let mut first = true;
+            while let Some(piece) = pieces.next() {
+                push(&mut out, first, pieces.peek().is_none(), piece);
+                first = false;
+            }
+        }
+        self.write(to_server, &out).await
+    }
+
+    /// Sends one frame to the server (`to_server`, masked) or to the client.
+    async fn send(
+        &mut self,
+        to_server: bool,
+        opcode: Opcode,
+        payload: &[u8],
+    ) -> std::io::Result<()> {
+        let mut out = BytesMut::with_capacity(payload.len() + 14);
+        frame::write(
+            &mut out,
+            true,
+            opcode,
+            payload,
+            to_server.then(|| self.mask.next()),
+        );
+        self.write(to_server, &out).await
+    }
+
+    async fn write(&mut self, to_server: bool, bytes: &[u8]) -> std::io::Result<()> {
+        if to_server {
+            write_flush(self.server, bytes).await
+        } else {
+            write_flush(self.client, bytes).await
+        }
+    }
 }
 
 async fn write_flush<W: AsyncWrite + Unpin>(to: &mut W, bytes: &[u8]) -> std::io::Result<()> {
@@ -531,31 +525,15 @@ struct Conversation<'a> {
 
 impl Conversation<'_> {
     /// Runs a WebSocket event (waiting out a pause); `Err` when an addon killed the flow or
-    /// failed it (`addon_errors=fail`).
+    /// failed it (`addon_errors=fail`, recorded as the flow's error).
     async fn event(&mut self, event: HttpEvent) -> Result<(), Failure> {
-        let mut from = 0;
-        loop {
-            match self.shared.addons.http_from(event, &mut self.flow, from) {
-                Ok(Dispatch::Done) => break,
-                Ok(Dispatch::Paused { slot, next }) => {
-                    wait_paused(slot, &mut self.flow).await;
-                    if self.flow.killed() {
-                        break;
-                    }
-                    from = next;
-                }
-                Err(panic) => {
-                    self.flow.error = ROption::RSome(
-                        Failure::new(ErrorKind::Addon, panic.to_string()).to_flow_error(),
-                    );
-                    return Err(Failure::new(ErrorKind::Addon, panic.to_string()));
-                }
+        let ran = run_event(&self.shared.addons, event, &mut self.flow, pending()).await;
+        if let Err(failure) = &ran {
+            if failure.kind == ErrorKind::Addon {
+                self.flow.error = ROption::RSome(failure.to_flow_error());
             }
         }
-        if self.flow.killed() {
-            return Err(Failure::killed());
-        }
-        Ok(())
+        ran
     }
 
     /// Records how the conversation ended and fires `websocket_end` (once).
