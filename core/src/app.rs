@@ -109,6 +109,13 @@ pub fn run(mut store: OptionStore) -> Result<(), RunError> {
         addons.lifecycle(LifecycleEvent::Done);
         return Err(e);
     }
+    if let Err(e) = queue_client_replay(&store) {
+        addons.lifecycle(LifecycleEvent::Done);
+        return Err(e);
+    }
+    // As mitmdump: with -r or -C, the proxy stops once they are done, unless --keepserving.
+    let stop_when_done = store.get("keepserving").and_then(|v| v.as_bool()) != Some(true)
+        && (store.value_text("rfile").is_some() || !store.list("client_replay").is_empty());
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = options.threads {
         runtime.worker_threads(threads);
@@ -123,6 +130,9 @@ pub fn run(mut store: OptionStore) -> Result<(), RunError> {
             tokio::select! {
                 () = signal => {}
                 () = shutdown_requested() => {}
+                () = replays_done(), if stop_when_done => {
+                    tracing::info!("client replay and rfile done; stopping (--keepserving keeps serving)");
+                }
             }
         }
     };
@@ -211,6 +221,33 @@ fn read_rfile(
     }
     tracing::debug!("read {} flows from {path}", summary.loaded);
     Ok(())
+}
+
+/// Queues the flows of the `client_replay` files for replay.
+fn queue_client_replay(store: &OptionStore) -> Result<(), RunError> {
+    for path in store.list("client_replay") {
+        let flows = crate::readfile::load_flows(&expand_home(path)).map_err(RunError::ReadFile)?;
+        let mut queued = 0;
+        for flow in &flows {
+            match crate::proxy::replay::enqueue(flow) {
+                Ok(()) => queued += 1,
+                Err(why) => tracing::warn!("{path}: flow {}: {why}", flow.id),
+            }
+        }
+        tracing::info!("{path}: {queued} flows queued for client replay");
+    }
+    Ok(())
+}
+
+/// Completes once no replayed request is queued or in flight (checked every 100 ms, as
+/// mitmproxy's keepserving does).
+async fn replays_done() {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if crate::proxy::replay::count() == 0 {
+            return;
+        }
+    }
 }
 
 /// The addons of built-in plugins `modules`, labelled for logs.

@@ -106,6 +106,15 @@ pub struct Cli {
     #[arg(short = 'r', long = "rfile", value_name = "PATH")]
     pub rfile: Option<String>,
 
+    /// Replay the requests of the flows in PATH to their servers (repeatable); the proxy
+    /// exits when they are done, unless --keepserving.
+    #[arg(short = 'C', long = "client-replay", value_name = "PATH")]
+    pub client_replay: Vec<String>,
+
+    /// Keep serving after client replay (-C) or reading flows (-r) is done.
+    #[arg(long = "keepserving")]
+    pub keepserving: bool,
+
     /// Start no proxy server (with -r: read the file, then exit).
     #[arg(short = 'n', long = "no-server")]
     pub no_server: bool,
@@ -198,6 +207,12 @@ impl Cli {
         many("ignore_hosts", "--ignore-hosts", &self.ignore_hosts, false);
         many("allow_hosts", "--allow-hosts", &self.allow_hosts, false);
         many("certs", "--certs", &self.certs, false);
+        many(
+            "client_replay",
+            "-C/--client-replay",
+            &self.client_replay,
+            false,
+        );
         let mut switch = |on: bool, name: &str, flag: &'static str, value: &str| {
             if on {
                 flags.push(Assignment::new(
@@ -213,6 +228,7 @@ impl Cli {
             "-k/--ssl-insecure",
             "true",
         );
+        switch(self.keepserving, "keepserving", "--keepserving", "true");
         switch(self.quiet, "termlog_verbosity", "-q/--quiet", "error");
         switch(self.verbose, "termlog_verbosity", "-v/--verbose", "debug");
         // As mitmdump: -q also hides flows, -v shows their headers (an explicit

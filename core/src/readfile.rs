@@ -60,6 +60,37 @@ pub fn read_flows(
     mode: &Mode,
     addons: &AddonManager,
 ) -> Result<ReadSummary, ReadFileError> {
+    for_each_flow(path, |mut flow, summary| {
+        if filter.is_some_and(|f| !f.matches(&flow)) {
+            summary.filtered += 1;
+            return;
+        }
+        if let Mode::Reverse(target) = mode {
+            flow.request.host = target.host.as_str().into();
+            flow.request.port = target.port;
+            flow.request.scheme = target.scheme.into();
+        }
+        replay_events(&mut flow, addons);
+        summary.loaded += 1;
+    })
+}
+
+/// The HTTP flows of the flow file at `path`, as they were saved (for client replay).
+pub fn load_flows(path: &Path) -> Result<Vec<HttpFlow>, ReadFileError> {
+    let mut flows = Vec::new();
+    for_each_flow(path, |flow, summary| {
+        flows.push(flow);
+        summary.loaded += 1;
+    })?;
+    Ok(flows)
+}
+
+/// Hands each HTTP flow of the file at `path` to `visit`, counting flows of other kinds as
+/// skipped; a file cut mid-flow (its writer killed) yields the flows before the cut.
+fn for_each_flow(
+    path: &Path,
+    mut visit: impl FnMut(HttpFlow, &mut ReadSummary),
+) -> Result<ReadSummary, ReadFileError> {
     let error = |message: String, loaded: u64| ReadFileError {
         path: path.display().to_string(),
         message,
@@ -68,7 +99,7 @@ pub fn read_flows(
     let file = File::open(path).map_err(|e| error(e.to_string(), 0))?;
     let mut summary = ReadSummary::default();
     for item in FlowReader::new(BufReader::with_capacity(256 * 1024, file)) {
-        let mut flow = match item {
+        let flow = match item {
             Ok(flow) => flow,
             Err(ReadError::Unsupported { .. }) => {
                 summary.skipped += 1;
@@ -87,17 +118,7 @@ pub fn read_flows(
             }
             Err(e) => return Err(error(e.to_string(), summary.loaded)),
         };
-        if filter.is_some_and(|f| !f.matches(&flow)) {
-            summary.filtered += 1;
-            continue;
-        }
-        if let Mode::Reverse(target) = mode {
-            flow.request.host = target.host.as_str().into();
-            flow.request.port = target.port;
-            flow.request.scheme = target.scheme.into();
-        }
-        replay_events(&mut flow, addons);
-        summary.loaded += 1;
+        visit(flow, &mut summary);
     }
     Ok(summary)
 }

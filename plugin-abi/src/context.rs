@@ -423,6 +423,38 @@ impl Context {
             .map_err(RString::into_string)
     }
 
+    /// Sends the request of `flow` to its server again, as a new exchange through the addons
+    /// (mitmproxy's `replay.client` command): a copy is queued and replayed with
+    /// `is_replay() == Some(ReplaySide::Request)`, its response and events as for any flow.
+    /// Replays run one at a time unless `client_replay_concurrency` says otherwise. `Err`
+    /// when the flow cannot be replayed: a live flow (use [`HttpFlow::copy`]), a paused one,
+    /// a WebSocket flow, or one whose request body was streamed and not kept.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::{flow::ReplaySide, prelude::*, testing::{self, TestContext}};
+    ///
+    /// /// Sends every request a second time, to /changed (mitmproxy's
+    /// /// duplicate-modify-replay example).
+    /// fn request(ctx: &Context, flow: &mut HttpFlow) {
+    ///     if flow.is_replay() == Some(ReplaySide::Request) {
+    ///         return;
+    ///     }
+    ///     let mut copy = flow.copy();
+    ///     copy.request.set_path("/changed");
+    ///     ctx.replay_client(&copy).unwrap();
+    /// }
+    ///
+    /// let tctx = TestContext::new();
+    /// request(tctx.ctx(), &mut testing::flow());
+    /// assert_eq!(tctx.replayed()[0].request.path(), "/changed");
+    /// assert!(tctx.ctx().replay_client(&testing::flow()).is_err()); // a live flow
+    /// ```
+    pub fn replay_client(&self, flow: &HttpFlow) -> Result<(), String> {
+        (self.host.replay_client())(self, flow)
+            .into_result()
+            .map_err(RString::into_string)
+    }
+
     /// Asks the proxy to shut down, as Ctrl-C does: it stops accepting connections, ends the
     /// flows in progress, and sends `done` (mitmproxy's `ctx.master.shutdown()`).
     ///

@@ -227,9 +227,13 @@ pub struct HostVTable {
     /// Queues a message for the live WebSocket flow of that id: to the client (`true`) or
     /// to the server, text (`true`) or binary; `Err` when there is no such open WebSocket
     /// or its queue is full. Since 0.5.0.
-    #[sabi(last_prefix_field)]
     pub inject_websocket:
         extern "C" fn(&Context, Uuid, bool, RSlice<'_, u8>, bool) -> RResult<(), RString>,
+    /// Queues a copy of the flow for client replay (mitmproxy's `replay.client`); `Err` says
+    /// why the flow cannot be replayed (live, paused, WebSocket, no request body). Since
+    /// 0.5.0.
+    #[sabi(last_prefix_field)]
+    pub replay_client: extern "C" fn(&Context, &HttpFlow) -> RResult<(), RString>,
 }
 
 /// A command's result as it crosses the boundary.

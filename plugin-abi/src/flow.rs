@@ -75,6 +75,59 @@ impl std::str::FromStr for Uuid {
     }
 }
 
+impl Uuid {
+    /// A fresh random id (version 4 layout): what [`HttpFlow::copy`] gives its copy.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::Uuid;
+    ///
+    /// let (a, b) = (Uuid::random(), Uuid::random());
+    /// assert_ne!(a, b);
+    /// assert_eq!(a.to_string().as_bytes()[14], b'4');
+    /// ```
+    pub fn random() -> Uuid {
+        use std::{
+            collections::hash_map::RandomState,
+            hash::{BuildHasher, Hasher},
+            sync::atomic::{AtomicU64, Ordering},
+        };
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let mut bytes = [0u8; 16];
+        for half in bytes.chunks_mut(8) {
+            // A fresh SipHash key per call (RandomState), over a counter and the time.
+            let mut hasher = RandomState::new().build_hasher();
+            hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+            hasher.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            half.copy_from_slice(&hasher.finish().to_le_bytes());
+        }
+        bytes[6] = (bytes[6] & 0x0f) | 0x40;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        Uuid(bytes)
+    }
+}
+
+/// Why `flow` cannot be replayed as a client request, in mitmproxy's words; `None` when it can.
+#[doc(hidden)]
+pub fn why_not_replayable(flow: &HttpFlow) -> Option<&'static str> {
+    if flow.live {
+        return Some("Can't replay live flow.");
+    }
+    if flow.intercepted {
+        return Some("Can't replay intercepted flow.");
+    }
+    if flow.websocket.is_some() {
+        return Some("Can't replay WebSocket flows.");
+    }
+    if flow.request.stream.is_on() && flow.request.content.is_empty() {
+        return Some("Can't replay flow with missing content.");
+    }
+    None
+}
+
 impl fmt::Debug for Uuid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
@@ -939,6 +992,30 @@ impl HttpFlow {
             self.intercepted = false;
             self.live = false;
         }
+    }
+
+    /// A copy of the flow with a new id, no longer live and not paused (mitmproxy's
+    /// `flow.copy()`): what an addon changes and hands to
+    /// [`Context::replay_client`](crate::Context::replay_client) without touching the
+    /// original. Per-flow addon state is not copied.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::{prelude::*, testing};
+    ///
+    /// let flow = testing::flow();
+    /// let mut copy = flow.copy();
+    /// copy.request.set_path("/changed");
+    /// assert_ne!(copy.id, flow.id);
+    /// assert!(!copy.live() && flow.live());
+    /// assert_eq!(flow.request.path(), "/path");
+    /// ```
+    pub fn copy(&self) -> HttpFlow {
+        let mut copy = self.clone();
+        copy.id = Uuid::random();
+        copy.live = false;
+        copy.intercepted = false;
+        copy.addon_state = FlowState::default();
+        copy
     }
 
     /// Whether [`HttpFlow::kill`] would have an effect.

@@ -53,6 +53,7 @@ struct Recorder {
     commands: Mutex<Vec<TestCommand>>,
     shutdown: AtomicBool,
     injected: Mutex<Vec<Injected>>,
+    replayed: Mutex<Vec<HttpFlow>>,
 }
 
 /// A WebSocket message an addon injected on a `TestContext`: flow id, to the client, payload,
@@ -227,6 +228,19 @@ extern "C" fn record_inject_websocket(
     }
 }
 
+extern "C" fn record_replay_client(ctx: &Context, flow: &HttpFlow) -> RResult<(), RString> {
+    if let Some(why) = crate::flow::why_not_replayable(flow) {
+        return RErr(why.into());
+    }
+    match recorder(ctx).replayed.lock() {
+        Ok(mut replayed) => {
+            replayed.push(flow.clone());
+            ROk(())
+        }
+        Err(_) => RErr("the test context is poisoned".into()),
+    }
+}
+
 static TEST_HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable {
     log: record_log,
     option: test_option,
@@ -245,6 +259,7 @@ static TEST_HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable {
     call_command: test_call_command,
     flow_with: test_flow_with,
     inject_websocket: record_inject_websocket,
+    replay_client: record_replay_client,
 });
 static ALL_LEVELS: AtomicU8 = AtomicU8::new(Level::Debug as u8);
 
@@ -286,6 +301,7 @@ impl TestContext {
             commands: Mutex::new(Vec::new()),
             shutdown: AtomicBool::new(false),
             injected: Mutex::new(Vec::new()),
+            replayed: Mutex::new(Vec::new()),
         }));
         let host_data = recorder as *const Recorder as *const c_void;
         // SAFETY: the host functions accept this context from any thread, and `recorder` is
@@ -405,6 +421,17 @@ impl TestContext {
             .injected
             .lock()
             .map(|injected| injected.clone())
+            .unwrap_or_default()
+    }
+
+    /// The flows addons queued for client replay ([`Context::replay_client`]), oldest first.
+    ///
+    /// See the example on [`Context::replay_client`].
+    pub fn replayed(&self) -> Vec<HttpFlow> {
+        self.recorder
+            .replayed
+            .lock()
+            .map(|replayed| replayed.clone())
             .unwrap_or_default()
     }
 
@@ -650,4 +677,23 @@ pub fn websocket_flow(messages: &[(bool, &str)]) -> HttpFlow {
     }
     flow.websocket = ROption::RSome(ws);
     flow
+}
+
+/// `flow` as the proxy replays it after [`Context::replay_client`]: live again, without
+/// response or error, marked `is_replay() == Some(ReplaySide::Request)`.
+///
+/// ```
+/// use interpose_plugin_abi::{flow::ReplaySide, testing};
+///
+/// let replay = testing::replay_of(&testing::flow_with_response().copy());
+/// assert_eq!(replay.is_replay(), Some(ReplaySide::Request));
+/// assert!(replay.live() && replay.response().is_none());
+/// ```
+pub fn replay_of(flow: &HttpFlow) -> HttpFlow {
+    let mut replay = flow.clone();
+    replay.is_replay = ROption::RSome(crate::flow::ReplaySide::Request);
+    replay.response = ROption::RNone;
+    replay.error = ROption::RNone;
+    replay.live = true;
+    replay
 }

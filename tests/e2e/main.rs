@@ -56,6 +56,7 @@ mod options;
 mod pausing;
 mod plugins;
 mod readme;
+mod replay;
 mod steering;
 mod tls;
 mod tunnel;

@@ -93,7 +93,14 @@ static HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable {
     call_command: host_call_command,
     flow_with: host_flow_with,
     inject_websocket: host_inject_websocket,
+    replay_client: host_replay_client,
 });
+
+extern "C" fn host_replay_client(_ctx: &Context, flow: &HttpFlow) -> RResult<(), RString> {
+    crate::proxy::replay::enqueue(flow)
+        .map_err(RString::from)
+        .into()
+}
 
 extern "C" fn host_inject_websocket(
     _ctx: &Context,
@@ -184,6 +191,11 @@ extern "C" fn host_shutdown(ctx: &Context) {
         "addon '{}' asked the proxy to shut down",
         identity(ctx).name
     );
+    request_shutdown();
+}
+
+/// Asks the proxy to shut down, as an addon's `ctx.shutdown()` does.
+pub fn request_shutdown() {
     // `notify_one` keeps a permit when nobody waits yet.
     SHUTDOWN.notify_one();
 }

@@ -1,5 +1,6 @@
 //! The proxy's own commands, as mitmproxy names them: `set`, `options.save`, `commands`,
-//! `flow.resume`, `flow.kill`, `flow.mark`, `inject.websocket`.
+//! `flow.resume`, `flow.kill`, `flow.mark`, `inject.websocket`, `replay.client.file`,
+//! `replay.client.count`, `replay.client.stop`.
 
 use std::fmt::Write;
 
@@ -44,6 +45,39 @@ pub fn register_builtins() {
         "Kill paused flows",
         &[("flows", ParamKind::Flows)],
         |_, args| resolve_all(args, Resolution::Kill),
+    );
+    add_builtin(
+        "replay.client.file",
+        "Load flows from a file and queue their requests for client replay",
+        &[("path", ParamKind::Path)],
+        |_, args| {
+            let path = crate::options::expand_home(text(&args[0]));
+            let flows = crate::readfile::load_flows(&path).map_err(|e| e.to_string())?;
+            let mut queued = 0;
+            for flow in &flows {
+                match crate::proxy::replay::enqueue(flow) {
+                    Ok(()) => queued += 1,
+                    Err(why) => tracing::warn!("replay.client.file: flow {}: {why}", flow.id),
+                }
+            }
+            Ok(CommandValue::Int(queued))
+        },
+    );
+    add_builtin(
+        "replay.client.count",
+        "How many replayed requests are queued or in flight",
+        &[],
+        |_, _| Ok(CommandValue::Int(crate::proxy::replay::count() as i64)),
+    );
+    add_builtin(
+        "replay.client.stop",
+        "Drop the requests queued for client replay (those in flight finish)",
+        &[],
+        |_, _| {
+            let dropped = crate::proxy::replay::stop();
+            tracing::info!("Client replay queue cleared.");
+            Ok(CommandValue::Int(dropped as i64))
+        },
     );
     add_builtin(
         "inject.websocket",

@@ -91,6 +91,8 @@ pub struct CoreOptions {
     pub http2: bool,
     /// `websocket`: relay WebSocket messages through the addons (else splice the bytes).
     pub websocket: bool,
+    /// `client_replay_concurrency`: replayed requests in flight at once (0: no limit).
+    pub client_replay_concurrency: usize,
     /// `plugins_dir`: folder of plugins loaded at startup.
     pub plugins_dir: Option<PathBuf>,
     /// `plugins`: plugin files loaded after the folder's, in order.
@@ -140,6 +142,7 @@ impl Default for CoreOptions {
             ssl_insecure: false,
             http2: true,
             websocket: true,
+            client_replay_concurrency: 1,
             plugins_dir: None,
             plugins: Vec::new(),
             threads: None,

@@ -252,6 +252,26 @@ pub fn core_specs() -> Vec<OptionSpec> {
         )
         .with_validator(control_endpoint),
         OptionSpec::new(
+            "client_replay",
+            List,
+            Value::List(Vec::new()),
+            "Replay the requests of the flows in these files (mitmproxy flow files) to their \
+             servers, through the addons, at startup; the proxy then exits unless keepserving.",
+        ),
+        OptionSpec::new(
+            "client_replay_concurrency",
+            Int { min: 0, max: 1024 },
+            Value::Int(1),
+            "How many replayed requests may be in flight at once (0: no limit).",
+        ),
+        OptionSpec::new(
+            "keepserving",
+            Bool,
+            Value::Bool(false),
+            "Keep serving after client replay and rfile are done (without it the proxy \
+             exits then, as mitmdump does).",
+        ),
+        OptionSpec::new(
             "server",
             Bool,
             Value::Bool(true),
@@ -393,6 +413,7 @@ impl OptionStore {
             ssl_insecure: self.get("ssl_insecure").and_then(Value::as_bool) == Some(true),
             http2: self.get("http2").and_then(Value::as_bool) != Some(false),
             websocket: self.get("websocket").and_then(Value::as_bool) != Some(false),
+            client_replay_concurrency: self.int("client_replay_concurrency").unwrap_or(1) as usize,
             plugins_dir: Some(plugins_dir),
             plugins: self
                 .list("plugins")
@@ -439,7 +460,8 @@ impl OptionStore {
         self.get(name).and_then(Value::as_duration)
     }
 
-    fn list(&self, name: &str) -> &[String] {
+    /// The items of list option `name` (empty when unset or not a list).
+    pub fn list(&self, name: &str) -> &[String] {
         self.get(name).and_then(Value::as_list).unwrap_or_default()
     }
 }

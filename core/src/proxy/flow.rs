@@ -129,6 +129,26 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         }
     }
 
+    /// A replay of `flow` (client replay): the same flow, its request sent again.
+    pub fn replay(
+        shared: &'a Shared,
+        flow: HttpFlow,
+        down: &'a mut D,
+        pool: &'a mut ClientPool,
+    ) -> Self {
+        FlowDriver {
+            shared,
+            options: shared.options_snapshot(),
+            flow,
+            down,
+            finished: false,
+            request_read: false,
+            response_started: false,
+            pool,
+            reserved: 0,
+        }
+    }
+
     /// Takes `bytes` of the body budget for this flow; `false` if that would go over it.
     fn reserve(&mut self, bytes: u64) -> bool {
         let ok = self

@@ -64,7 +64,8 @@ impl std::error::Error for ApplyError {
 /// request), `header_read_timeout` and `client_idle_timeout` (next request head),
 /// `upstream_idle_max` and `upstream_idle_timeout` (next pool use), `shutdown_grace`.
 ///
-/// Refused with [`ApplyError::RestartRequired`]: `listen_host`, `listen_port`, `mode`,
+/// Refused with [`ApplyError::RestartRequired`]: `client_replay_concurrency`, `listen_host`,
+/// `listen_port`, `mode`,
 /// `confdir` (the CA), `certs`, `ssl_insecure` (the upstream TLS configurations are built at
 /// start), `plugins_dir`, `plugins`, `threads`, `upstream_pool`, `max_connections` and
 /// `termlog_verbosity` (the logger's level is fixed when it is installed).
@@ -141,6 +142,7 @@ fn restart_required(running: &CoreOptions, new: &CoreOptions) -> Option<&'static
         upstream_pool,
         max_connections,
         termlog_verbosity,
+        client_replay_concurrency,
         // Read by flows, connections and the pools as they go.
         stream_large_bodies: _,
         body_size_limit: _,
@@ -170,6 +172,10 @@ fn restart_required(running: &CoreOptions, new: &CoreOptions) -> Option<&'static
         ("plugins", *plugins != running.plugins),
         ("threads", *threads != running.threads),
         ("upstream_pool", *upstream_pool != running.upstream_pool),
+        (
+            "client_replay_concurrency",
+            *client_replay_concurrency != running.client_replay_concurrency,
+        ),
         (
             "max_connections",
             *max_connections != running.max_connections,

@@ -13,6 +13,7 @@ mod intercept;
 mod live;
 pub(crate) mod messages;
 mod mode;
+pub(crate) mod replay;
 mod server;
 mod tracker;
 mod upstream;

@@ -164,6 +164,10 @@ pub async fn serve(
         upstream_pool: options.upstream_pool,
     });
     addons.lifecycle(LifecycleEvent::Running);
+    let replayer = tokio::spawn(super::replay::run(
+        Arc::clone(&shared),
+        options.client_replay_concurrency,
+    ));
 
     let max_connections = options
         .max_connections
@@ -248,6 +252,8 @@ pub async fn serve(
 
     drop(listener);
     trimmer.abort();
+    // A replay still in flight ends like any flow at shutdown.
+    replayer.abort();
     tracing::info!("Shutting down.");
     let _ = stop.send(true);
     let grace = live.current().shutdown_grace;

@@ -1,0 +1,119 @@
+//! Client replay (mitmproxy's `ClientPlayback`): `-C FILE` sends saved requests to their
+//! servers again and exits when done; `replay.client.file` / `count` / `stop` while the
+//! proxy runs; and the Rust twin of mitmproxy's `duplicate-modify-replay` example, which
+//! replays a changed copy of every request from an addon.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::{plugin, send, temp_dir, Proxy, Upstream};
+
+/// Waits until `upstream` has seen `n` requests; returns their paths.
+fn wait_for_paths(upstream: &Upstream, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen = upstream.seen();
+        if seen.len() >= n {
+            return seen.into_iter().map(|s| s.path).collect();
+        }
+        assert!(Instant::now() < deadline, "upstream saw only {seen:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn duplicate_modify_replay_twin_sends_a_changed_copy_of_each_request() {
+    let upstream = Upstream::start();
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .plugin(&plugin("duplicate-modify-replay"))
+        .start();
+    let reply = send(proxy.addr, "GET", "/original", b"").unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        String::from_utf8_lossy(&reply.body),
+        "upstream saw GET /original"
+    );
+    let mut paths = wait_for_paths(&upstream, 2);
+    paths.sort();
+    assert_eq!(paths, ["/changed", "/original"]);
+    // The replayed copy shows in the dump output as mitmdump shows replays, and it was not
+    // copied again (no third request).
+    proxy.wait_for_log("[replay]");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(upstream.seen().len(), 2, "{:?}", upstream.seen());
+}
+
+#[test]
+fn client_replay_from_a_file_resends_the_requests_and_exits() {
+    let upstream = Upstream::start();
+    let dir = temp_dir("client-replay");
+    let file = dir.join("flows.mitm");
+    {
+        let mut recorder = Proxy::builder()
+            .reverse(upstream.addr)
+            .args(["-w", file.to_str().unwrap()])
+            .start();
+        send(recorder.addr, "GET", "/first", b"").unwrap();
+        send(recorder.addr, "POST", "/second", b"a body to send again").unwrap();
+        recorder.terminate();
+    }
+    assert_eq!(upstream.seen().len(), 2);
+
+    // No server traffic needed: -C replays the file and the proxy stops by itself.
+    let run = Proxy::builder()
+        .args(["-p", "0", "--confdir", dir.to_str().unwrap()])
+        .args(["-C", file.to_str().unwrap()])
+        .run();
+    assert!(run.status.success(), "{}{}", run.stdout, run.stderr);
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    // One at a time, in the file's order (client_replay_concurrency=1).
+    assert_eq!(seen[2].path, "/first");
+    assert_eq!(
+        (seen[3].method.as_str(), seen[3].path.as_str()),
+        ("POST", "/second")
+    );
+    assert_eq!(seen[3].body, b"a body to send again");
+    let out = format!("{}{}", run.stdout, run.stderr);
+    assert_eq!(out.matches("[replay]").count(), 2, "{out}");
+    assert!(out.contains("2 flows queued for client replay"), "{out}");
+}
+
+#[test]
+fn replay_commands_queue_count_and_stop() {
+    let upstream = Upstream::start();
+    let dir = temp_dir("client-replay-commands");
+    let file = dir.join("flows.mitm");
+    {
+        let mut recorder = Proxy::builder()
+            .reverse(upstream.addr)
+            .args(["-w", file.to_str().unwrap()])
+            .start();
+        send(recorder.addr, "GET", "/again", b"").unwrap();
+        recorder.terminate();
+    }
+    let socket = dir.join("control.sock");
+    let proxy = Proxy::builder()
+        .set("control", socket.to_str().unwrap())
+        .start();
+    let ctl = |args: &[&str]| {
+        let mut all = vec!["ctl", "--control", socket.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let run = Proxy::builder().args(all).run();
+        assert!(
+            run.status.success(),
+            "{args:?}: {}{}",
+            run.stdout,
+            run.stderr
+        );
+        run.stdout.trim().to_string()
+    };
+    assert_eq!(ctl(&["replay.client.count"]), "0");
+    assert_eq!(ctl(&["replay.client.file", file.to_str().unwrap()]), "1");
+    let paths = wait_for_paths(&upstream, 2);
+    assert_eq!(paths, ["/again", "/again"]);
+    assert_eq!(ctl(&["replay.client.stop"]), "0");
+    // The proxy keeps serving: the file was queued by a command, not by -C.
+    proxy.wait_for_log("[replay]");
+    assert_eq!(ctl(&["replay.client.count"]), "0");
+}
