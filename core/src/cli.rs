@@ -90,6 +90,20 @@ pub struct Cli {
     #[arg(long = "showhost")]
     pub showhost: bool,
 
+    /// Header modify pattern "[/flow-filter]/header-name/[@]header-value" (repeatable;
+    /// modify_headers).
+    #[arg(short = 'H', long = "modify-headers", value_name = "PATTERN")]
+    pub modify_headers: Vec<String>,
+
+    /// Body replacement pattern "[/flow-filter]/regex/[@]replacement" (repeatable;
+    /// modify_body).
+    #[arg(short = 'B', long = "modify-body", value_name = "PATTERN")]
+    pub modify_body: Vec<String>,
+
+    /// URL mapping pattern "[/flow-filter]/url-regex/replacement" (repeatable; map_remote).
+    #[arg(short = 'M', long = "map-remote", value_name = "PATTERN")]
+    pub map_remote: Vec<String>,
+
     /// Strip the request headers that let servers answer 304 Not Modified (anticache).
     #[arg(long = "anticache")]
     pub anticache: bool,
@@ -213,6 +227,14 @@ impl Cli {
             &self.client_replay,
             false,
         );
+        many(
+            "modify_headers",
+            "-H/--modify-headers",
+            &self.modify_headers,
+            false,
+        );
+        many("modify_body", "-B/--modify-body", &self.modify_body, false);
+        many("map_remote", "-M/--map-remote", &self.map_remote, false);
         let mut switch = |on: bool, name: &str, flag: &'static str, value: &str| {
             if on {
                 flags.push(Assignment::new(

@@ -547,7 +547,7 @@ impl Request {
         self.update_host_and_authority();
     }
 
-    fn update_host_and_authority(&mut self) {
+    pub(crate) fn update_host_and_authority(&mut self) {
         let value = if self.port == default_port(&self.scheme) {
             if self.host.contains(':') {
                 format!("[{}]", self.host)

@@ -555,6 +555,28 @@ impl Request {
         self.scheme = scheme.into();
     }
 
+    /// Points the request at an absolute `http://` or `https://` URL (mitmproxy's
+    /// `request.url = ...`): scheme, host, port and path change, and the `Host` header (when
+    /// there is one) follows. `Err` for a URL that is not absolute HTTP(S).
+    ///
+    /// ```
+    /// # use interpose_plugin_abi::*;
+    /// let mut request = Request::make("GET", "http://example.com/a?b=1", "").unwrap();
+    /// request.set_url("https://example.org:8443/c").unwrap();
+    /// assert_eq!(request.url(), "https://example.org:8443/c");
+    /// assert_eq!(request.headers.get("host"), Some("example.org:8443"));
+    /// assert!(request.set_url("/relative").is_err());
+    /// ```
+    pub fn set_url(&mut self, url: &str) -> Result<(), String> {
+        let parsed = Request::make(self.method.as_str(), url, "")?;
+        self.scheme = parsed.scheme;
+        self.path = parsed.path;
+        self.host = parsed.host;
+        self.port = parsed.port;
+        self.update_host_and_authority();
+        Ok(())
+    }
+
     /// Removes the headers that let a server answer `304 Not Modified` (`If-Modified-Since`,
     /// `If-None-Match`), so the whole response comes back (mitmproxy's
     /// `request.anticache()`).

@@ -49,6 +49,7 @@ mod events;
 mod examples;
 mod forwarding;
 mod h2_servers;
+mod modify;
 mod hardening;
 mod harness;
 mod mitmproxy;

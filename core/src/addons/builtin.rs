@@ -12,16 +12,20 @@ use interpose_plugin_abi::ffi::PluginModuleRef;
 /// The built-in plugins whose addons run before any loaded plugin, in order.
 pub fn builtin_plugins() -> Vec<PluginModuleRef> {
     vec![
+        block::interpose_plugin(),
         anticache::interpose_plugin(),
         anticomp::interpose_plugin(),
         disable_h2c::interpose_plugin(),
     ]
 }
 
-/// The built-in plugins whose addons run after the loaded plugins, in order: pausing flows
-/// (`intercept`), saving (`save_stream_file`, `hardump`), then the dump output.
+/// The built-in plugins whose addons run after the loaded plugins, in order: rewriting by
+/// spec (`map_remote`, `modify_body`, `modify_headers`: mitmproxy runs them after the
+/// scripts), pausing flows (`intercept`), saving (`save_stream_file`, `hardump`), then the
+/// dump output.
 pub fn builtin_plugins_after() -> Vec<PluginModuleRef> {
     vec![
+        modify::interpose_plugin(),
         intercept::interpose_plugin(),
         save::interpose_plugin(),
         savehar::interpose_plugin(),

@@ -1,0 +1,347 @@
+//! Built-in addons that rewrite traffic by spec, as mitmproxy's do (same option names, same
+//! `[/flow-filter]/subject/replacement` syntax, any first character as the separator):
+//!
+//! - `modify_headers` (ModifyHeaders): `/~q/Host/example.org` sets a header on matching
+//!   requests and responses; an empty value removes it; `@path` reads the value from a file.
+//! - `modify_body` (ModifyBody): `/~s/regex/replacement` replaces in decoded bodies (the
+//!   content encoding is undone and redone); `\1`, `\g<name>` refer to groups, as in Python.
+//! - `map_remote` (MapRemote): `|https://example.com/|http://localhost:8000/` rewrites the
+//!   URL of matching requests with a regex, before they go out.
+//!
+//! A spec that does not parse (or a `@path` that cannot be read) refuses the option: at
+//! startup the proxy does not start, at run time `set` fails and nothing changes.
+
+mod spec;
+
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc, RwLock,
+};
+
+use interpose_plugin_abi::{prelude::*, ConfigureData, Filter, Headers};
+
+/// One parsed spec: which flows, what, with what.
+struct Rule<S> {
+    filter: Option<Filter>,
+    subject: S,
+    /// The replacement as written (`@path` is read when used, as mitmproxy does).
+    replacement: String,
+}
+
+impl<S> Rule<S> {
+    fn matches(&self, flow: &HttpFlow) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.matches(flow))
+    }
+}
+
+/// The rules of one option, replaced as a whole when the option changes.
+struct Rules<S> {
+    rules: RwLock<Arc<Vec<Rule<S>>>>,
+    /// Whether there is any rule: flows skip the lock when there is none.
+    any: AtomicBool,
+}
+
+impl<S> Default for Rules<S> {
+    fn default() -> Self {
+        Rules {
+            rules: RwLock::new(Arc::new(Vec::new())),
+            any: AtomicBool::new(false),
+        }
+    }
+}
+
+impl<S> Rules<S> {
+    fn current(&self) -> Option<Arc<Vec<Rule<S>>>> {
+        if !self.any.load(Ordering::Acquire) {
+            return None;
+        }
+        self.rules.read().ok().map(|rules| Arc::clone(&rules))
+    }
+
+    /// Parses option `name` with `subject` when it changed; a bad spec rejects the change.
+    fn configure(
+        &self,
+        ctx: &Context,
+        data: &mut ConfigureData,
+        name: &str,
+        subject: impl Fn(&str) -> Result<S, String>,
+    ) {
+        if !data.contains(name) {
+            return;
+        }
+        let mut parsed = Vec::new();
+        for option in ctx.get_option::<Vec<String>>(name) {
+            match parse_rule(ctx, &option, &subject) {
+                Ok(rule) => parsed.push(rule),
+                Err(e) => {
+                    data.reject(format!("Cannot parse {name} option {option}: {e}"));
+                    return;
+                }
+            }
+        }
+        self.any.store(!parsed.is_empty(), Ordering::Release);
+        if let Ok(mut rules) = self.rules.write() {
+            *rules = Arc::new(parsed);
+        }
+    }
+}
+
+fn parse_rule<S>(
+    ctx: &Context,
+    option: &str,
+    subject: impl Fn(&str) -> Result<S, String>,
+) -> Result<Rule<S>, String> {
+    let parts = spec::parse(option)?;
+    let filter = match parts.filter {
+        Some(expression) => Some(ctx.filter(expression)?),
+        None => None,
+    };
+    spec::check_replacement(parts.replacement)?;
+    Ok(Rule {
+        filter,
+        subject: subject(parts.subject)?,
+        replacement: parts.replacement.to_string(),
+    })
+}
+
+/// The replacement's bytes, or `None` (logged) when its file cannot be read now.
+fn replacement(ctx: &Context, written: &str) -> Option<Vec<u8>> {
+    match spec::read_replacement(written) {
+        Ok(bytes) => Some(bytes),
+        Err(e) => {
+            warn!(ctx, "Could not read replacement file: {e}");
+            None
+        }
+    }
+}
+
+/// A flow the rewriting addons leave alone: answered by an addon already (for requests),
+/// failed, or not live (read from a file).
+fn settled(flow: &HttpFlow, request: bool) -> bool {
+    (request && flow.response().is_some()) || flow.error().is_some() || !flow.live()
+}
+
+/// mitmproxy's ModifyHeaders.
+#[derive(Default)]
+pub struct ModifyHeaders {
+    rules: Rules<String>,
+}
+
+impl ModifyHeaders {
+    fn run(&self, ctx: &Context, flow: &mut HttpFlow, request: bool) {
+        let Some(rules) = self.rules.current() else {
+            return;
+        };
+        // Every filter sees the flow as it was, before any rule changed it.
+        let matched: Vec<bool> = rules.iter().map(|rule| rule.matches(flow)).collect();
+        let headers: &mut Headers = if request {
+            &mut flow.request.headers
+        } else {
+            match flow.response_mut() {
+                Some(response) => &mut response.headers,
+                None => return,
+            }
+        };
+        for (rule, _) in rules.iter().zip(&matched).filter(|(_, m)| **m) {
+            headers.remove(&rule.subject);
+        }
+        for (rule, _) in rules.iter().zip(&matched).filter(|(_, m)| **m) {
+            if let Some(value) = replacement(ctx, &rule.replacement) {
+                if !value.is_empty() {
+                    headers.append(&rule.subject, value);
+                }
+            }
+        }
+    }
+}
+
+#[addon]
+impl Addon for ModifyHeaders {
+    fn name(&self) -> String {
+        "modifyheaders".to_string()
+    }
+
+    fn load(&self, ctx: &Context) {
+        ctx.add_option(
+            "modify_headers",
+            Vec::<String>::new(),
+            "Header modify pattern of the form \"[/flow-filter]/header-name/[@]header-value\", \
+             where the separator can be any character. The @ reads the value from a file. An \
+             empty header-value removes existing header-name headers.",
+        );
+    }
+
+    fn configure(&self, ctx: &Context, data: &mut ConfigureData) {
+        self.rules
+            .configure(ctx, data, "modify_headers", |subject| {
+                Ok(String::from_utf8_lossy(&spec::unescape(subject)).into_owned())
+            });
+    }
+
+    fn requestheaders(&self, ctx: &Context, flow: &mut HttpFlow) {
+        if !settled(flow, true) {
+            self.run(ctx, flow, true);
+        }
+    }
+
+    fn responseheaders(&self, ctx: &Context, flow: &mut HttpFlow) {
+        if !settled(flow, false) {
+            self.run(ctx, flow, false);
+        }
+    }
+}
+
+/// mitmproxy's ModifyBody.
+#[derive(Default)]
+pub struct ModifyBody {
+    rules: Rules<regex::bytes::Regex>,
+}
+
+impl ModifyBody {
+    fn run(&self, ctx: &Context, flow: &mut HttpFlow) {
+        let Some(rules) = self.rules.current() else {
+            return;
+        };
+        for rule in rules.iter() {
+            if !rule.matches(flow) {
+                continue;
+            }
+            let Some(value) = replacement(ctx, &rule.replacement) else {
+                continue;
+            };
+            let template = spec::rust_template(&value);
+            match flow.response_mut() {
+                Some(response) => {
+                    let body = response.content_or_raw();
+                    let changed = rule.subject.replace_all(&body, template.as_slice());
+                    if let std::borrow::Cow::Owned(changed) = changed {
+                        response.set_content(changed);
+                    }
+                }
+                None => {
+                    let request = &mut flow.request;
+                    let body = request.content_or_raw();
+                    let changed = rule.subject.replace_all(&body, template.as_slice());
+                    if let std::borrow::Cow::Owned(changed) = changed {
+                        request.set_content(changed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[addon]
+impl Addon for ModifyBody {
+    fn name(&self) -> String {
+        "modifybody".to_string()
+    }
+
+    fn load(&self, ctx: &Context) {
+        ctx.add_option(
+            "modify_body",
+            Vec::<String>::new(),
+            "Replacement pattern of the form \"[/flow-filter]/regex/[@]replacement\", where the \
+             separator can be any character. The @ reads the replacement from a file.",
+        );
+    }
+
+    fn configure(&self, ctx: &Context, data: &mut ConfigureData) {
+        self.rules.configure(ctx, data, "modify_body", |subject| {
+            let pattern = String::from_utf8_lossy(&spec::unescape(subject)).into_owned();
+            regex::bytes::RegexBuilder::new(&pattern)
+                .dot_matches_new_line(true)
+                .build()
+                .map_err(|e| format!("Invalid regular expression {pattern:?} ({e})"))
+        });
+        if self.rules.any.load(Ordering::Acquire)
+            && ctx
+                .option("stream_large_bodies")
+                .is_some_and(|v| !v.is_empty())
+            && (data.contains("modify_body") || data.contains("stream_large_bodies"))
+        {
+            warn!(
+                ctx,
+                "Both modify_body and stream_large_bodies are active. Streamed bodies will not \
+                 be modified."
+            );
+        }
+    }
+
+    fn request(&self, ctx: &Context, flow: &mut HttpFlow) {
+        if !settled(flow, true) {
+            self.run(ctx, flow);
+        }
+    }
+
+    fn response(&self, ctx: &Context, flow: &mut HttpFlow) {
+        if !settled(flow, false) {
+            self.run(ctx, flow);
+        }
+    }
+}
+
+/// mitmproxy's MapRemote.
+#[derive(Default)]
+pub struct MapRemote {
+    rules: Rules<regex::Regex>,
+}
+
+#[addon]
+impl Addon for MapRemote {
+    fn name(&self) -> String {
+        "mapremote".to_string()
+    }
+
+    fn load(&self, ctx: &Context) {
+        ctx.add_option(
+            "map_remote",
+            Vec::<String>::new(),
+            "Map remote resources to another remote URL using a pattern of the form \
+             \"[/flow-filter]/url-regex/replacement\", where the separator can be any character.",
+        );
+    }
+
+    fn configure(&self, ctx: &Context, data: &mut ConfigureData) {
+        self.rules.configure(ctx, data, "map_remote", |subject| {
+            regex::Regex::new(subject)
+                .map_err(|e| format!("Invalid regular expression {subject:?} ({e})"))
+        });
+    }
+
+    fn request(&self, ctx: &Context, flow: &mut HttpFlow) {
+        if settled(flow, true) {
+            return;
+        }
+        let Some(rules) = self.rules.current() else {
+            return;
+        };
+        for rule in rules.iter() {
+            if !rule.matches(flow) {
+                continue;
+            }
+            let url = flow.request.pretty_url();
+            let template = spec::rust_template(rule.replacement.as_bytes());
+            let template = String::from_utf8_lossy(&template);
+            let new_url = rule.subject.replace_all(&url, template.as_ref());
+            // Only a URL that changed is set (setting it also updates the Host header).
+            if new_url != url {
+                if let Err(e) = flow.request.set_url(&new_url) {
+                    warn!(ctx, "map_remote: {url} mapped to {new_url}: {e}");
+                }
+            }
+        }
+    }
+}
+
+// mitmproxy's order: MapRemote, ModifyBody, ModifyHeaders.
+export_plugin!(
+    addons = [
+        MapRemote::default(),
+        ModifyBody::default(),
+        ModifyHeaders::default(),
+    ]
+);
+
+#[cfg(test)]
+mod tests;

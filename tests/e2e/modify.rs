@@ -1,0 +1,93 @@
+//! The built-in rewriting addons (`-H`/`modify_headers`, `-B`/`modify_body`,
+//! `-M`/`map_remote`) and `block_private`/`block_global`, through the real binary.
+
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
+
+use crate::harness::{raw_exchange, Connection, Proxy, Upstream};
+
+#[test]
+fn modify_headers_on_requests_and_responses_by_filter() {
+    let upstream = Upstream::start();
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .args(["-H", "/~q/X-Req/hello", "-H", ":~s:X-Resp:added"])
+        .args(["-H", "|~q & ~m POST|X-Post-Only|yes"])
+        .start();
+    let mut client = Connection::open(proxy.addr);
+    let reply = client.send("GET", "/a", &[("X-Req", "old")], b"").unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-resp"), Some("added"));
+    let seen = upstream.seen();
+    assert_eq!(seen[0].header("x-req"), Some("hello"));
+    assert_eq!(seen[0].headers.iter().filter(|(n, _)| n == "x-req").count(), 1);
+    assert_eq!(seen[0].header("x-post-only"), None);
+    client.send("POST", "/b", &[], b"x").unwrap();
+    assert_eq!(upstream.seen()[1].header("x-post-only"), Some("yes"));
+}
+
+#[test]
+fn modify_body_and_map_remote() {
+    let upstream = Upstream::start();
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .args(["-B", "/saw (\\w+)/SAW [\\\\1]", "-M", "|/old$|/new"])
+        .start();
+    let mut client = Connection::open(proxy.addr);
+    let reply = client.send("GET", "/old", &[], b"").unwrap();
+    assert_eq!(upstream.seen()[0].path, "/new");
+    assert_eq!(String::from_utf8_lossy(&reply.body), "upstream SAW [GET] /new");
+}
+
+#[test]
+fn a_bad_spec_stops_the_proxy_with_the_option_named() {
+    let run = Proxy::builder()
+        .args(["-p", "0", "-M", "|(unclosed|x"])
+        .run();
+    assert!(!run.status.success());
+    assert!(
+        run.stderr
+            .contains("Cannot parse map_remote option |(unclosed|x: Invalid regular expression"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// An address of this machine other than loopback (from which a connection to a proxy
+/// listening on every interface comes from a private or public address), if it has one.
+fn non_loopback_address() -> Option<IpAddr> {
+    // Connecting a UDP socket sends nothing; it picks the outgoing interface's address.
+    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("10.255.255.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[test]
+fn block_private_refuses_clients_from_private_addresses_but_not_loopback() {
+    let Some(ip) = non_loopback_address() else {
+        eprintln!("no non-loopback address on this machine: nothing to test");
+        return;
+    };
+    let upstream = Upstream::start();
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .args(["--listen-host", "0.0.0.0", "--set", "block_private=true"])
+        .start();
+    let port = proxy.addr.port();
+    // Loopback is always let in.
+    let reply = raw_exchange(
+        SocketAddr::new("127.0.0.1".parse().unwrap(), port),
+        b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    // From this machine's own private (or public) address: refused, whichever option
+    // applies to it (block_global is on by default).
+    assert!(TcpStream::connect(SocketAddr::new(ip, port)).is_ok());
+    let reply = raw_exchange(
+        SocketAddr::new(ip, port),
+        b"GET /no HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(reply.is_empty(), "{reply}");
+    proxy.wait_for_log(&format!("Client connection from {ip} killed by block_"));
+    assert_eq!(upstream.seen().len(), 1);
+}
