@@ -90,6 +90,10 @@ pub struct Cli {
     #[arg(long = "showhost")]
     pub showhost: bool,
 
+    /// Require proxy authentication: "username:pass", or "any" (proxyauth).
+    #[arg(long = "proxyauth", value_name = "SPEC")]
+    pub proxyauth: Option<String>,
+
     /// Header modify pattern "[/flow-filter]/header-name/[@]header-value" (repeatable;
     /// modify_headers).
     #[arg(short = 'H', long = "modify-headers", value_name = "PATTERN")]
@@ -200,6 +204,7 @@ impl Cli {
             &self.save_stream_file,
         );
         one("rfile", "-r/--rfile", &self.rfile);
+        one("proxyauth", "--proxyauth", &self.proxyauth);
         if !self.filter.is_empty() {
             let expression = Some(self.filter.join(" "));
             one("dumper_filter", "filter expression", &expression);

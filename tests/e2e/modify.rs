@@ -1,5 +1,5 @@
-//! The built-in rewriting addons (`-H`/`modify_headers`, `-B`/`modify_body`,
-//! `-M`/`map_remote`) and `block_private`/`block_global`, through the real binary.
+//! The built-in addons that rewrite and guard traffic (`-H`/`modify_headers`, `-B`/`modify_body`,
+//! `-M`/`map_remote`, `block_private`/`block_global`, `--proxyauth`), through the real binary.
 
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 
@@ -19,7 +19,10 @@ fn modify_headers_on_requests_and_responses_by_filter() {
     assert_eq!(reply.header("x-resp"), Some("added"));
     let seen = upstream.seen();
     assert_eq!(seen[0].header("x-req"), Some("hello"));
-    assert_eq!(seen[0].headers.iter().filter(|(n, _)| n == "x-req").count(), 1);
+    assert_eq!(
+        seen[0].headers.iter().filter(|(n, _)| n == "x-req").count(),
+        1
+    );
     assert_eq!(seen[0].header("x-post-only"), None);
     client.send("POST", "/b", &[], b"x").unwrap();
     assert_eq!(upstream.seen()[1].header("x-post-only"), Some("yes"));
@@ -35,7 +38,10 @@ fn modify_body_and_map_remote() {
     let mut client = Connection::open(proxy.addr);
     let reply = client.send("GET", "/old", &[], b"").unwrap();
     assert_eq!(upstream.seen()[0].path, "/new");
-    assert_eq!(String::from_utf8_lossy(&reply.body), "upstream SAW [GET] /new");
+    assert_eq!(
+        String::from_utf8_lossy(&reply.body),
+        "upstream SAW [GET] /new"
+    );
 }
 
 #[test]
@@ -90,4 +96,56 @@ fn block_private_refuses_clients_from_private_addresses_but_not_loopback() {
     assert!(reply.is_empty(), "{reply}");
     proxy.wait_for_log(&format!("Client connection from {ip} killed by block_"));
     assert_eq!(upstream.seen().len(), 1);
+}
+
+#[test]
+fn proxyauth_asks_proxy_clients_and_reverse_clients_for_credentials() {
+    let upstream = Upstream::start();
+    let proxy = Proxy::builder()
+        .args(["--proxyauth", "alice:secret"])
+        .start();
+    let target = format!("http://{}/private", upstream.addr);
+    let mut client = Connection::open(proxy.addr);
+    let refused = client.send("GET", &target, &[], b"").unwrap();
+    assert_eq!(refused.status, 407);
+    assert_eq!(
+        refused.header("proxy-authenticate"),
+        Some("Basic realm=\"mitmproxy\"")
+    );
+    assert!(upstream.seen().is_empty());
+    // alice:secret
+    let auth = [("Proxy-Authorization", "Basic YWxpY2U6c2VjcmV0")];
+    let reply = client.send("GET", &target, &auth, b"").unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(upstream.seen()[0].header("proxy-authorization"), None);
+
+    // A CONNECT without credentials is refused; with them, its tunnel carries requests
+    // without asking again.
+    let request = format!("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\n", upstream.addr);
+    let answer = raw_exchange(proxy.addr, request.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 407"), "{answer}");
+    let request = format!(
+        "CONNECT {0} HTTP/1.1\r\nHost: {0}\r\nProxy-Authorization: Basic YWxpY2U6c2VjcmV0\r\n\r\n\
+         GET /inside HTTP/1.1\r\nHost: {0}\r\nConnection: close\r\n\r\n",
+        upstream.addr
+    );
+    let answer = raw_exchange(proxy.addr, request.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("upstream saw GET /inside"), "{answer}");
+
+    // As a reverse proxy it is a server asking for its own credentials.
+    let reverse = Proxy::builder()
+        .reverse(upstream.addr)
+        .args(["--proxyauth", "any"])
+        .start();
+    let refused = crate::harness::send(reverse.addr, "GET", "/r", b"").unwrap();
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        refused.header("www-authenticate"),
+        Some("Basic realm=\"mitmproxy\"")
+    );
+    let reply = Connection::open(reverse.addr)
+        .send("GET", "/r", &[("Authorization", "Basic Ym9iOng=")], b"")
+        .unwrap();
+    assert_eq!(reply.status, 200);
 }

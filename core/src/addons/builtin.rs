@@ -13,6 +13,7 @@ use interpose_plugin_abi::ffi::PluginModuleRef;
 pub fn builtin_plugins() -> Vec<PluginModuleRef> {
     vec![
         block::interpose_plugin(),
+        proxyauth::interpose_plugin(),
         anticache::interpose_plugin(),
         anticomp::interpose_plugin(),
         disable_h2c::interpose_plugin(),
