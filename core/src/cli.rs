@@ -104,6 +104,11 @@ pub struct Cli {
     #[arg(short = 'B', long = "modify-body", value_name = "PATTERN")]
     pub modify_body: Vec<String>,
 
+    /// Local file mapping pattern "[/flow-filter]/url-regex/file-or-directory-path"
+    /// (repeatable; map_local).
+    #[arg(long = "map-local", value_name = "PATTERN")]
+    pub map_local: Vec<String>,
+
     /// URL mapping pattern "[/flow-filter]/url-regex/replacement" (repeatable; map_remote).
     #[arg(short = 'M', long = "map-remote", value_name = "PATTERN")]
     pub map_remote: Vec<String>,
@@ -240,6 +245,7 @@ impl Cli {
         );
         many("modify_body", "-B/--modify-body", &self.modify_body, false);
         many("map_remote", "-M/--map-remote", &self.map_remote, false);
+        many("map_local", "--map-local", &self.map_local, false);
         let mut switch = |on: bool, name: &str, flag: &'static str, value: &str| {
             if on {
                 flags.push(Assignment::new(

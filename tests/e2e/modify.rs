@@ -149,3 +149,40 @@ fn proxyauth_asks_proxy_clients_and_reverse_clients_for_credentials() {
         .unwrap();
     assert_eq!(reply.status, 200);
 }
+
+#[test]
+fn map_local_answers_from_a_folder_without_the_server() {
+    let upstream = Upstream::start();
+    let site = crate::harness::temp_dir("map-local");
+    std::fs::create_dir_all(site.join("css")).unwrap();
+    std::fs::write(site.join("index.html"), "<h1>home</h1>").unwrap();
+    std::fs::write(site.join("css/app.css"), "body{}").unwrap();
+    std::fs::write(site.parent().unwrap().join("secret.txt"), "outside").unwrap();
+    let spec = format!("|/static|{}", site.display());
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        .args(["--map-local", spec.as_str()])
+        .start();
+    let mut client = Connection::open(proxy.addr);
+    let css = client
+        .send("GET", "/static/css/app.css?v=2", &[], b"")
+        .unwrap();
+    assert_eq!(css.status, 200);
+    assert_eq!(css.body, b"body{}");
+    assert_eq!(css.header("content-type"), Some("text/css"));
+    let home = client.send("GET", "/static/", &[], b"").unwrap();
+    assert_eq!(home.body, b"<h1>home</h1>");
+    let missing = client.send("GET", "/static/nope.js", &[], b"").unwrap();
+    assert_eq!(missing.status, 404);
+    // Nothing reached the server so far; other paths still do.
+    assert!(upstream.seen().is_empty(), "{:?}", upstream.seen());
+    assert_eq!(client.send("GET", "/other", &[], b"").unwrap().status, 200);
+    assert_eq!(upstream.seen().len(), 1);
+    // A path leaving the folder has no candidate: it is never served from the disk (it goes
+    // to the server, as in mitmproxy).
+    let escape = client
+        .send("GET", "/static/../secret.txt", &[], b"")
+        .unwrap();
+    assert_ne!(escape.body, b"outside");
+    assert_eq!(upstream.seen()[1].path, "/static/../secret.txt");
+}

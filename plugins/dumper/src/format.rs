@@ -245,9 +245,10 @@ fn close_reason_name(code: u16) -> String {
 }
 
 /// Writes the line of one WebSocket message of `flow`, as mitmdump prints it at
-/// `websocket_message`.
+/// `websocket_message`, and from detail 3 its content as a body is shown.
 pub fn write_websocket_message(
     out: &mut String,
+    style: &Style,
     flow: &HttpFlow,
     message: &interpose_plugin_abi::flow::WebSocketMessage,
 ) {
@@ -260,6 +261,10 @@ pub fn write_websocket_message(
         "{client} {direction} WebSocket {kind} message {direction} {server}{}",
         flow.request.path()
     );
+    if style.detail >= 3 {
+        let headers = Headers::default();
+        write_body(out, style, &headers, message.content.as_slice(), false, &[]);
+    }
 }
 
 /// Writes how a flow's WebSocket conversation ended, as mitmdump prints it at

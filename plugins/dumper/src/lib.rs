@@ -224,8 +224,8 @@ impl Addon for Dumper {
         let Some(message) = flow.websocket().and_then(|ws| ws.messages().last()) else {
             return;
         };
-        self.echo_with(ctx, flow, |text, _| {
-            format::write_websocket_message(text, flow, message)
+        self.echo_with(ctx, flow, |text, style| {
+            format::write_websocket_message(text, style, flow, message)
         });
     }
 

@@ -225,7 +225,7 @@ fn websocket_messages_and_close_of_a_read_flow() {
     });
     let mut out = String::new();
     for message in flow.websocket().unwrap().messages() {
-        format::write_websocket_message(&mut out, &flow, message);
+        format::write_websocket_message(&mut out, &Style::default(), &flow, message);
     }
     format::write_websocket_end(&mut out, &Style::default(), &flow);
     let client = format::format_address(&flow.client_conn.conn.peername);
@@ -244,7 +244,7 @@ fn websocket_messages_and_close_of_a_read_flow() {
     }
     let mut out = String::new();
     for message in flow.websocket().unwrap().messages() {
-        format::write_websocket_message(&mut out, &flow, message);
+        format::write_websocket_message(&mut out, &Style::default(), &flow, message);
     }
     format::write_websocket_end(&mut out, &Style::default(), &flow);
     assert!(
@@ -253,4 +253,24 @@ fn websocket_messages_and_close_of_a_read_flow() {
         ),
         "{out}"
     );
+}
+
+#[test]
+fn websocket_message_content_from_detail_3() {
+    let flow = interpose_plugin_abi::testing::websocket_flow(&[(true, "hello\nworld")]);
+    let message = &flow.websocket().unwrap().messages()[0];
+    let mut short = String::new();
+    format::write_websocket_message(&mut short, &Style::default(), &flow, message);
+    assert!(!short.contains("hello"), "{short}");
+    let style = Style {
+        detail: 3,
+        cutoff: 1,
+        ..Style::default()
+    };
+    let mut long = String::new();
+    format::write_websocket_message(&mut long, &style, &flow, message);
+    assert!(long.contains("-> WebSocket text message ->"), "{long}");
+    assert!(long.contains("\n    hello\n"), "{long}");
+    assert!(!long.contains("world"), "cut at one line: {long}");
+    assert!(long.contains("(cut off)"), "{long}");
 }

@@ -5,12 +5,16 @@
 //!   requests and responses; an empty value removes it; `@path` reads the value from a file.
 //! - `modify_body` (ModifyBody): `/~s/regex/replacement` replaces in decoded bodies (the
 //!   content encoding is undone and redone); `\1`, `\g<name>` refer to groups, as in Python.
+//! - `map_local` (MapLocal): `|example.com/static|~/site` answers matching requests from
+//!   a local file or folder (the rest of the URL is looked up in the folder, `index.html`
+//!   for folders, never outside it); `404` when no candidate exists.
 //! - `map_remote` (MapRemote): `|https://example.com/|http://localhost:8000/` rewrites the
 //!   URL of matching requests with a regex, before they go out.
 //!
 //! A spec that does not parse (or a `@path` that cannot be read) refuses the option: at
 //! startup the proxy does not start, at run time `set` fails and nothing changes.
 
+mod local;
 mod spec;
 
 use std::sync::{
@@ -64,7 +68,7 @@ impl<S> Rules<S> {
         ctx: &Context,
         data: &mut ConfigureData,
         name: &str,
-        subject: impl Fn(&str) -> Result<S, String>,
+        subject: impl Fn(&str, &str) -> Result<S, String>,
     ) {
         if !data.contains(name) {
             return;
@@ -89,7 +93,7 @@ impl<S> Rules<S> {
 fn parse_rule<S>(
     ctx: &Context,
     option: &str,
-    subject: impl Fn(&str) -> Result<S, String>,
+    subject: impl Fn(&str, &str) -> Result<S, String>,
 ) -> Result<Rule<S>, String> {
     let parts = spec::parse(option)?;
     let filter = match parts.filter {
@@ -99,7 +103,7 @@ fn parse_rule<S>(
     spec::check_replacement(parts.replacement)?;
     Ok(Rule {
         filter,
-        subject: subject(parts.subject)?,
+        subject: subject(parts.subject, parts.replacement)?,
         replacement: parts.replacement.to_string(),
     })
 }
@@ -173,7 +177,7 @@ impl Addon for ModifyHeaders {
 
     fn configure(&self, ctx: &Context, data: &mut ConfigureData) {
         self.rules
-            .configure(ctx, data, "modify_headers", |subject| {
+            .configure(ctx, data, "modify_headers", |subject, _| {
                 Ok(String::from_utf8_lossy(&spec::unescape(subject)).into_owned())
             });
     }
@@ -247,13 +251,14 @@ impl Addon for ModifyBody {
     }
 
     fn configure(&self, ctx: &Context, data: &mut ConfigureData) {
-        self.rules.configure(ctx, data, "modify_body", |subject| {
-            let pattern = String::from_utf8_lossy(&spec::unescape(subject)).into_owned();
-            regex::bytes::RegexBuilder::new(&pattern)
-                .dot_matches_new_line(true)
-                .build()
-                .map_err(|e| format!("Invalid regular expression {pattern:?} ({e})"))
-        });
+        self.rules
+            .configure(ctx, data, "modify_body", |subject, _| {
+                let pattern = String::from_utf8_lossy(&spec::unescape(subject)).into_owned();
+                regex::bytes::RegexBuilder::new(&pattern)
+                    .dot_matches_new_line(true)
+                    .build()
+                    .map_err(|e| format!("Invalid regular expression {pattern:?} ({e})"))
+            });
         if self.rules.any.load(Ordering::Acquire)
             && ctx
                 .option("stream_large_bodies")
@@ -303,7 +308,7 @@ impl Addon for MapRemote {
     }
 
     fn configure(&self, ctx: &Context, data: &mut ConfigureData) {
-        self.rules.configure(ctx, data, "map_remote", |subject| {
+        self.rules.configure(ctx, data, "map_remote", |subject, _| {
             regex::Regex::new(subject)
                 .map_err(|e| format!("Invalid regular expression {subject:?} ({e})"))
         });
@@ -334,10 +339,96 @@ impl Addon for MapRemote {
     }
 }
 
-// mitmproxy's order: MapRemote, ModifyBody, ModifyHeaders.
+/// mitmproxy's MapLocal.
+#[derive(Default)]
+pub struct MapLocal {
+    rules: Rules<(regex::Regex, std::path::PathBuf)>,
+}
+
+#[addon]
+impl Addon for MapLocal {
+    fn name(&self) -> String {
+        "maplocal".to_string()
+    }
+
+    fn load(&self, ctx: &Context) {
+        ctx.add_option(
+            "map_local",
+            Vec::<String>::new(),
+            "Map remote resources to a local file using a pattern of the form \
+             \"[/flow-filter]/url-regex/file-or-directory-path\", where the separator can be \
+             any character.",
+        );
+    }
+
+    fn configure(&self, ctx: &Context, data: &mut ConfigureData) {
+        self.rules
+            .configure(ctx, data, "map_local", |subject, path| {
+                let regex = regex::Regex::new(subject)
+                    .map_err(|e| format!("Invalid regular expression {subject:?} ({e})"))?;
+                let local = interpose_plugin_abi::commands::expand_home(path)
+                    .canonicalize()
+                    .map_err(|e| format!("Invalid file path: {path} ({e})"))?;
+                Ok((regex, local))
+            });
+    }
+
+    fn request(&self, ctx: &Context, flow: &mut HttpFlow) {
+        if settled(flow, true) {
+            return;
+        }
+        let Some(rules) = self.rules.current() else {
+            return;
+        };
+        let url = flow.request.pretty_url();
+        let mut tried = Vec::new();
+        for rule in rules.iter() {
+            let (regex, local) = &rule.subject;
+            if !rule.matches(flow) || !regex.is_match(&url) {
+                continue;
+            }
+            let candidates = if local.is_file() {
+                vec![local.clone()]
+            } else {
+                local::candidates(&url, regex, local)
+            };
+            let Some(file) = candidates.iter().find(|c| c.is_file()).cloned() else {
+                tried.extend(candidates);
+                continue;
+            };
+            match std::fs::read(&file) {
+                Ok(contents) => {
+                    let mut headers = vec![("Server", "Interpose")];
+                    if let Some(media) = local::media_type(&file) {
+                        headers.push(("Content-Type", media));
+                    }
+                    // Only the first matching rule answers.
+                    flow.set_response(Response::make(200, contents, &headers));
+                    return;
+                }
+                Err(e) => {
+                    warn!(ctx, "Could not read file: {e}");
+                    tried.extend(candidates);
+                }
+            }
+        }
+        if !tried.is_empty() {
+            flow.set_response(Response::make(404, "", &[]));
+            let names: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+            info!(
+                ctx,
+                "None of the local file candidates exist: {}",
+                names.join(", ")
+            );
+        }
+    }
+}
+
+// mitmproxy's order: MapRemote, MapLocal, ModifyBody, ModifyHeaders.
 export_plugin!(
     addons = [
         MapRemote::default(),
+        MapLocal::default(),
         ModifyBody::default(),
         ModifyHeaders::default(),
     ]
