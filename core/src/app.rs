@@ -113,9 +113,12 @@ pub fn run(mut store: OptionStore) -> Result<(), RunError> {
         addons.lifecycle(LifecycleEvent::Done);
         return Err(e);
     }
-    // As mitmdump: with -r or -C, the proxy stops once they are done, unless --keepserving.
+    // As mitmdump: with -r, -C or -S, the proxy stops once they are done (the file read,
+    // the requests replayed, the saved responses used up), unless --keepserving.
     let stop_when_done = store.get("keepserving").and_then(|v| v.as_bool()) != Some(true)
-        && (store.value_text("rfile").is_some() || !store.list("client_replay").is_empty());
+        && (store.value_text("rfile").is_some()
+            || !store.list("client_replay").is_empty()
+            || !store.list("server_replay").is_empty());
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = options.threads {
         runtime.worker_threads(threads);
@@ -131,7 +134,7 @@ pub fn run(mut store: OptionStore) -> Result<(), RunError> {
                 () = signal => {}
                 () = shutdown_requested() => {}
                 () = replays_done(), if stop_when_done => {
-                    tracing::info!("client replay and rfile done; stopping (--keepserving keeps serving)");
+                    tracing::info!("replays and rfile done; stopping (--keepserving keeps serving)");
                 }
             }
         }
@@ -239,12 +242,14 @@ fn queue_client_replay(store: &OptionStore) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Completes once no replayed request is queued or in flight (checked every 100 ms, as
-/// mitmproxy's keepserving does).
+/// Completes once no replayed request is queued or in flight and no saved response is left
+/// to replay (checked every 100 ms, as mitmproxy's keepserving does).
 async fn replays_done() {
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        if crate::proxy::replay::count() == 0 {
+        let server_left =
+            commands::call("replay.server.count", &[]).is_ok_and(|count| count.trim() != "0");
+        if crate::proxy::replay::count() == 0 && !server_left {
             return;
         }
     }

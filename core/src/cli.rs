@@ -134,7 +134,13 @@ pub struct Cli {
     #[arg(short = 'C', long = "client-replay", value_name = "PATH")]
     pub client_replay: Vec<String>,
 
-    /// Keep serving after client replay (-C) or reading flows (-r) is done.
+    /// Answer requests with the saved responses of the flows in PATH (repeatable); the proxy
+    /// exits when they are used up, unless --keepserving.
+    #[arg(short = 'S', long = "server-replay", value_name = "PATH")]
+    pub server_replay: Vec<String>,
+
+    /// Keep serving after client replay (-C), server replay (-S) or reading flows (-r) is
+    /// done.
     #[arg(long = "keepserving")]
     pub keepserving: bool,
 
@@ -246,6 +252,12 @@ impl Cli {
         many("modify_body", "-B/--modify-body", &self.modify_body, false);
         many("map_remote", "-M/--map-remote", &self.map_remote, false);
         many("map_local", "--map-local", &self.map_local, false);
+        many(
+            "server_replay",
+            "-S/--server-replay",
+            &self.server_replay,
+            false,
+        );
         let mut switch = |on: bool, name: &str, flag: &'static str, value: &str| {
             if on {
                 flags.push(Assignment::new(

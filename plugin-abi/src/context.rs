@@ -29,7 +29,7 @@ use std::{
 };
 
 use abi_stable::{
-    std_types::{RResult, RSlice, RStr, RString},
+    std_types::{RResult, RSlice, RStr, RString, RVec},
     StableAbi,
 };
 
@@ -453,6 +453,31 @@ impl Context {
         (self.host.replay_client())(self, flow)
             .into_result()
             .map_err(RString::into_string)
+    }
+
+    /// The HTTP flows of the flow file at `path` (mitmproxy's format; older versions are
+    /// upgraded as mitmproxy upgrades them), as they were saved: not live, each with its
+    /// request and, when it had one, its response (mitmproxy's `io.read_flows_from_paths`).
+    /// Flows of other kinds (TCP, UDP, DNS) are left out.
+    ///
+    /// ```no_run
+    /// use interpose_plugin_abi::prelude::*;
+    ///
+    /// fn load(ctx: &Context) {
+    ///     match ctx.read_flows("saved.mitm") {
+    ///         Ok(flows) => info!(ctx, "{} flows saved", flows.len()),
+    ///         Err(why) => warn!(ctx, "{why}"),
+    ///     }
+    /// }
+    /// # let _ = load;
+    /// ```
+    pub fn read_flows(&self, path: impl AsRef<std::path::Path>) -> Result<Vec<HttpFlow>, String> {
+        let path = path.as_ref().to_string_lossy();
+        let mut flows = RVec::new();
+        (self.host.read_flows())(self, RStr::from_str(&path), &mut flows)
+            .into_result()
+            .map_err(RString::into_string)?;
+        Ok(flows.into_vec())
     }
 
     /// Asks the proxy to shut down, as Ctrl-C does: it stops accepting connections, ends the

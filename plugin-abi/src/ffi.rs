@@ -232,8 +232,11 @@ pub struct HostVTable {
     /// Queues a copy of the flow for client replay (mitmproxy's `replay.client`); `Err` says
     /// why the flow cannot be replayed (live, paused, WebSocket, no request body). Since
     /// 0.5.0.
-    #[sabi(last_prefix_field)]
     pub replay_client: extern "C" fn(&Context, &HttpFlow) -> RResult<(), RString>,
+    /// Reads the HTTP flows of a flow file (mitmproxy's format, any version the host reads)
+    /// into the vector; `Err` says why the file could not be read. Since 0.5.0.
+    #[sabi(last_prefix_field)]
+    pub read_flows: extern "C" fn(&Context, RStr<'_>, &mut RVec<HttpFlow>) -> RResult<(), RString>,
 }
 
 /// A command's result as it crosses the boundary.

@@ -1540,6 +1540,21 @@ impl HttpFlow {
         self.is_replay.into_option()
     }
 
+    /// Marks the flow as replayed (mitmproxy's `flow.is_replay = "response"`): what a
+    /// server-replay addon sets when it answers a request with a saved response. The dump
+    /// output and flow files show it.
+    ///
+    /// ```
+    /// use interpose_plugin_abi::{flow::ReplaySide, testing};
+    ///
+    /// let mut flow = testing::flow();
+    /// flow.set_is_replay(Some(ReplaySide::Response));
+    /// assert_eq!(flow.is_replay(), Some(ReplaySide::Response));
+    /// ```
+    pub fn set_is_replay(&mut self, side: Option<ReplaySide>) {
+        self.is_replay = side.into();
+    }
+
     /// Whether the flow still belongs to an open connection (false once it ended or was
     /// killed, and for flows read from a file).
     ///

@@ -241,6 +241,14 @@ extern "C" fn record_replay_client(ctx: &Context, flow: &HttpFlow) -> RResult<()
     }
 }
 
+extern "C" fn test_read_flows(
+    _ctx: &Context,
+    _path: RStr<'_>,
+    _flows: &mut RVec<HttpFlow>,
+) -> RResult<(), RString> {
+    RErr(HOST_ONLY.into())
+}
+
 static TEST_HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable {
     log: record_log,
     option: test_option,
@@ -260,6 +268,7 @@ static TEST_HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable {
     flow_with: test_flow_with,
     inject_websocket: record_inject_websocket,
     replay_client: record_replay_client,
+    read_flows: test_read_flows,
 });
 static ALL_LEVELS: AtomicU8 = AtomicU8::new(Level::Debug as u8);
 

@@ -117,3 +117,53 @@ fn replay_commands_queue_count_and_stop() {
     proxy.wait_for_log("[replay]");
     assert_eq!(ctl(&["replay.client.count"]), "0");
 }
+
+#[test]
+fn server_replay_answers_from_saved_responses_then_exits() {
+    let upstream = Upstream::start();
+    let dir = temp_dir("server-replay");
+    let file = dir.join("flows.mitm");
+    {
+        let mut recorder = Proxy::builder()
+            .reverse(upstream.addr)
+            .args(["-w", file.to_str().unwrap()])
+            .start();
+        send(recorder.addr, "GET", "/a?x=1", b"").unwrap();
+        send(recorder.addr, "POST", "/b", b"payload").unwrap();
+        recorder.terminate();
+    }
+    // The server is gone: answers can only come from the file.
+    let gone = crate::harness::closed_port();
+    let mut proxy = Proxy::builder()
+        .reverse(gone)
+        .args([
+            "-S",
+            file.to_str().unwrap(),
+            "--set",
+            "server_replay_extra=404",
+        ])
+        // The saved flows went to the old server's port.
+        .args(["--set", "server_replay_ignore_port=true"])
+        .start();
+    let a = send(proxy.addr, "GET", "/a?x=1", b"").unwrap();
+    assert_eq!(a.status, 200);
+    assert_eq!(String::from_utf8_lossy(&a.body), "upstream saw GET /a?x=1");
+    // Not saved (another query): server_replay_extra=404.
+    assert_eq!(send(proxy.addr, "GET", "/a?x=2", b"").unwrap().status, 404);
+    // The body is part of the match.
+    assert_eq!(
+        send(proxy.addr, "POST", "/b", b"other").unwrap().status,
+        404
+    );
+    let b = send(proxy.addr, "POST", "/b", b"payload").unwrap();
+    assert_eq!(String::from_utf8_lossy(&b.body), "upstream saw POST /b");
+    // Every saved response used: the proxy stops by itself, as mitmdump does.
+    let status = proxy.wait_for_exit();
+    assert!(status.success(), "{}", proxy.dump());
+    proxy.wait_for_log("replays and rfile done");
+    assert_eq!(
+        upstream.seen().len(),
+        2,
+        "nothing reached the old server again"
+    );
+}

@@ -94,7 +94,22 @@ static HOST: WithMetadata<HostVTable> = WithMetadata::new(HostVTable {
     flow_with: host_flow_with,
     inject_websocket: host_inject_websocket,
     replay_client: host_replay_client,
+    read_flows: host_read_flows,
 });
+
+extern "C" fn host_read_flows(
+    _ctx: &Context,
+    path: RStr<'_>,
+    out: &mut RVec<HttpFlow>,
+) -> RResult<(), RString> {
+    match crate::readfile::load_flows(&crate::options::expand_home(path.as_str())) {
+        Ok(flows) => {
+            out.extend(flows);
+            ROk(())
+        }
+        Err(e) => RErr(e.to_string().into()),
+    }
+}
 
 extern "C" fn host_replay_client(_ctx: &Context, flow: &HttpFlow) -> RResult<(), RString> {
     crate::proxy::replay::enqueue(flow)
