@@ -20,6 +20,25 @@ fn wait_for_paths(upstream: &Upstream, n: usize) -> Vec<String> {
     }
 }
 
+/// Records `requests` (method, path, body) through a reverse proxy in front of `upstream`
+/// into a fresh flow file in `dir`; returns its path.
+fn record(
+    upstream: &Upstream,
+    dir: &std::path::Path,
+    requests: &[(&str, &str, &[u8])],
+) -> std::path::PathBuf {
+    let file = dir.join("flows.mitm");
+    let mut recorder = Proxy::builder()
+        .reverse(upstream.addr)
+        .args(["-w", file.to_str().unwrap()])
+        .start();
+    for (method, path, body) in requests {
+        send(recorder.addr, method, path, body).unwrap();
+    }
+    recorder.terminate();
+    file
+}
+
 #[test]
 fn duplicate_modify_replay_twin_sends_a_changed_copy_of_each_request() {
     let upstream = Upstream::start();
@@ -47,16 +66,14 @@ fn duplicate_modify_replay_twin_sends_a_changed_copy_of_each_request() {
 fn client_replay_from_a_file_resends_the_requests_and_exits() {
     let upstream = Upstream::start();
     let dir = temp_dir("client-replay");
-    let file = dir.join("flows.mitm");
-    {
-        let mut recorder = Proxy::builder()
-            .reverse(upstream.addr)
-            .args(["-w", file.to_str().unwrap()])
-            .start();
-        send(recorder.addr, "GET", "/first", b"").unwrap();
-        send(recorder.addr, "POST", "/second", b"a body to send again").unwrap();
-        recorder.terminate();
-    }
+    let file = record(
+        &upstream,
+        &dir,
+        &[
+            ("GET", "/first", b""),
+            ("POST", "/second", b"a body to send again"),
+        ],
+    );
     assert_eq!(upstream.seen().len(), 2);
 
     // No server traffic needed: -C replays the file and the proxy stops by itself.
@@ -83,15 +100,7 @@ fn client_replay_from_a_file_resends_the_requests_and_exits() {
 fn replay_commands_queue_count_and_stop() {
     let upstream = Upstream::start();
     let dir = temp_dir("client-replay-commands");
-    let file = dir.join("flows.mitm");
-    {
-        let mut recorder = Proxy::builder()
-            .reverse(upstream.addr)
-            .args(["-w", file.to_str().unwrap()])
-            .start();
-        send(recorder.addr, "GET", "/again", b"").unwrap();
-        recorder.terminate();
-    }
+    let file = record(&upstream, &dir, &[("GET", "/again", b"")]);
     let socket = dir.join("control.sock");
     let proxy = Proxy::builder()
         .set("control", socket.to_str().unwrap())
@@ -122,16 +131,11 @@ fn replay_commands_queue_count_and_stop() {
 fn server_replay_answers_from_saved_responses_then_exits() {
     let upstream = Upstream::start();
     let dir = temp_dir("server-replay");
-    let file = dir.join("flows.mitm");
-    {
-        let mut recorder = Proxy::builder()
-            .reverse(upstream.addr)
-            .args(["-w", file.to_str().unwrap()])
-            .start();
-        send(recorder.addr, "GET", "/a?x=1", b"").unwrap();
-        send(recorder.addr, "POST", "/b", b"payload").unwrap();
-        recorder.terminate();
-    }
+    let file = record(
+        &upstream,
+        &dir,
+        &[("GET", "/a?x=1", b""), ("POST", "/b", b"payload")],
+    );
     // The server is gone: answers can only come from the file.
     let gone = crate::harness::closed_port();
     let mut proxy = Proxy::builder()

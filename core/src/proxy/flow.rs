@@ -116,21 +116,12 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         pool: &'a mut ClientPool,
     ) -> Self {
         let flow = HttpFlow::new(shared.ids.next_id(), client, request);
-        FlowDriver {
-            shared,
-            options: shared.options_snapshot(),
-            flow,
-            down,
-            finished: false,
-            request_read: false,
-            response_started: false,
-            pool,
-            reserved: 0,
-        }
+        FlowDriver::for_flow(shared, flow, down, pool)
     }
 
-    /// A replay of `flow` (client replay): the same flow, its request sent again.
-    pub fn replay(
+    /// A driver for an existing `flow` (client replay: the same flow, its request sent
+    /// again).
+    pub fn for_flow(
         shared: &'a Shared,
         flow: HttpFlow,
         down: &'a mut D,

@@ -115,7 +115,7 @@ async fn replay(shared: &Shared, mut flow: HttpFlow) {
         body: Some(body),
     };
     let mut pool = ClientPool::default();
-    FlowDriver::replay(shared, flow, &mut down, &mut pool)
+    FlowDriver::for_flow(shared, flow, &mut down, &mut pool)
         .run()
         .await;
 }
