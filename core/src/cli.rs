@@ -90,6 +90,16 @@ pub struct Cli {
     #[arg(long = "showhost")]
     pub showhost: bool,
 
+    /// Keep the cookies servers set and add them to later requests matching FILTER
+    /// (stickycookie).
+    #[arg(long = "stickycookie", value_name = "FILTER")]
+    pub stickycookie: Option<String>,
+
+    /// Keep the Authorization clients send and add it to later requests to the same host
+    /// matching FILTER (stickyauth).
+    #[arg(long = "stickyauth", value_name = "FILTER")]
+    pub stickyauth: Option<String>,
+
     /// Require proxy authentication: "username:pass", or "any" (proxyauth).
     #[arg(long = "proxyauth", value_name = "SPEC")]
     pub proxyauth: Option<String>,
@@ -216,6 +226,8 @@ impl Cli {
         );
         one("rfile", "-r/--rfile", &self.rfile);
         one("proxyauth", "--proxyauth", &self.proxyauth);
+        one("stickycookie", "--stickycookie", &self.stickycookie);
+        one("stickyauth", "--stickyauth", &self.stickyauth);
         if !self.filter.is_empty() {
             let expression = Some(self.filter.join(" "));
             one("dumper_filter", "filter expression", &expression);

@@ -266,3 +266,53 @@ pub fn push_directive(out: &mut String, directive: char, tm: &LocalTime) {
         other => write!(out, "%{other}"),
     };
 }
+
+/// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, or a cookie's `Sun, 06-Nov-1994 08:49:37
+/// GMT`) as seconds since the epoch; `None` for other forms.
+///
+/// ```
+/// use interpose_plugin_abi::time::{format_http_date, parse_http_date};
+///
+/// let when = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+/// assert_eq!(when, 784_111_777.0);
+/// assert_eq!(parse_http_date("Sun, 06-Nov-1994 08:49:37 GMT"), Some(when));
+/// assert_eq!(format_http_date(when + 86_400.0), "Mon, 07 Nov 1994 08:49:37 GMT");
+/// assert_eq!(parse_http_date("tomorrow"), None);
+/// ```
+pub fn parse_http_date(text: &str) -> Option<f64> {
+    let text = text.replace('-', " ");
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let [_, day, month, year, clock, zone] = parts.as_slice() else {
+        return None;
+    };
+    if !zone.eq_ignore_ascii_case("GMT") {
+        return None;
+    }
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| m.eq_ignore_ascii_case(month))? as i64 + 1;
+    let day: i64 = day.parse().ok()?;
+    let year: i64 = year.parse().ok()?;
+    let mut hms = clock.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
+    Some((days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s) as f64)
+}
+
+/// `timestamp` (seconds since the epoch) as an HTTP date.
+///
+/// See the example on [`parse_http_date`].
+pub fn format_http_date(timestamp: f64) -> String {
+    strftime("%a, %d %b %Y %H:%M:%S GMT", &utc_time(timestamp))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}

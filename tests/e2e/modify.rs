@@ -186,3 +186,26 @@ fn map_local_answers_from_a_folder_without_the_server() {
     assert_ne!(escape.body, b"outside");
     assert_eq!(upstream.seen()[1].path, "/static/../secret.txt");
 }
+
+#[test]
+fn stickycookie_and_stickyauth_carry_a_session_to_later_requests() {
+    let upstream = Upstream::start();
+    let proxy = Proxy::builder()
+        .reverse(upstream.addr)
+        // The server "sets" a cookie on /login (added to its response by modify_headers,
+        // which runs before the sticky addons, as in mitmproxy).
+        .args(["-H", "|~s & ~u /login|Set-Cookie|session=abc; Path=/"])
+        .args(["--stickycookie", "~q", "--stickyauth", "~q"])
+        .start();
+    let mut client = Connection::open(proxy.addr);
+    let login = client
+        .send("GET", "/login", &[("Authorization", "Basic dTpw")], b"")
+        .unwrap();
+    assert_eq!(login.header("set-cookie"), Some("session=abc; Path=/"));
+    // A later request without either gets both from the proxy.
+    client.send("GET", "/account", &[], b"").unwrap();
+    let seen = upstream.seen();
+    assert_eq!(seen[1].path, "/account");
+    assert_eq!(seen[1].header("cookie"), Some("session=abc"));
+    assert_eq!(seen[1].header("authorization"), Some("Basic dTpw"));
+}

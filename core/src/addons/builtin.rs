@@ -22,13 +22,14 @@ pub fn builtin_plugins() -> Vec<PluginModuleRef> {
 
 /// The built-in plugins whose addons run after the loaded plugins, in order: server replay
 /// (`server_replay`), rewriting by
-/// spec (`map_remote`, `modify_body`, `modify_headers`: mitmproxy runs them after the
-/// scripts), pausing flows (`intercept`), saving (`save_stream_file`, `hardump`), then the
+/// spec (`map_remote`, `map_local`, `modify_body`, `modify_headers`: mitmproxy runs them
+/// after the scripts), sticky auth and cookies, pausing flows (`intercept`), saving (`save_stream_file`, `hardump`), then the
 /// dump output.
 pub fn builtin_plugins_after() -> Vec<PluginModuleRef> {
     vec![
         serverplayback::interpose_plugin(),
         modify::interpose_plugin(),
+        sticky::interpose_plugin(),
         intercept::interpose_plugin(),
         save::interpose_plugin(),
         savehar::interpose_plugin(),
