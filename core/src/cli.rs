@@ -100,6 +100,11 @@ pub struct Cli {
     #[arg(long = "stickyauth", value_name = "FILTER")]
     pub stickyauth: Option<String>,
 
+    /// Credentials for the next proxy (upstream mode) or the server (reverse mode),
+    /// "username:password" (upstream_auth).
+    #[arg(long = "upstream-auth", value_name = "USER:PASS")]
+    pub upstream_auth: Option<String>,
+
     /// Require proxy authentication: "username:pass", or "any" (proxyauth).
     #[arg(long = "proxyauth", value_name = "SPEC")]
     pub proxyauth: Option<String>,
@@ -226,6 +231,7 @@ impl Cli {
         );
         one("rfile", "-r/--rfile", &self.rfile);
         one("proxyauth", "--proxyauth", &self.proxyauth);
+        one("upstream_auth", "--upstream-auth", &self.upstream_auth);
         one("stickycookie", "--stickycookie", &self.stickycookie);
         one("stickyauth", "--stickyauth", &self.stickyauth);
         if !self.filter.is_empty() {

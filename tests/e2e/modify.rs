@@ -209,3 +209,49 @@ fn stickycookie_and_stickyauth_carry_a_session_to_later_requests() {
     assert_eq!(seen[1].header("cookie"), Some("session=abc"));
     assert_eq!(seen[1].header("authorization"), Some("Basic dTpw"));
 }
+
+#[test]
+fn upstream_auth_logs_in_to_the_next_proxy_and_the_reverse_target() {
+    let upstream = Upstream::start();
+    // The next proxy wants credentials.
+    let next = Proxy::builder()
+        .args(["--proxyauth", "alice:secret"])
+        .start();
+    let mode = format!("upstream:http://{}", next.addr);
+    let target = format!("http://{}/via", upstream.addr);
+
+    let without = Proxy::builder().args(["--mode", mode.as_str()]).start();
+    let refused = crate::harness::send(without.addr, "GET", &target, b"").unwrap();
+    assert_eq!(refused.status, 407);
+
+    let with = Proxy::builder()
+        .args(["--mode", mode.as_str(), "--upstream-auth", "alice:secret"])
+        .start();
+    let reply = crate::harness::send(with.addr, "GET", &target, b"").unwrap();
+    assert_eq!(reply.status, 200, "{}", next.dump());
+    // The next proxy took its credentials off; the server never sees them.
+    assert_eq!(upstream.seen()[0].header("proxy-authorization"), None);
+
+    // Tunnels: the CONNECT to the next proxy carries them too.
+    let tunnelling = Proxy::builder()
+        .args(["--mode", mode.as_str(), "--upstream-auth", "alice:secret"])
+        .args(["--ignore-hosts", ".*"])
+        .start();
+    let request = format!(
+        "CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\nGET /tunnelled HTTP/1.1\r\nHost: {0}\r\nConnection: close\r\n\r\n",
+        upstream.addr
+    );
+    let answer = raw_exchange(tunnelling.addr, request.as_bytes());
+    assert!(answer.contains("upstream saw GET /tunnelled"), "{answer}");
+
+    // Reverse mode: the server gets Authorization.
+    let reverse = Proxy::builder()
+        .reverse(upstream.addr)
+        .args(["--upstream-auth", "alice:secret"])
+        .start();
+    crate::harness::send(reverse.addr, "GET", "/reverse", b"").unwrap();
+    let seen = upstream.seen();
+    let last = seen.last().unwrap();
+    assert_eq!(last.path, "/reverse");
+    assert_eq!(last.header("authorization"), Some("Basic YWxpY2U6c2VjcmV0"));
+}

@@ -93,6 +93,8 @@ pub struct CoreOptions {
     pub websocket: bool,
     /// `client_replay_concurrency`: replayed requests in flight at once (0: no limit).
     pub client_replay_concurrency: usize,
+    /// `upstream_auth`, as the value of the (Proxy-)Authorization header it makes.
+    pub upstream_auth: Option<String>,
     /// `plugins_dir`: folder of plugins loaded at startup.
     pub plugins_dir: Option<PathBuf>,
     /// `plugins`: plugin files loaded after the folder's, in order.
@@ -143,6 +145,7 @@ impl Default for CoreOptions {
             http2: true,
             websocket: true,
             client_replay_concurrency: 1,
+            upstream_auth: None,
             plugins_dir: None,
             plugins: Vec::new(),
             threads: None,

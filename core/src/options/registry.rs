@@ -251,6 +251,14 @@ pub fn core_specs() -> Vec<OptionSpec> {
              default): off. Read at startup.",
         )
         .with_validator(control_endpoint),
+        OptionSpec::optional(
+            "upstream_auth",
+            Str,
+            "Credentials for the next proxy (upstream mode, Proxy-Authorization on its CONNECTs \
+             and requests) or the server (reverse mode, Authorization), as \"username:password\" \
+             (HTTP Basic). They are added on the wire only: addons and captures do not see them.",
+        )
+        .with_validator(upstream_auth),
         OptionSpec::new(
             "client_replay",
             List,
@@ -329,6 +337,16 @@ fn non_empty_host(value: &Value) -> Result<(), String> {
 fn runnable_mode(value: &Value) -> Result<(), String> {
     let spec = value.as_str().unwrap_or_default();
     spec.parse::<Mode>().map(drop).map_err(|e| e.to_string())
+}
+
+/// An `upstream_auth` value: `username:password`.
+fn upstream_auth(value: &Value) -> Result<(), String> {
+    match value.as_str() {
+        Some(spec) if !spec.contains(':') => {
+            Err("Invalid upstream auth specification: username:password".to_string())
+        }
+        _ => Ok(()),
+    }
 }
 
 fn host_patterns(value: &Value) -> Result<(), String> {
@@ -414,6 +432,14 @@ impl OptionStore {
             http2: self.get("http2").and_then(Value::as_bool) != Some(false),
             websocket: self.get("websocket").and_then(Value::as_bool) != Some(false),
             client_replay_concurrency: self.int("client_replay_concurrency").unwrap_or(1) as usize,
+            upstream_auth: self
+                .get("upstream_auth")
+                .and_then(Value::as_str)
+                .map(|spec| {
+                    let mut encoded = String::from("Basic ");
+                    crate::capture::pem::base64_encode(spec.as_bytes(), &mut encoded);
+                    encoded
+                }),
             plugins_dir: Some(plugins_dir),
             plugins: self
                 .list("plugins")

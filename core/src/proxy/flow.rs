@@ -712,6 +712,26 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         let absolute = (self.shared.upstream_proxy().is_some()
             && request.scheme.eq_ignore_ascii_case("http"))
         .then(|| request.url());
+        // upstream_auth goes on the wire only: the next proxy's credentials on a request to
+        // it, the server's in reverse mode (mitmproxy's UpstreamAuth).
+        let auth = self.options.upstream_auth.as_deref().and_then(|value| {
+            if absolute.is_some() {
+                Some(("Proxy-Authorization", value))
+            } else if matches!(self.shared.mode, super::Mode::Reverse(_)) {
+                Some(("Authorization", value))
+            } else {
+                None
+            }
+        });
+        let replaced = auth.map(|(name, value)| {
+            let old: Vec<Vec<u8>> = request
+                .headers
+                .get_all_bytes(name)
+                .map(<[u8]>::to_vec)
+                .collect();
+            request.headers.insert(name, value);
+            (name, old)
+        });
         codec::write_request_head(
             &mut head,
             &request.method,
@@ -720,6 +740,12 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             &request.headers,
             opts,
         );
+        if let Some((name, old)) = replaced {
+            request.headers.remove(name);
+            for value in old {
+                request.headers.append(name, value);
+            }
+        }
         head
     }
 
@@ -1031,7 +1057,7 @@ pub async fn connect_server(
         // Through the next proxy to the server itself.
         let established = tokio::time::timeout(
             shared.options().connect_timeout,
-            conn.connect_through_proxy(&host, port),
+            conn.connect_through_proxy(&host, port, shared.options().upstream_auth.as_deref()),
         )
         .await
         .unwrap_or_else(|_| Err("the upstream proxy did not answer CONNECT".to_string()));

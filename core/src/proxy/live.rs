@@ -59,7 +59,7 @@ impl std::error::Error for ApplyError {
 /// Taking effect at run time (for what starts after the change; a flow in progress keeps the
 /// values it started with): `stream_large_bodies`, `body_size_limit`, `body_buffer_budget`,
 /// `ignore_hosts` and `allow_hosts` (next CONNECT), `http2` (next TLS handshake with a
-/// client), `websocket` (next upgrade), `addon_errors` (next panic), `connect_timeout`, `response_timeout`,
+/// client), `websocket` (next upgrade), `upstream_auth` (next request or tunnel), `addon_errors` (next panic), `connect_timeout`, `response_timeout`,
 /// `body_read_timeout` (next flow; a client connection's own body reads from its next
 /// request), `header_read_timeout` and `client_idle_timeout` (next request head),
 /// `upstream_idle_max` and `upstream_idle_timeout` (next pool use), `shutdown_grace`.
@@ -151,6 +151,7 @@ fn restart_required(running: &CoreOptions, new: &CoreOptions) -> Option<&'static
         allow_hosts: _,
         http2: _,
         websocket: _,
+        upstream_auth: _,
         addon_errors: _,
         connect_timeout: _,
         response_timeout: _,

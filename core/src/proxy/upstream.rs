@@ -427,9 +427,18 @@ impl ServerConn {
 
     /// Asks the next proxy on this connection to open a tunnel to `host:port` (upstream
     /// mode); `Err` says why it did not.
-    pub async fn connect_through_proxy(&mut self, host: &str, port: u16) -> Result<(), String> {
+    /// `auth` is the `Proxy-Authorization` value to send (`upstream_auth`).
+    pub async fn connect_through_proxy(
+        &mut self,
+        host: &str,
+        port: u16,
+        auth: Option<&str>,
+    ) -> Result<(), String> {
         let authority = HostPort(host, port).to_string();
-        let head = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n");
+        let auth = auth
+            .map(|value| format!("Proxy-Authorization: {value}\r\n"))
+            .unwrap_or_default();
+        let head = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{auth}\r\n");
         self.io
             .write_parts(&mut [bytes::Bytes::from(head)])
             .await
