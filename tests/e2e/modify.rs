@@ -255,3 +255,24 @@ fn upstream_auth_logs_in_to_the_next_proxy_and_the_reverse_target() {
     assert_eq!(last.path, "/reverse");
     assert_eq!(last.header("authorization"), Some("Basic YWxpY2U6c2VjcmV0"));
 }
+
+#[test]
+fn keep_host_header_leaves_the_clients_host_in_reverse_mode() {
+    let upstream = Upstream::start();
+    let rewriting = Proxy::builder().reverse(upstream.addr).start();
+    let keeping = Proxy::builder()
+        .reverse(upstream.addr)
+        .set("keep_host_header", "true")
+        .start();
+    for proxy in [&rewriting, &keeping] {
+        Connection::open(proxy.addr)
+            .send("GET", "/h", &[("Host", "client.example")], b"")
+            .unwrap();
+    }
+    let seen = upstream.seen();
+    assert_eq!(
+        seen[0].header("host"),
+        Some(upstream.addr.to_string().as_str())
+    );
+    assert_eq!(seen[1].header("host"), Some("client.example"));
+}

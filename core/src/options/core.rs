@@ -93,6 +93,8 @@ pub struct CoreOptions {
     pub websocket: bool,
     /// `client_replay_concurrency`: replayed requests in flight at once (0: no limit).
     pub client_replay_concurrency: usize,
+    /// `keep_host_header`: reverse mode keeps the client's `Host`.
+    pub keep_host_header: bool,
     /// `upstream_auth`, as the value of the (Proxy-)Authorization header it makes.
     pub upstream_auth: Option<String>,
     /// `plugins_dir`: folder of plugins loaded at startup.
@@ -146,6 +148,7 @@ impl Default for CoreOptions {
             websocket: true,
             client_replay_concurrency: 1,
             upstream_auth: None,
+            keep_host_header: false,
             plugins_dir: None,
             plugins: Vec::new(),
             threads: None,

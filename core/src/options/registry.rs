@@ -251,6 +251,12 @@ pub fn core_specs() -> Vec<OptionSpec> {
              default): off. Read at startup.",
         )
         .with_validator(control_endpoint),
+        OptionSpec::new(
+            "keep_host_header",
+            Bool,
+            Value::Bool(false),
+            "Reverse proxy: keep the client's Host header instead of rewriting it to the target.",
+        ),
         OptionSpec::optional(
             "upstream_auth",
             Str,
@@ -432,6 +438,7 @@ impl OptionStore {
             http2: self.get("http2").and_then(Value::as_bool) != Some(false),
             websocket: self.get("websocket").and_then(Value::as_bool) != Some(false),
             client_replay_concurrency: self.int("client_replay_concurrency").unwrap_or(1) as usize,
+            keep_host_header: self.get("keep_host_header").and_then(Value::as_bool) == Some(true),
             upstream_auth: self
                 .get("upstream_auth")
                 .and_then(Value::as_str)

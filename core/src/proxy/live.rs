@@ -64,7 +64,8 @@ impl std::error::Error for ApplyError {
 /// request), `header_read_timeout` and `client_idle_timeout` (next request head),
 /// `upstream_idle_max` and `upstream_idle_timeout` (next pool use), `shutdown_grace`.
 ///
-/// Refused with [`ApplyError::RestartRequired`]: `client_replay_concurrency`, `listen_host`,
+/// Refused with [`ApplyError::RestartRequired`]: `client_replay_concurrency`,
+/// `keep_host_header`, `listen_host`,
 /// `listen_port`, `mode`,
 /// `confdir` (the CA), `certs`, `ssl_insecure` (the upstream TLS configurations are built at
 /// start), `plugins_dir`, `plugins`, `threads`, `upstream_pool`, `max_connections` and
@@ -143,6 +144,7 @@ fn restart_required(running: &CoreOptions, new: &CoreOptions) -> Option<&'static
         max_connections,
         termlog_verbosity,
         client_replay_concurrency,
+        keep_host_header,
         // Read by flows, connections and the pools as they go.
         stream_large_bodies: _,
         body_size_limit: _,
@@ -176,6 +178,10 @@ fn restart_required(running: &CoreOptions, new: &CoreOptions) -> Option<&'static
         (
             "client_replay_concurrency",
             *client_replay_concurrency != running.client_replay_concurrency,
+        ),
+        (
+            "keep_host_header",
+            *keep_host_header != running.keep_host_header,
         ),
         (
             "max_connections",

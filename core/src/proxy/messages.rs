@@ -39,15 +39,16 @@ pub struct FixedTarget {
 }
 
 impl Destination {
-    /// The destination of a client connection in `mode`.
-    pub fn for_mode(mode: &Mode) -> Destination {
+    /// The destination of a client connection in `mode`; `keep_host_header` leaves the
+    /// client's `Host` alone in reverse mode (mitmproxy's `keep_host_header`).
+    pub fn for_mode(mode: &Mode, keep_host_header: bool) -> Destination {
         match mode {
             Mode::Regular | Mode::Upstream(_) => Destination::FromRequest,
             Mode::Reverse(target) => Destination::Fixed(Arc::new(FixedTarget {
                 scheme: target.scheme,
                 host: target.host.clone(),
                 port: target.port,
-                host_header: Some(target.authority.clone()),
+                host_header: (!keep_host_header).then(|| target.authority.clone()),
             })),
         }
     }
@@ -229,7 +230,8 @@ mod tests {
 
     #[test]
     fn fixed_destinations_route_everything_and_may_rewrite_host() {
-        let reverse = Destination::for_mode(&"reverse:http://10.0.0.1:9000".parse().unwrap());
+        let reverse =
+            Destination::for_mode(&"reverse:http://10.0.0.1:9000".parse().unwrap(), false);
         let r = request_from_head(&reverse, head("/x"), 0.0).unwrap();
         assert_eq!((r.host.as_str(), r.port), ("10.0.0.1", 9000));
         assert_eq!(r.headers.get("host"), Some("10.0.0.1:9000"));

@@ -155,7 +155,7 @@ pub async fn serve(
         budget: BodyBudget::default(),
         tls,
         mode_spec: Box::leak(options.mode.spec().into_boxed_str()),
-        destination: Destination::for_mode(&options.mode),
+        destination: Destination::for_mode(&options.mode, options.keep_host_header),
         addons: Arc::clone(&addons),
         ids: Arc::new(IdGenerator::new()),
         shutting_down: AtomicBool::new(false),
