@@ -85,8 +85,9 @@ pub fn load_flows(path: &Path) -> Result<Vec<HttpFlow>, ReadFileError> {
     Ok(flows)
 }
 
-/// Hands each HTTP flow of the file at `path` to `visit`, counting flows of other kinds as
-/// skipped; a file cut mid-flow (its writer killed) yields the flows before the cut.
+/// Hands each HTTP flow of the file at `path` (`-`: standard input, as mitmdump reads it) to
+/// `visit`, counting flows of other kinds as skipped; a file cut mid-flow (its writer killed)
+/// yields the flows before the cut.
 fn for_each_flow(
     path: &Path,
     mut visit: impl FnMut(HttpFlow, &mut ReadSummary),
@@ -96,7 +97,11 @@ fn for_each_flow(
         message,
         loaded,
     };
-    let file = File::open(path).map_err(|e| error(e.to_string(), 0))?;
+    let file: Box<dyn std::io::Read> = if path == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(File::open(path).map_err(|e| error(e.to_string(), 0))?)
+    };
     let mut summary = ReadSummary::default();
     for item in FlowReader::new(BufReader::with_capacity(256 * 1024, file)) {
         let flow = match item {

@@ -3,7 +3,10 @@
 //! proxy runs; and the Rust twin of mitmproxy's `duplicate-modify-replay` example, which
 //! replays a changed copy of every request from an addon.
 
-use std::time::{Duration, Instant};
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
 
 use crate::harness::{plugin, send, temp_dir, Proxy, Upstream};
 
@@ -170,4 +173,30 @@ fn server_replay_answers_from_saved_responses_then_exits() {
         2,
         "nothing reached the old server again"
     );
+}
+
+#[test]
+fn rfile_without_no_server_reads_then_exits_and_dash_reads_stdin() {
+    let upstream = Upstream::start();
+    let dir = temp_dir("rfile-keepserving");
+    let file = record(&upstream, &dir, &[("GET", "/read-me", b"")]);
+    // As mitmdump: with -r and no --keepserving, the proxy serves until the file is read,
+    // then stops by itself.
+    let run = Proxy::builder()
+        .args(["-p", "0", "--confdir", dir.to_str().unwrap()])
+        .args(["-r", file.to_str().unwrap()])
+        .run();
+    assert!(run.status.success(), "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("GET http://"), "{}", run.stdout);
+    assert!(run.stdout.contains("/read-me"), "{}", run.stdout);
+
+    // `-r -` reads the flows from standard input.
+    let output = Command::new(env!("CARGO_BIN_EXE_interpose"))
+        .args(["-n", "-r", "-"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("/read-me"), "{stdout}");
 }
