@@ -570,3 +570,26 @@ fn anticache_and_anticomp_from_the_command_line_and_at_run_time() {
         );
     }
 }
+
+#[test]
+fn connections_past_the_cap_are_told_so_and_the_endpoint_goes_on() {
+    use std::io::Read;
+    let (_proxy, socket) = with_control("control-cap", Proxy::builder());
+    // 32 open connections (each proven served by one answered request).
+    let held: Vec<UnixStream> = (0..32)
+        .map(|_| {
+            let stream = UnixStream::connect(&socket).unwrap();
+            let answer = exchange(stream.try_clone().unwrap(), &[r#"{"command": "commands"}"#]);
+            assert!(answer[0].contains("\"ok\":true"), "{answer:?}");
+            stream
+        })
+        .collect();
+    let mut extra = UnixStream::connect(&socket).unwrap();
+    let mut answer = String::new();
+    extra.read_to_string(&mut answer).unwrap();
+    assert!(answer.contains("too many control connections"), "{answer}");
+    // Closing one makes room again.
+    drop(held);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(ctl_ok(&socket, &["replay.client.count"]).trim(), "0");
+}
