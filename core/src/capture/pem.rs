@@ -1,74 +1,10 @@
 //! Base64 (RFC 4648, standard alphabet) and PEM certificates, for flow files (certificates
 //! are PEM there, DER in flows) and HAR (binary bodies).
 
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+pub use interpose_plugin_abi::encoding::{base64_decode, base64_encode};
 
 const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
 const END: &str = "-----END CERTIFICATE-----";
-
-/// Appends the padded base64 form of `data` to `out`.
-pub fn base64_encode(data: &[u8], out: &mut String) {
-    out.reserve(data.len().div_ceil(3) * 4);
-    let mut chunks = data.chunks_exact(3);
-    for c in &mut chunks {
-        let n = u32::from(c[0]) << 16 | u32::from(c[1]) << 8 | u32::from(c[2]);
-        for shift in [18, 12, 6, 0] {
-            out.push(char::from(ALPHABET[(n >> shift & 63) as usize]));
-        }
-    }
-    match *chunks.remainder() {
-        [a] => {
-            let n = u32::from(a) << 16;
-            out.push(char::from(ALPHABET[(n >> 18 & 63) as usize]));
-            out.push(char::from(ALPHABET[(n >> 12 & 63) as usize]));
-            out.push_str("==");
-        }
-        [a, b] => {
-            let n = u32::from(a) << 16 | u32::from(b) << 8;
-            for shift in [18, 12, 6] {
-                out.push(char::from(ALPHABET[(n >> shift & 63) as usize]));
-            }
-            out.push('=');
-        }
-        _ => {}
-    }
-}
-
-/// Decodes base64, ignoring ASCII whitespace; padding is optional. `None` for any other
-/// character or a dangling final character.
-pub fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    let mut padding = false;
-    for &c in text {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => {
-                padding = true;
-                continue;
-            }
-            c if c.is_ascii_whitespace() => continue,
-            _ => return None,
-        };
-        if padding {
-            return None;
-        }
-        acc = acc << 6 | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    // 6 leftover bits cannot come from whole bytes.
-    (bits != 6).then_some(out)
-}
 
 /// Appends a DER certificate as PEM (64-character lines, trailing newline), as mitmproxy
 /// writes `certificate_list`.

@@ -115,34 +115,10 @@ fn parse_basic(value: &str) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") || parts.next().is_some() {
         return None;
     }
-    let decoded = base64_decode(encoded)?;
+    let decoded = interpose_plugin_abi::encoding::base64_decode(encoded.as_bytes())?;
     let text = String::from_utf8_lossy(&decoded);
     let (user, password) = text.split_once(':')?;
     Some((user.to_string(), password.to_string()))
-}
-
-/// Standard base64 (padding optional); `None` for anything else.
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim_end_matches('=');
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for byte in text.bytes() {
-        let value = match byte {
-            b'A'..=b'Z' => byte - b'A',
-            b'a'..=b'z' => byte - b'a' + 26,
-            b'0'..=b'9' => byte - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(value);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
 }
 
 #[addon]
@@ -274,11 +250,12 @@ mod tests {
     }
 
     #[test]
-    fn decodes_base64() {
-        assert_eq!(base64_decode("YWxpY2U6c2VjcmV0").unwrap(), b"alice:secret");
-        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
-        assert_eq!(base64_decode("YWI").unwrap(), b"ab");
-        assert!(base64_decode("!!").is_none());
+    fn reads_basic_credentials() {
+        assert_eq!(
+            parse_basic("Basic YWxpY2U6c2VjcmV0"),
+            Some(("alice".to_string(), "secret".to_string()))
+        );
         assert_eq!(parse_basic("bearer abc"), None);
+        assert_eq!(parse_basic("Basic !!"), None);
     }
 }
