@@ -6,8 +6,9 @@
 //! one), and the same values of the headers named in `server_replay_use_headers`. Each saved
 //! response is used once, in the order saved, unless `server_replay_reuse`. Requests with no
 //! match go to the server (`server_replay_extra=forward`), are killed, or get an empty
-//! response with a status code. Replayed responses get their `Date`, `Expires` and
-//! `Last-Modified` moved forward by the time since they were saved (`server_replay_refresh`).
+//! response with a status code. Replayed responses get their `Date`, `Expires`,
+//! `Last-Modified` and cookie expiry dates moved forward by the time since they were saved
+//! (`server_replay_refresh`).
 
 mod refresh;
 
@@ -230,7 +231,7 @@ impl Addon for ServerPlayback {
             "server_replay_refresh",
             true,
             "Refresh server replay responses by adjusting date, expires and last-modified \
-             headers.",
+             headers, as well as adjusting cookie expiration.",
         );
         ctx.add_option(
             "server_replay_use_headers",
