@@ -188,3 +188,25 @@ fn a_reset_stream_is_a_502_and_a_server_error_and_the_connection_goes_on() {
     assert!(out.contains("tls-ok /after"), "{out}");
     assert_eq!(server.connections(), 1);
 }
+
+#[test]
+fn upstream_auth_reaches_an_http2_reverse_target() {
+    let server = TlsServer::start_h2();
+    let confdir = temp_dir("h2-auth-confdir");
+    let proxy = server
+        .trusting_proxy(&confdir)
+        .args([
+            "--mode",
+            &format!("reverse:https://localhost:{}", server.addr.port()),
+        ])
+        .args(["--upstream-auth", "alice:secret"])
+        .start();
+    let reply = send(proxy.addr, "GET", "/auth", b"").unwrap();
+    assert_eq!(
+        reply.text(),
+        "tls-ok /auth auth=Basic YWxpY2U6c2VjcmV0",
+        "{}",
+        proxy.dump()
+    );
+    assert_eq!(server.versions(), vec![http::Version::HTTP_2]);
+}

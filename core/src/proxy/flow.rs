@@ -515,7 +515,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
                 }
                 Route::Http2(mut session) => {
                     let out = OutBody::full(body.clone(), trailers.as_ref());
-                    let request = h2_request(&self.flow.request, out)?;
+                    let request = self.h2_out(out)?;
                     Pending::Http2(Box::pin(session.send(request)), session)
                 }
             };
@@ -577,7 +577,7 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             }
             Route::Http2(mut session) => {
                 let (tx, body) = OutBody::channel(length);
-                let request = h2_request(&self.flow.request, body)?;
+                let request = self.h2_out(body)?;
                 let response: ResponseFuture = Box::pin(session.send(request));
                 Outgoing::Http2 {
                     tx,
@@ -694,8 +694,38 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
         }
     }
 
+    /// The credentials `upstream_auth` adds on the wire (mitmproxy's UpstreamAuth): the next
+    /// proxy's on a plain request to it (`to_proxy`), the server's in reverse mode.
+    fn wire_auth(&self, to_proxy: bool) -> Option<(&'static str, String)> {
+        let value = self.options.upstream_auth.as_deref()?;
+        if to_proxy {
+            Some(("Proxy-Authorization", value.to_string()))
+        } else if matches!(self.shared.mode, super::Mode::Reverse(_)) {
+            Some(("Authorization", value.to_string()))
+        } else {
+            None
+        }
+    }
+
+    /// The flow's request as an HTTP/2 request to the server, with `body`.
+    fn h2_out(&self, body: OutBody) -> Result<http::Request<OutBody>, Failure> {
+        let mut request = h2_request(&self.flow.request, body)?;
+        if let Some((name, value)) = self.wire_auth(false) {
+            if let Ok(value) = http::HeaderValue::from_str(&value) {
+                request.headers_mut().insert(name, value);
+            }
+        }
+        Ok(request)
+    }
+
     /// The request head as it goes to the server, announcing `framing`.
     fn request_head(&mut self, framing: Framing) -> BytesMut {
+        // A plain request to the next proxy names its server (absolute form).
+        let absolute = (self.shared.upstream_proxy().is_some()
+            && self.flow.request.scheme.eq_ignore_ascii_case("http"))
+        .then(|| self.flow.request.url());
+        // upstream_auth goes on the wire only, never into the flow.
+        let auth = self.wire_auth(absolute.is_some());
         let request = &mut self.flow.request;
         if !request.headers.contains("host") {
             let host = host_value(request);
@@ -708,21 +738,6 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             upgrade: codec::is_upgrade(&request.headers),
             connection: None,
         };
-        // A plain request to the next proxy names its server (absolute form).
-        let absolute = (self.shared.upstream_proxy().is_some()
-            && request.scheme.eq_ignore_ascii_case("http"))
-        .then(|| request.url());
-        // upstream_auth goes on the wire only: the next proxy's credentials on a request to
-        // it, the server's in reverse mode (mitmproxy's UpstreamAuth).
-        let auth = self.options.upstream_auth.as_deref().and_then(|value| {
-            if absolute.is_some() {
-                Some(("Proxy-Authorization", value))
-            } else if matches!(self.shared.mode, super::Mode::Reverse(_)) {
-                Some(("Authorization", value))
-            } else {
-                None
-            }
-        });
         let replaced = auth.map(|(name, value)| {
             let old: Vec<Vec<u8>> = request
                 .headers

@@ -32,7 +32,8 @@ use super::rt;
 
 /// An HTTPS server on a free loopback port answering `tls-ok <path>` to every request (and
 /// ` body=<length>` when the request had a body; `/slow...` after 200 ms; `/big/<n>` with
-/// `n` bytes; `/reset...` not at all), with a certificate for `localhost` and `127.0.0.1` issued by a fresh test CA.
+/// `n` bytes; `/reset...` not at all; `/auth...` with ` auth=<Authorization>` added), with a
+/// certificate for `localhost` and `127.0.0.1` issued by a fresh test CA.
 /// It counts the TCP connections it accepted and notes each request's HTTP version.
 pub struct TlsServer {
     /// Where it listens.
@@ -188,13 +189,20 @@ async fn answer(
         let n: usize = n.parse().unwrap_or(0);
         return Ok(hyper::Response::new(Full::new(Bytes::from(vec![b'x'; n]))));
     }
+    let auth = path.starts_with("/auth").then(|| {
+        let value = req.headers().get(http::header::AUTHORIZATION);
+        format!(
+            " auth={}",
+            value.and_then(|v| v.to_str().ok()).unwrap_or("none")
+        )
+    });
     let body = req
         .into_body()
         .collect()
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let mut text = format!("tls-ok {path}");
+    let mut text = format!("tls-ok {path}{}", auth.unwrap_or_default());
     if !body.is_empty() {
         text.push_str(&format!(" body={}", body.len()));
     }
