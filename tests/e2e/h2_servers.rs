@@ -201,10 +201,10 @@ fn upstream_auth_reaches_an_http2_reverse_target() {
         ])
         .args(["--upstream-auth", "alice:secret"])
         .start();
-    let reply = send(proxy.addr, "GET", "/auth", b"").unwrap();
+    let reply = send(proxy.addr, "GET", "/show-authorization", b"").unwrap();
     assert_eq!(
         reply.text(),
-        "tls-ok /auth auth=Basic YWxpY2U6c2VjcmV0",
+        "tls-ok /show-authorization auth=Basic YWxpY2U6c2VjcmV0",
         "{}",
         proxy.dump()
     );

@@ -32,8 +32,8 @@ use super::rt;
 
 /// An HTTPS server on a free loopback port answering `tls-ok <path>` to every request (and
 /// ` body=<length>` when the request had a body; `/slow...` after 200 ms; `/big/<n>` with
-/// `n` bytes; `/reset...` not at all; `/auth...` with ` auth=<Authorization>` added), with a
-/// certificate for `localhost` and `127.0.0.1` issued by a fresh test CA.
+/// `n` bytes; `/reset...` not at all; `/show-authorization...` with ` auth=<Authorization>`
+/// added), with a certificate for `localhost` and `127.0.0.1` issued by a fresh test CA.
 /// It counts the TCP connections it accepted and notes each request's HTTP version.
 pub struct TlsServer {
     /// Where it listens.
@@ -189,7 +189,7 @@ async fn answer(
         let n: usize = n.parse().unwrap_or(0);
         return Ok(hyper::Response::new(Full::new(Bytes::from(vec![b'x'; n]))));
     }
-    let auth = path.starts_with("/auth").then(|| {
+    let auth = path.starts_with("/show-authorization").then(|| {
         let value = req.headers().get(http::header::AUTHORIZATION);
         format!(
             " auth={}",
