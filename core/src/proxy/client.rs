@@ -423,6 +423,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1Downstream<'_, S> {
             HeadOptions {
                 framing,
                 upgrade,
+                replace: None,
                 connection: if upgrade {
                     None
                 } else {

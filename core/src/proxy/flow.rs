@@ -737,16 +737,8 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             framing,
             upgrade: codec::is_upgrade(&request.headers),
             connection: None,
+            replace: auth.as_ref().map(|(name, value)| (*name, value.as_str())),
         };
-        let replaced = auth.map(|(name, value)| {
-            let old: Vec<Vec<u8>> = request
-                .headers
-                .get_all_bytes(name)
-                .map(<[u8]>::to_vec)
-                .collect();
-            request.headers.insert(name, value);
-            (name, old)
-        });
         codec::write_request_head(
             &mut head,
             &request.method,
@@ -755,12 +747,6 @@ impl<'a, D: Downstream> FlowDriver<'a, D> {
             &request.headers,
             opts,
         );
-        if let Some((name, old)) = replaced {
-            request.headers.remove(name);
-            for value in old {
-                request.headers.append(name, value);
-            }
-        }
         head
     }
 

@@ -708,7 +708,7 @@ fn parse_trailers(buf: &[u8]) -> Result<Option<(usize, Headers)>, BodyError> {
 
 /// How [`write_request_head`] and [`write_response_head`] frame the message they write.
 #[derive(Debug, Clone, Copy)]
-pub struct HeadOptions {
+pub struct HeadOptions<'a> {
     /// The framing the body will be sent with; decides the Content-Length and
     /// Transfer-Encoding fields written.
     pub framing: Framing,
@@ -717,15 +717,19 @@ pub struct HeadOptions {
     /// A `connection` field to append, such as `"close"` or `"keep-alive"` (not added when
     /// `upgrade` keeps the original Connection field).
     pub connection: Option<&'static str>,
+    /// A field written in place of the message's fields of that name (the proxy's own
+    /// credentials, `upstream_auth`), leaving the message itself untouched.
+    pub replace: Option<(&'a str, &'a str)>,
 }
 
-impl HeadOptions {
-    /// Options for `framing`, no upgrade, no Connection field.
+impl HeadOptions<'_> {
+    /// Options for `framing`, no upgrade, no Connection field, no replaced field.
     pub const fn new(framing: Framing) -> Self {
         HeadOptions {
             framing,
             upgrade: false,
             connection: None,
+            replace: None,
         }
     }
 }
@@ -882,8 +886,12 @@ fn field_kind(name: &str) -> FieldKind {
     }
 }
 
-fn write_fields(out: &mut BytesMut, headers: &Headers, opts: HeadOptions, request: bool) {
+fn write_fields(out: &mut BytesMut, headers: &Headers, opts: HeadOptions<'_>, request: bool) {
     let has_connection = headers.contains("connection");
+    let replaced = |name: &str| {
+        opts.replace
+            .is_some_and(|(r, _)| r.eq_ignore_ascii_case(name))
+    };
     let mut wrote_length = false;
     let mut wrote_chunked = false;
     for (name, value) in headers.iter() {
@@ -903,7 +911,9 @@ fn write_fields(out: &mut BytesMut, headers: &Headers, opts: HeadOptions, reques
             (FieldKind::Connection | FieldKind::Upgrade, _) if opts.upgrade => {
                 put_field(out, name, value)
             }
-            (FieldKind::Other, _) if !(has_connection && connection_has(headers, name)) => {
+            (FieldKind::Other, _)
+                if !(replaced(name) || has_connection && connection_has(headers, name)) =>
+            {
                 put_field(out, name, value)
             }
             _ => {}
@@ -921,6 +931,9 @@ fn write_fields(out: &mut BytesMut, headers: &Headers, opts: HeadOptions, reques
             out.extend_from_slice(b"transfer-encoding: chunked\r\n");
         }
         _ => {}
+    }
+    if let Some((name, value)) = opts.replace {
+        put_field(out, name, value.as_bytes());
     }
     if let Some(connection) = opts.connection {
         if !(opts.upgrade && has_connection) {
@@ -2089,6 +2102,23 @@ mod tests {
     }
 
     #[test]
+    fn a_replaced_field_is_written_once_with_the_new_value() {
+        let headers = fields(&[
+            ("Host", "a"),
+            ("authorization", "Basic old"),
+            ("X-Other", "1"),
+        ]);
+        let opts = HeadOptions {
+            replace: Some(("Authorization", "Basic new")),
+            ..HeadOptions::new(Framing::Length(0))
+        };
+        assert_eq!(
+            written_request("GET", &headers, opts),
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Other: 1\r\nAuthorization: Basic new\r\n\r\n"
+        );
+    }
+
+    #[test]
     fn upgrade_keeps_connection_and_upgrade() {
         let headers = fields(&[
             ("Host", "a"),
@@ -2101,6 +2131,7 @@ mod tests {
             framing: Framing::Length(0),
             upgrade: true,
             connection: Some("keep-alive"),
+            replace: None,
         };
         assert_eq!(
             written_request("GET", &headers, opts),
@@ -2111,6 +2142,7 @@ mod tests {
             framing: Framing::Empty,
             upgrade: true,
             connection: None,
+            replace: None,
         };
         assert_eq!(
             written_response(
@@ -2125,6 +2157,7 @@ mod tests {
             framing: Framing::Length(0),
             upgrade: true,
             connection: Some("upgrade"),
+            replace: None,
         };
         assert_eq!(
             written_request("GET", &fields(&[("Upgrade", "h2c")]), opts),
@@ -2139,6 +2172,7 @@ mod tests {
             framing: Framing::Length(2),
             upgrade: false,
             connection: Some("close"),
+            replace: None,
         };
         assert_eq!(
             written_response(200, &headers, opts),
