@@ -214,24 +214,32 @@ impl ModifyBody {
                 continue;
             };
             let template = spec::rust_template(&value);
+            // The response's body once there is one, else the request's.
             match flow.response_mut() {
                 Some(response) => {
-                    let body = response.content_or_raw();
-                    let changed = rule.subject.replace_all(&body, template.as_slice());
-                    if let std::borrow::Cow::Owned(changed) = changed {
+                    let changed = replace_all(&rule.subject, &template, &response.content_or_raw());
+                    if let Some(changed) = changed {
                         response.set_content(changed);
                     }
                 }
                 None => {
                     let request = &mut flow.request;
-                    let body = request.content_or_raw();
-                    let changed = rule.subject.replace_all(&body, template.as_slice());
-                    if let std::borrow::Cow::Owned(changed) = changed {
+                    let changed = replace_all(&rule.subject, &template, &request.content_or_raw());
+                    if let Some(changed) = changed {
                         request.set_content(changed);
                     }
                 }
             }
         }
+    }
+}
+
+/// `body` with every match of `subject` replaced by `template`; `None` when nothing matched
+/// (the body is then left as it is, its encoding untouched).
+fn replace_all(subject: &regex::bytes::Regex, template: &[u8], body: &[u8]) -> Option<Vec<u8>> {
+    match subject.replace_all(body, template) {
+        std::borrow::Cow::Owned(changed) => Some(changed),
+        std::borrow::Cow::Borrowed(_) => None,
     }
 }
 
