@@ -2,7 +2,7 @@
 //! messages, each through `websocket_message`, then forwarded (or dropped); pings and pongs
 //! pass straight through; a close ends both sides and fires `websocket_end`.
 
-use std::future::pending;
+use std::{borrow::Cow, future::pending};
 
 use abi_stable::std_types::ROption;
 use bytes::BytesMut;
@@ -414,22 +414,19 @@ where
     if message.dropped() {
         return None;
     }
-    let (opcode, payload) = if message.is_text() {
-        match String::from_utf8_lossy(message.content.as_slice()) {
-            std::borrow::Cow::Borrowed(_) => (Opcode::Text, message.content.as_slice()),
-            // An addon wrote bytes that are not UTF-8 into a text message: sent with
-            // replacement characters, as mitmproxy does.
-            std::borrow::Cow::Owned(fixed) => {
-                let fixed = fixed.into_bytes();
-                let sent = peers.forward(from_client, Opcode::Text, &fixed, &[]).await;
-                return sent.err().map(|_| gone(!from_client));
-            }
-        }
+    let content = message.content.as_slice();
+    let (opcode, payload, fragments) = if !message.is_text() {
+        (Opcode::Binary, Cow::Borrowed(content), fragments)
     } else {
-        (Opcode::Binary, message.content.as_slice())
+        match String::from_utf8_lossy(content) {
+            Cow::Borrowed(_) => (Opcode::Text, Cow::Borrowed(content), fragments),
+            // An addon wrote bytes that are not UTF-8 into a text message: sent with
+            // replacement characters, as mitmproxy does (new length, so new fragments).
+            Cow::Owned(fixed) => (Opcode::Text, Cow::Owned(fixed.into_bytes()), &[][..]),
+        }
     };
     peers
-        .forward(from_client, opcode, payload, fragments)
+        .forward(from_client, opcode, &payload, fragments)
         .await
         .err()
         .map(|_| gone(!from_client))
