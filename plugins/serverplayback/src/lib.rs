@@ -16,7 +16,7 @@ use std::{
     collections::{HashMap, VecDeque},
     sync::{
         atomic::{AtomicBool, Ordering},
-        LazyLock, Mutex, PoisonError,
+        Arc, LazyLock, Mutex, PoisonError,
     },
 };
 
@@ -33,6 +33,7 @@ const MATCH_OPTIONS: [&str; 6] = [
 ];
 
 /// How requests are matched, from the options.
+#[derive(Default)]
 struct Matching {
     ignore_content: bool,
     ignore_host: bool,
@@ -134,6 +135,8 @@ type Table = HashMap<Vec<u8>, VecDeque<HttpFlow>>;
 #[derive(Default)]
 struct State {
     table: Mutex<Table>,
+    /// The matching options the table was filed with; requests are looked up the same way.
+    matching: Mutex<Arc<Matching>>,
     /// Whether the table holds anything: requests skip the lock when it does not.
     active: AtomicBool,
     /// Whether `server_replay` was read (once, at startup, as mitmproxy does).
@@ -152,7 +155,7 @@ impl State {
 
     /// Replaces the table with `flows`, filed with the current matching options.
     fn load(&self, ctx: &Context, flows: Vec<HttpFlow>) {
-        let matching = Matching::from_options(ctx);
+        let matching = Arc::new(Matching::from_options(ctx));
         let mut table = Table::new();
         for flow in flows {
             table
@@ -162,6 +165,7 @@ impl State {
         }
         self.active.store(!table.is_empty(), Ordering::Release);
         *self.table() = table;
+        *self.matching.lock().unwrap_or_else(PoisonError::into_inner) = matching;
     }
 
     fn count(&self) -> usize {
@@ -170,7 +174,8 @@ impl State {
 
     /// The saved flow to answer `request` with (mitmproxy's `next_flow`).
     fn next_flow(&self, ctx: &Context, request: &Request) -> Option<HttpFlow> {
-        let key = Matching::from_options(ctx).key(request);
+        let matching = Arc::clone(&self.matching.lock().unwrap_or_else(PoisonError::into_inner));
+        let key = matching.key(request);
         let reuse: bool =
             ctx.get_option("server_replay_reuse") || ctx.get_option::<bool>("server_replay_nopop");
         let mut table = self.table();
